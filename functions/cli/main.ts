@@ -1,0 +1,44 @@
+import { type CliIo, type Command, processIo, UsageError } from './io.js';
+
+interface CommandEntry {
+  readonly summary: string;
+  /** Loaded on demand so that `detect` does not pay for the CDK or the state machine interpreter. */
+  readonly load: () => Promise<Command>;
+}
+
+const commands: Record<string, CommandEntry> = {
+  detect: {
+    summary:
+      'find conntrack drop messages in kernel logs (syslog, dmesg, journald JSON, CloudWatch payloads)',
+    load: async () => (await import('./detect.js')).detectCommand,
+  },
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(commands).map((name) => name.length));
+  const lines = Object.entries(commands).map(([name, entry]) => `  ${name.padEnd(width)}  ${entry.summary}`);
+  return `usage: conntrack-responder <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nRun 'conntrack-responder <command> --help' for a command's options.\n`;
+}
+
+export async function main(argv: string[], io: CliIo = processIo): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    io.stdout.write(usage());
+    return name === undefined ? 2 : 0;
+  }
+  const entry = commands[name];
+  if (entry === undefined) {
+    io.stderr.write(`conntrack-responder: unknown command '${name}'\n\n${usage()}`);
+    return 2;
+  }
+  try {
+    const command = await entry.load();
+    return await command(rest, io);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      io.stderr.write(`conntrack-responder ${name}: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+}
