@@ -1,0 +1,26 @@
+// A TCP service for lab namespaces: `tcp-service.mjs <address> <port> <close|line>`.
+// `close` accepts and closes each connection; `line` answers one line ("ok\n") first.
+// Prints "listening" once bound, exits on SIGTERM/SIGINT.
+import { createServer, isIPv4 } from 'node:net';
+
+const [address, portText, mode = 'close'] = process.argv.slice(2);
+const port = Number(portText);
+if (!isIPv4(address ?? '') || !Number.isInteger(port) || port < 1 || port > 65535) {
+  process.stderr.write(`usage: tcp-service.mjs <ipv4-address> <port 1-65535> [close|line]\n`);
+  process.exit(2);
+}
+if (mode !== 'close' && mode !== 'line') {
+  process.stderr.write(`tcp-service.mjs: unknown mode '${mode}' (expected close or line)\n`);
+  process.exit(2);
+}
+
+const server = createServer((socket) => {
+  socket.on('error', () => {}); // a client that resets is normal under churn
+  socket.end(mode === 'line' ? 'ok\n' : undefined);
+});
+server.on('error', (error) => {
+  process.stderr.write(`tcp-service.mjs: ${error.message}\n`);
+  process.exit(1);
+});
+server.listen({ host: address, port, backlog: 1024 }, () => process.stdout.write('listening\n'));
+for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => process.exit(0));

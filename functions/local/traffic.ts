@@ -1,0 +1,249 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { isIPv4 } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { execInNetns, type LabHosts, NAMESPACE_PREFIX } from './netns.js';
+
+/**
+ * Lab traffic: small Node programs run inside lab namespaces (`ip netns exec <ns> node <file>`)
+ * that serve and churn TCP connections, so the instance namespace's conntrack table fills the way
+ * it does in seed 003 (short connections, entries left in TIME_WAIT for 120 s). Every count and
+ * duration is bounded, and only namespaces this project created (`ctr-*`) are used.
+ */
+
+const SERVICE_PROGRAM = fileURLToPath(new URL('./programs/tcp-service.mjs', import.meta.url));
+const CHURN_PROGRAM = fileURLToPath(new URL('./programs/tcp-churn.mjs', import.meta.url));
+
+const MAX_CONNECTIONS_PER_CALL = 100_000;
+const MAX_CONCURRENCY = 1024;
+const MAX_TIMEOUT_MS = 60_000;
+
+function assertLabTarget(namespace: string, address: string, port: number): void {
+  if (!namespace.startsWith(NAMESPACE_PREFIX)) {
+    throw new Error(`refusing to run lab traffic in '${namespace}': only '${NAMESPACE_PREFIX}*' namespaces`);
+  }
+  if (!isIPv4(address)) throw new Error(`invalid address '${address}': expected an IPv4 literal`);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new Error(`invalid port ${String(port)}: expected an integer from 1 to 65535`);
+  }
+}
+
+function assertBounded(name: string, value: number, min: number, max: number): void {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new Error(`invalid ${name} ${String(value)}: expected an integer from ${min} to ${max}`);
+  }
+}
+
+/** A running TCP service; `stop()` ends it and resolves once the process is gone. */
+export interface TcpService {
+  readonly namespace: string;
+  readonly address: string;
+  readonly port: number;
+  readonly pid: number;
+  stop(): Promise<void>;
+}
+
+export interface TcpServiceOptions {
+  /** `close` (default) accepts and closes; `line` answers "ok\n" first. */
+  readonly mode?: 'close' | 'line';
+  /** How long to wait for the service to bind (default 10 s). */
+  readonly startTimeoutMs?: number;
+}
+
+function waitForExit(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => child.once('exit', () => resolve()));
+}
+
+/** Starts a TCP service on `address:port` inside `namespace` and resolves once it listens. */
+export async function startTcpService(
+  namespace: string,
+  address: string,
+  port: number,
+  options: TcpServiceOptions = {},
+): Promise<TcpService> {
+  assertLabTarget(namespace, address, port);
+  const mode = options.mode ?? 'close';
+  // `ip netns exec` execs the program, so the child's pid is the service's own.
+  const child = spawn(
+    'ip',
+    ['netns', 'exec', namespace, process.execPath, SERVICE_PROGRAM, address, String(port), mode],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const stop = async () => {
+    const exited = waitForExit(child);
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 2000);
+    await exited;
+    clearTimeout(timer);
+  };
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString('utf8');
+  });
+  await new Promise<void>((resolve, reject) => {
+    const fail = (reason: string) => {
+      clearTimeout(timer);
+      void stop();
+      reject(new Error(`TCP service ${address}:${port} in ${namespace} did not start: ${reason}`));
+    };
+    const timer = setTimeout(
+      () => fail('timed out waiting for it to listen'),
+      options.startTimeoutMs ?? 10_000,
+    );
+    child.once('error', (error) => fail(error.message));
+    child.once('exit', (code) => fail(`exited ${String(code)}: ${stderr.trim()}`));
+    child.stdout?.once('data', () => {
+      clearTimeout(timer);
+      child.removeAllListeners('exit');
+      resolve();
+    });
+  });
+  if (child.pid === undefined) throw new Error(`TCP service in ${namespace} has no pid`);
+  return { namespace, address, port, pid: child.pid, stop };
+}
+
+export interface ChurnOptions {
+  /** Connections to open and close (at most 100,000 per call). */
+  readonly count: number;
+  /** Connections in flight at once (default 32, at most 1024). */
+  readonly concurrency?: number;
+  /** Per connection: connect, FIN, peer's close (default 1000 ms, at most 60 s). */
+  readonly timeoutMs?: number;
+}
+
+export interface ChurnResult {
+  readonly attempted: number;
+  readonly succeeded: number;
+  readonly failed: number;
+  /** Failures by error code (`ETIMEDOUT` is a SYN the peer's full table dropped). */
+  readonly errors: Readonly<Record<string, number>>;
+  readonly elapsedMs: number;
+}
+
+/** Opens and closes `count` short TCP connections from `clientNs` to `address:port`. */
+export async function churnConnections(
+  clientNs: string,
+  address: string,
+  port: number,
+  options: ChurnOptions,
+): Promise<ChurnResult> {
+  assertLabTarget(clientNs, address, port);
+  const concurrency = options.concurrency ?? 32;
+  const timeoutMs = options.timeoutMs ?? 1000;
+  assertBounded('count', options.count, 0, MAX_CONNECTIONS_PER_CALL);
+  assertBounded('concurrency', concurrency, 1, MAX_CONCURRENCY);
+  assertBounded('timeoutMs', timeoutMs, 10, MAX_TIMEOUT_MS);
+  // Worst case every connection times out in sequence per worker; add slack for process start.
+  const bound = Math.ceil(options.count / concurrency) * timeoutMs + 15_000;
+  const { stdout } = await execInNetns(
+    clientNs,
+    process.execPath,
+    [CHURN_PROGRAM, address, String(port), String(options.count), String(concurrency), String(timeoutMs)],
+    { timeoutMs: bound },
+  );
+  return JSON.parse(stdout) as ChurnResult;
+}
+
+/** "Do `count` new connections succeed right now?" (default 5 connections, 1 s each, in parallel). */
+export function probeConnections(
+  clientNs: string,
+  address: string,
+  port: number,
+  options: { count?: number; timeoutMs?: number } = {},
+): Promise<ChurnResult> {
+  const count = options.count ?? 5;
+  return churnConnections(clientNs, address, port, {
+    count,
+    concurrency: Math.max(1, Math.min(count, MAX_CONCURRENCY)),
+    timeoutMs: options.timeoutMs ?? 1000,
+  });
+}
+
+async function readNumberIn(namespace: string, path: string): Promise<number> {
+  const { stdout } = await execInNetns(namespace, 'cat', [path]);
+  const value = Number.parseInt(stdout.trim(), 10);
+  if (!Number.isInteger(value)) throw new Error(`unexpected content in ${path} of ${namespace}: '${stdout}'`);
+  return value;
+}
+
+/** The namespace's own number of conntrack entries. */
+export function conntrackCount(namespace: string): Promise<number> {
+  return readNumberIn(namespace, '/proc/sys/net/netfilter/nf_conntrack_count');
+}
+
+/** nf_conntrack_max as the namespace sees it (the global value). */
+export function conntrackMax(namespace: string): Promise<number> {
+  return readNumberIn(namespace, '/proc/sys/net/netfilter/nf_conntrack_max');
+}
+
+export interface ReproduceTableFullOptions {
+  readonly hosts: LabHosts;
+  /** The instance's service port (it must be open in the instance firewall). */
+  readonly port: number;
+  /** Connections per round between two count readings (default 256). */
+  readonly batchSize?: number;
+  readonly concurrency?: number;
+  readonly connectTimeoutMs?: number;
+  /** Give up after this many connections (default 4 × max + 1000). */
+  readonly maxConnections?: number;
+  /** Give up after this long (default 120 s). */
+  readonly deadlineMs?: number;
+}
+
+export interface TableFullResult {
+  readonly max: number;
+  readonly countBefore: number;
+  /** The instance's count when the table was found full. */
+  readonly countAtFull: number;
+  readonly attempted: number;
+  readonly succeeded: number;
+  readonly failed: number;
+  /** The probe that showed new connections failing. */
+  readonly probe: ChurnResult;
+  readonly elapsedMs: number;
+}
+
+/**
+ * Reproduces seed 003 for real: short connections from the clients to the instance until the
+ * instance's table holds nf_conntrack_max entries and new connections fail. Call it inside
+ * `withConntrackMax(lowMax, …)` so that this takes seconds. Throws (with the counts so far) when
+ * the table does not fill within the bounds.
+ */
+export async function reproduceTableFull(options: ReproduceTableFullOptions): Promise<TableFullResult> {
+  const { hosts, port } = options;
+  const started = performance.now();
+  const max = await conntrackMax(hosts.instance);
+  const countBefore = await conntrackCount(hosts.instance);
+  const batchSize = options.batchSize ?? 256;
+  const maxConnections = options.maxConnections ?? max * 4 + 1000;
+  const deadline = started + (options.deadlineMs ?? 120_000);
+  assertBounded('maxConnections', maxConnections, 1, 1_000_000);
+  let attempted = 0;
+  let succeeded = 0;
+  let failed = 0;
+  let count = countBefore;
+  while (attempted < maxConnections && performance.now() < deadline) {
+    const round = await churnConnections(hosts.clients, hosts.instanceAddress, port, {
+      count: Math.min(batchSize, maxConnections - attempted),
+      concurrency: options.concurrency ?? 32,
+      timeoutMs: options.connectTimeoutMs ?? 1000,
+    });
+    attempted += round.attempted;
+    succeeded += round.succeeded;
+    failed += round.failed;
+    count = await conntrackCount(hosts.instance);
+    if (count >= max) {
+      const probe = await probeConnections(hosts.clients, hosts.instanceAddress, port, {
+        timeoutMs: options.connectTimeoutMs ?? 1000,
+      });
+      if (probe.succeeded === 0) {
+        const elapsedMs = Math.round(performance.now() - started);
+        return { max, countBefore, countAtFull: count, attempted, succeeded, failed, probe, elapsedMs };
+      }
+    }
+  }
+  throw new Error(
+    `the conntrack table of ${hosts.instance} did not fill: count ${count} of max ${max} after ` +
+      `${attempted} connections (${succeeded} succeeded, ${failed} failed) in ${Math.round(performance.now() - started)} ms`,
+  );
+}

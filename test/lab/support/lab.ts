@@ -1,0 +1,55 @@
+import { applyHostFirewall, type FirewallBackend } from '../../../functions/local/firewall.js';
+import { createLabHosts, type LabHosts } from '../../../functions/local/netns.js';
+import { startTcpService, type TcpService } from '../../../functions/local/traffic.js';
+
+/** Lab hosts whose instance runs a firewall and a TCP service on each port. */
+export interface ServedLabHosts extends LabHosts {
+  readonly backend: FirewallBackend;
+  readonly services: readonly TcpService[];
+}
+
+export interface ServedLabHostsOptions {
+  readonly role: string;
+  readonly backend: FirewallBackend;
+  /** Ports the firewall opens; a service listens on each. */
+  readonly servicePorts: readonly number[];
+  /** Ports with a listening service that the firewall does NOT open (to prove it filters). */
+  readonly closedPorts?: readonly number[];
+  readonly mode?: 'close' | 'line';
+}
+
+/**
+ * One call for the usual lab setup: the instance/clients namespace pair, the instance firewall in
+ * the chosen backend, and services listening on the instance address. `destroy()` stops the
+ * services and removes both namespaces (also when setup fails half-way).
+ */
+export async function createServedLabHosts(options: ServedLabHostsOptions): Promise<ServedLabHosts> {
+  const hosts = await createLabHosts(options.role);
+  const services: TcpService[] = [];
+  const destroy = async () => {
+    await Promise.all(services.map((service) => service.stop()));
+    await hosts.destroy();
+  };
+  try {
+    await applyHostFirewall(hosts.instance, options.backend, { servicePorts: options.servicePorts });
+    for (const port of [...options.servicePorts, ...(options.closedPorts ?? [])]) {
+      services.push(
+        await startTcpService(hosts.instance, hosts.instanceAddress, port, { mode: options.mode }),
+      );
+    }
+  } catch (error) {
+    await destroy();
+    throw error;
+  }
+  return { ...hosts, backend: options.backend, services, destroy };
+}
+
+/** True while a process with this pid exists. */
+export function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
