@@ -1,0 +1,377 @@
+import { Duration } from 'aws-cdk-lib';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import type { Construct } from 'constructs';
+import { DOCUMENT } from '../../functions/core/workflow/documents.js';
+import { OUTCOMES } from '../../functions/core/workflow/outcome.js';
+import { type SsmPolling, ssmCommandLoop } from './ssm-command.js';
+import { STATE, type WorkflowFunctionRole } from './state-names.js';
+
+/** The Lambda functions behind the workflow's Task states (thin handlers in functions/handlers/workflow/). */
+export type IncidentWorkflowFunctions = Readonly<Record<WorkflowFunctionRole, lambda.IFunction>>;
+
+/** Names in SSM of the documents the workflow runs. */
+export interface IncidentWorkflowDocuments {
+  readonly collectDiagnostics: string;
+  readonly raiseLimits: string;
+  readonly notrackPorts: string;
+  readonly rollback: string;
+}
+
+export interface IncidentDefinitionProps {
+  readonly functions: IncidentWorkflowFunctions;
+  readonly documents: IncidentWorkflowDocuments;
+  /**
+   * How SSM commands are awaited.
+   * @default 3 s between checks, 60 checks, 60 s delivery timeout
+   */
+  readonly polling?: Partial<SsmPolling>;
+  /**
+   * How long a change waits for a person before the incident ends with no change, escalated.
+   * @default Duration.minutes(30)
+   */
+  readonly approvalTimeout?: Duration;
+  /**
+   * collect-diagnostics parameters: seconds between the two counter samples, and the N of top-N lists.
+   * @default { sampleSeconds: 3, topN: 10 }
+   */
+  readonly diagnostics?: { readonly sampleSeconds?: number; readonly topN?: number };
+}
+
+export const DEFAULT_POLLING: SsmPolling = { intervalSeconds: 3, maxPolls: 60, deliveryTimeoutSeconds: 60 };
+export const DEFAULT_APPROVAL_TIMEOUT = Duration.minutes(30);
+
+/**
+ * The incident workflow, in JSONPath so that the same definition runs locally under
+ * aws-local-stepfunctions. Data accumulates under one object:
+ * `incident` (the execution input), `execution`, `instance`, `before`, `assessment`, `gate`,
+ * `approval`, `applied`, `after`, `verification`, `rollback`, `error`, `outcome`, `notification`,
+ * `evidence`.
+ *
+ * Every path ends in Notify → Write the evidence bundle: terminal branches set `outcome`; a failure
+ * before any change is caught into "Failed before any change"; a failure once a change may have
+ * been made is caught into "Roll back"; a failed rollback into "Rollback failed: escalated".
+ */
+export function buildIncidentDefinition(scope: Construct, props: IncidentDefinitionProps): sfn.IChainable {
+  const polling = { ...DEFAULT_POLLING, ...props.polling };
+  const approvalTimeout = props.approvalTimeout ?? DEFAULT_APPROVAL_TIMEOUT;
+  const sampleSeconds = props.diagnostics?.sampleSeconds ?? 3;
+  const topN = props.diagnostics?.topN ?? 10;
+  const { functions, documents } = props;
+
+  const outcome = (name: string, value: (typeof OUTCOMES)[keyof typeof OUTCOMES]) =>
+    new sfn.Pass(scope, name, { result: sfn.Result.fromObject(value), resultPath: '$.outcome' });
+
+  // Without a payload the function receives the whole state (notify and the evidence bundle need it).
+  const invoke = (
+    name: string,
+    fn: lambda.IFunction,
+    payload: sfn.TaskInput | undefined,
+    resultPath: string,
+  ) =>
+    new tasks.LambdaInvoke(scope, name, {
+      lambdaFunction: fn,
+      ...(payload === undefined ? {} : { payload }),
+      payloadResponseOnly: true,
+      resultPath,
+      taskTimeout: sfn.Timeout.duration(Duration.seconds(120)),
+    });
+
+  // ---- the end of every path: notify, then keep the evidence ------------------------------------
+  const done = new sfn.Succeed(scope, STATE.done);
+  const evidenceNotWritten = new sfn.Fail(scope, STATE.evidenceNotWritten, {
+    error: 'EvidenceNotWritten',
+    cause: 'The incident was handled and notified, but its evidence bundle could not be written.',
+  });
+  const writeEvidence = invoke(
+    STATE.writeEvidence,
+    functions.writeEvidence,
+    undefined,
+    '$.evidence',
+  ).addCatch(evidenceNotWritten, { errors: [sfn.Errors.ALL], resultPath: '$.evidenceError' });
+  writeEvidence.next(done);
+
+  const notify = invoke(STATE.notify, functions.notify, undefined, '$.notification');
+  notify.addCatch(writeEvidence, { errors: [sfn.Errors.ALL], resultPath: '$.notificationError' });
+  notify.next(writeEvidence);
+
+  // ---- failure handling -----------------------------------------------------------------------
+  const failedBeforeChange = outcome(STATE.failedBeforeChange, OUTCOMES.failedBeforeChange).next(notify);
+  const rollbackFailed = outcome(STATE.rollbackFailed, OUTCOMES.rollbackFailed).next(notify);
+  const rolledBack = outcome(STATE.rolledBack, OUTCOMES.rolledBack).next(notify);
+
+  const rollBack = new sfn.Map(scope, STATE.rollBack, {
+    itemsPath: '$.gate.rollback',
+    maxConcurrency: 1,
+    itemSelector: ssmBlockInput('$$.Map.Item.Value.parameters', '$$.Map.Item.Value'),
+    resultPath: '$.rollback',
+  });
+  rollBack.itemProcessor(
+    ssmCommandLoop(scope, {
+      label: 'Roll back',
+      documents: [{ logicalName: DOCUMENT.rollback, awsName: documents.rollback }],
+      polling,
+    }),
+  );
+  rollBack.addCatch(rollbackFailed, { errors: [sfn.Errors.ALL], resultPath: '$.rollbackError' });
+  rollBack.next(rolledBack);
+
+  const beforeChange = <T extends { addCatch(handler: sfn.IChainable, props?: sfn.CatchProps): unknown }>(
+    state: T,
+  ): T => {
+    state.addCatch(failedBeforeChange, { errors: [sfn.Errors.ALL], resultPath: '$.error' });
+    return state;
+  };
+  const afterChange = <T extends { addCatch(handler: sfn.IChainable, props?: sfn.CatchProps): unknown }>(
+    state: T,
+  ): T => {
+    state.addCatch(rollBack, { errors: [sfn.Errors.ALL], resultPath: '$.error' });
+    return state;
+  };
+
+  // ---- from the incident to a plan ------------------------------------------------------------
+  const takeIncident = new sfn.Pass(scope, STATE.takeIncident, {
+    parameters: {
+      incident: sfn.JsonPath.objectAt('$'),
+      execution: {
+        id: sfn.JsonPath.executionId,
+        name: sfn.JsonPath.executionName,
+        startedAt: sfn.JsonPath.executionStartTime,
+      },
+    },
+  });
+
+  const lookUpInstance = beforeChange(
+    new tasks.CallAwsService(scope, STATE.lookUpInstance, {
+      service: 'ssm',
+      action: 'describeInstanceInformation',
+      iamAction: 'ssm:DescribeInstanceInformation',
+      // DescribeInstanceInformation supports no resource-level permissions.
+      iamResources: ['*'],
+      parameters: {
+        Filters: [
+          { Key: 'InstanceIds', Values: sfn.JsonPath.array(sfn.JsonPath.stringAt('$.incident.instanceId')) },
+        ],
+      },
+      resultSelector: { information: sfn.JsonPath.listAt('$.InstanceInformationList') },
+      resultPath: '$.instance',
+    }),
+  );
+
+  const notManaged = outcome(STATE.notManaged, OUTCOMES.notManaged).next(notify);
+
+  const collectBefore = beforeChange(
+    collectDiagnostics(scope, STATE.collectDiagnostics, '$.before', {
+      awsName: documents.collectDiagnostics,
+      sampleSeconds,
+      topN,
+      polling,
+    }),
+  );
+
+  const assess = beforeChange(
+    invoke(
+      STATE.assess,
+      functions.assess,
+      sfn.TaskInput.fromObject({
+        incident: sfn.JsonPath.objectAt('$.incident'),
+        diagnostics: sfn.JsonPath.objectAt('$.before'),
+      }),
+      '$.assessment',
+    ),
+  );
+  const notConfirmed = outcome(STATE.notConfirmed, OUTCOMES.notConfirmed).next(notify);
+
+  // ---- the policy gate and the approval -------------------------------------------------------
+  const checkPolicy = beforeChange(
+    invoke(
+      STATE.checkPolicy,
+      functions.policyGate,
+      sfn.TaskInput.fromObject({
+        incident: sfn.JsonPath.objectAt('$.incident'),
+        assessment: sfn.JsonPath.objectAt('$.assessment'),
+      }),
+      '$.gate',
+    ),
+  );
+  const nothingToChange = outcome(STATE.nothingToChange, OUTCOMES.nothingToChange).next(notify);
+  const dryRun = outcome(STATE.dryRun, OUTCOMES.dryRun).next(notify);
+  const rejected = outcome(STATE.rejected, OUTCOMES.rejected).next(notify);
+  const approvalTimedOut = outcome(STATE.approvalTimedOut, OUTCOMES.approvalTimedOut).next(notify);
+
+  // The task token never leaves the server side: the handler stores it under a single-use approval
+  // id, and only that id travels in messages and buttons.
+  const waitForApproval = new tasks.LambdaInvoke(scope, STATE.waitForApproval, {
+    lambdaFunction: functions.requestApproval,
+    integrationPattern: sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
+    payload: sfn.TaskInput.fromObject({
+      taskToken: sfn.JsonPath.taskToken,
+      timeoutSeconds: approvalTimeout.toSeconds(),
+      execution: sfn.JsonPath.objectAt('$.execution'),
+      incident: sfn.JsonPath.objectAt('$.incident'),
+      assessment: sfn.JsonPath.objectAt('$.assessment'),
+      gate: sfn.JsonPath.objectAt('$.gate'),
+    }),
+    taskTimeout: sfn.Timeout.duration(approvalTimeout),
+    resultPath: '$.approval',
+  });
+  waitForApproval.addCatch(approvalTimedOut, { errors: [sfn.Errors.TIMEOUT], resultPath: '$.error' });
+  beforeChange(waitForApproval);
+
+  const settleApproval = beforeChange(
+    invoke(
+      STATE.settleApproval,
+      functions.policyGate,
+      sfn.TaskInput.fromObject({
+        incident: sfn.JsonPath.objectAt('$.incident'),
+        assessment: sfn.JsonPath.objectAt('$.assessment'),
+        approval: sfn.JsonPath.objectAt('$.approval'),
+      }),
+      '$.gate',
+    ),
+  );
+
+  // ---- change, soak, verify -------------------------------------------------------------------
+  const applyRemediation = afterChange(
+    new sfn.Map(scope, STATE.applyRemediation, {
+      itemsPath: '$.gate.toApply',
+      maxConcurrency: 1,
+      itemSelector: ssmBlockInput('$$.Map.Item.Value.parameters', '$$.Map.Item.Value'),
+      resultPath: '$.applied',
+    }),
+  );
+  applyRemediation.itemProcessor(
+    ssmCommandLoop(scope, {
+      label: 'Apply',
+      documents: [
+        { logicalName: DOCUMENT.raiseLimits, awsName: documents.raiseLimits },
+        { logicalName: DOCUMENT.notrackPorts, awsName: documents.notrackPorts },
+      ],
+      polling,
+    }),
+  );
+
+  const soak = new sfn.Wait(scope, STATE.soak, { time: sfn.WaitTime.secondsPath('$.gate.soakSeconds') });
+
+  const collectAfter = afterChange(
+    collectDiagnostics(scope, STATE.collectDiagnosticsAfter, '$.after', {
+      awsName: documents.collectDiagnostics,
+      sampleSeconds,
+      topN,
+      polling,
+    }),
+  );
+
+  const verify = afterChange(
+    invoke(
+      STATE.verify,
+      functions.verify,
+      sfn.TaskInput.fromObject({
+        incident: sfn.JsonPath.objectAt('$.incident'),
+        assessment: sfn.JsonPath.objectAt('$.assessment'),
+        gate: sfn.JsonPath.objectAt('$.gate'),
+        applied: sfn.JsonPath.listAt('$.applied'),
+        before: sfn.JsonPath.objectAt('$.before'),
+        after: sfn.JsonPath.objectAt('$.after'),
+      }),
+      '$.verification',
+    ),
+  );
+  const remediated = outcome(STATE.remediated, OUTCOMES.remediated).next(notify);
+
+  // ---- wiring ---------------------------------------------------------------------------------
+  verify.next(
+    new sfn.Choice(scope, STATE.fixHeld)
+      .when(sfn.Condition.booleanEquals('$.verification.held', true), remediated)
+      .otherwise(rollBack),
+  );
+  applyRemediation.next(soak).next(collectAfter).next(verify);
+
+  settleApproval.next(
+    new sfn.Choice(scope, STATE.anythingApproved)
+      .when(sfn.Condition.stringEquals('$.gate.decision', 'apply'), applyRemediation)
+      .otherwise(rejected),
+  );
+  waitForApproval.next(settleApproval);
+
+  checkPolicy.next(
+    new sfn.Choice(scope, STATE.approvalRequired)
+      .when(sfn.Condition.stringEquals('$.gate.decision', 'apply'), applyRemediation)
+      .when(sfn.Condition.stringEquals('$.gate.decision', 'approve'), waitForApproval)
+      .when(sfn.Condition.stringEquals('$.gate.decision', 'dry-run'), dryRun)
+      .otherwise(nothingToChange),
+  );
+
+  assess.next(
+    new sfn.Choice(scope, STATE.dropsConfirmed)
+      .when(sfn.Condition.booleanEquals('$.assessment.confirmed', true), checkPolicy)
+      .otherwise(notConfirmed),
+  );
+  collectBefore.next(assess);
+
+  lookUpInstance.next(
+    new sfn.Choice(scope, STATE.instanceManaged)
+      .when(
+        sfn.Condition.and(
+          sfn.Condition.isPresent('$.instance.information[0].PingStatus'),
+          sfn.Condition.stringEquals('$.instance.information[0].PingStatus', 'Online'),
+        ),
+        collectBefore,
+      )
+      .otherwise(notManaged),
+  );
+
+  return takeIncident.next(lookUpInstance);
+}
+
+/** The input of an SSM command block: see ssmCommandLoop. */
+function ssmBlockInput(parametersPath: string, requestPath: string): Record<string, unknown> {
+  return {
+    instanceId: sfn.JsonPath.stringAt('$.incident.instanceId'),
+    incidentId: sfn.JsonPath.stringAt('$.incident.incidentId'),
+    parameters: sfn.JsonPath.objectAt(parametersPath),
+    request: sfn.JsonPath.objectAt(requestPath),
+    polls: { count: 0 },
+  };
+}
+
+interface CollectProps {
+  readonly awsName: string;
+  readonly sampleSeconds: number;
+  readonly topN: number;
+  readonly polling: SsmPolling;
+}
+
+/** collect-diagnostics as one Parallel block, so that its loop's failures are caught as one step. */
+function collectDiagnostics(
+  scope: Construct,
+  name: string,
+  resultPath: string,
+  props: CollectProps,
+): sfn.Parallel {
+  const block = new sfn.Parallel(scope, name, {
+    parameters: {
+      instanceId: sfn.JsonPath.stringAt('$.incident.instanceId'),
+      incidentId: sfn.JsonPath.stringAt('$.incident.incidentId'),
+      parameters: { SampleSeconds: [String(props.sampleSeconds)], TopN: [String(props.topN)] },
+      request: { document: DOCUMENT.collectDiagnostics },
+      polls: { count: 0 },
+    },
+    resultSelector: {
+      commandId: sfn.JsonPath.stringAt('$[0].command.commandId'),
+      status: sfn.JsonPath.stringAt('$[0].invocation.status'),
+      stdout: sfn.JsonPath.stringAt('$[0].invocation.stdout'),
+      stderr: sfn.JsonPath.stringAt('$[0].invocation.stderr'),
+    },
+    resultPath,
+  });
+  block.branch(
+    ssmCommandLoop(scope, {
+      label: name,
+      documents: [{ logicalName: DOCUMENT.collectDiagnostics, awsName: props.awsName }],
+      polling: props.polling,
+    }),
+  );
+  return block;
+}

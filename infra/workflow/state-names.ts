@@ -1,0 +1,78 @@
+/**
+ * The names of the incident workflow's states. They read as sentences in the Step Functions
+ * console and in the postmortem timeline, and they are the keys by which the local twin binds a
+ * Task state to the same handler code that runs in Lambda (`functions/local/twin/`).
+ */
+export const STATE = {
+  takeIncident: 'Take the incident',
+  lookUpInstance: 'Look up the instance in SSM',
+  instanceManaged: 'Instance managed and online?',
+  notManaged: 'Not managed: no change, escalated',
+
+  collectDiagnostics: 'Collect diagnostics',
+  assess: 'Confirm the drops and plan the remediation',
+  dropsConfirmed: 'Drops confirmed?',
+  notConfirmed: 'Not confirmed: no change',
+
+  checkPolicy: 'Check the policy',
+  approvalRequired: 'Approval required?',
+  nothingToChange: 'Nothing to change on the host',
+  dryRun: 'Dry run: no change',
+  waitForApproval: 'Wait for approval',
+  approvalTimedOut: 'No decision in time: no change, escalated',
+  settleApproval: 'Settle the approved changes',
+  anythingApproved: 'Anything approved?',
+  rejected: 'Rejected: no change',
+
+  applyRemediation: 'Apply the remediation',
+  soak: 'Wait for the soak period',
+  collectDiagnosticsAfter: 'Collect diagnostics after the soak',
+  verify: 'Verify the fix',
+  fixHeld: 'Fix held?',
+  remediated: 'Fixed and verified',
+  rollBack: 'Roll back',
+  rolledBack: 'Rolled back',
+  rollbackFailed: 'Rollback failed: escalated',
+  failedBeforeChange: 'Failed before any change',
+
+  notify: 'Notify',
+  writeEvidence: 'Write the evidence bundle',
+  evidenceNotWritten: 'Evidence bundle not written',
+  done: 'Incident closed',
+} as const;
+
+export type StateName = (typeof STATE)[keyof typeof STATE];
+
+/** The Lambda-backed Task states, by the handler that serves them. */
+export const LAMBDA_TASK_STATES = {
+  assess: [STATE.assess],
+  policyGate: [STATE.checkPolicy, STATE.settleApproval],
+  requestApproval: [STATE.waitForApproval],
+  verify: [STATE.verify],
+  notify: [STATE.notify],
+  writeEvidence: [STATE.writeEvidence],
+} as const;
+
+export type WorkflowFunctionRole = keyof typeof LAMBDA_TASK_STATES;
+
+/** SSM command blocks: a Parallel (or Map) state wrapping a send → wait → get → finished? loop. */
+export const SSM_BLOCK = {
+  collectBefore: STATE.collectDiagnostics,
+  collectAfter: STATE.collectDiagnosticsAfter,
+  apply: STATE.applyRemediation,
+  rollBack: STATE.rollBack,
+} as const;
+
+/** Error names raised by the workflow itself (Fail states inside SSM blocks). */
+export const WORKFLOW_ERROR = {
+  commandFailed: 'SsmCommandFailed',
+  commandTimedOut: 'SsmCommandTimedOut',
+  unknownDocument: 'UnknownRemediationDocument',
+} as const;
+
+/**
+ * The error Step Functions reports when GetCommandInvocation runs before the invocation exists
+ * (the race right after SendCommand). SDK integrations name errors `<Service>.<Name>Exception`,
+ * adding the suffix even where the service's own name lacks it.
+ */
+export const INVOCATION_DOES_NOT_EXIST = 'Ssm.InvocationDoesNotExistException';

@@ -1,0 +1,312 @@
+import { Duration } from 'aws-cdk-lib';
+import { Capture, Match, Template } from 'aws-cdk-lib/assertions';
+import { describe, expect, it } from 'vitest';
+import {
+  type AslMachine,
+  type AslState,
+  allStates,
+  isTerminal,
+  successors,
+} from '../../functions/local/twin/asl.js';
+import { onlyStateMachine } from '../../functions/local/twin/template.js';
+import { DEFAULT_POLLING } from '../../infra/workflow/definition.js';
+import {
+  INVOCATION_DOES_NOT_EXIST,
+  SSM_BLOCK,
+  STATE,
+  WORKFLOW_ERROR,
+} from '../../infra/workflow/state-names.js';
+import { workflowTestStack } from './support/workflow-stack.js';
+
+function synth(overrides: Parameters<typeof workflowTestStack>[0] = {}) {
+  const { stack } = workflowTestStack(overrides);
+  const template = Template.fromStack(stack);
+  const definition = onlyStateMachine(template.toJSON()).definition as unknown as AslMachine;
+  return { template, definition };
+}
+
+const { template, definition } = synth();
+
+function state(machine: AslMachine, name: string): AslState {
+  const found = allStates(machine).find((entry) => entry.name === name);
+  if (found === undefined) throw new Error(`no state named '${name}'`);
+  return found.state;
+}
+
+/** States reachable from `start` in the top-level graph, never entering `blocked`. */
+function reachable(machine: AslMachine, start: string, blocked: readonly string[] = []): Set<string> {
+  const seen = new Set<string>();
+  const queue = [start];
+  while (queue.length > 0) {
+    const name = queue.shift() as string;
+    if (seen.has(name) || blocked.includes(name)) continue;
+    seen.add(name);
+    queue.push(...successors(machine.States[name] as AslState));
+  }
+  return seen;
+}
+
+describe('incident workflow definition', () => {
+  it('is a Standard workflow written in JSONPath, so the same definition runs locally', () => {
+    template.hasResourceProperties('AWS::StepFunctions::StateMachine', { StateMachineType: 'STANDARD' });
+    expect((definition as unknown as Record<string, unknown>).QueryLanguage ?? 'JSONPath').toBe('JSONPath');
+    for (const { name, state: each } of allStates(definition)) {
+      expect(each.QueryLanguage ?? 'JSONPath', name).toBe('JSONPath');
+    }
+  });
+
+  it('has every state of the story, reading as sentences', () => {
+    const names = Object.keys(definition.States);
+    for (const name of Object.values(STATE)) expect(names, name).toContain(name);
+    expect(definition.StartAt).toBe(STATE.takeIncident);
+  });
+
+  it('checks that SSM manages the instance and that it is online before sending any command', () => {
+    const lookUp = state(definition, STATE.lookUpInstance);
+    expect(state(definition, STATE.takeIncident).Next).toBe(STATE.lookUpInstance);
+    expect(lookUp.Resource).toBe('arn:aws:states:::aws-sdk:ssm:describeInstanceInformation');
+    expect(lookUp.Parameters).toEqual({
+      Filters: [{ Key: 'InstanceIds', 'Values.$': 'States.Array($.incident.instanceId)' }],
+    });
+    const managed = state(definition, STATE.instanceManaged);
+    expect(managed.Choices).toEqual([
+      {
+        And: [
+          { Variable: '$.instance.information[0].PingStatus', IsPresent: true },
+          { Variable: '$.instance.information[0].PingStatus', StringEquals: 'Online' },
+        ],
+        Next: STATE.collectDiagnostics,
+      },
+    ]);
+    expect(managed.Default).toBe(STATE.notManaged);
+    expect(state(definition, STATE.notManaged).Next).toBe(STATE.notify);
+  });
+
+  describe.each(Object.values(SSM_BLOCK))('SSM command block "%s"', (block) => {
+    const container = state(definition, block);
+    const loop = (container.Branches?.[0] ?? container.ItemProcessor) as AslMachine;
+    const loopStates = Object.entries(loop.States);
+    const label = block === STATE.applyRemediation ? 'Apply' : block;
+
+    it('sends through the SDK integration, then waits, asks for the result and counts the check', () => {
+      const sends = loopStates.filter(([, each]) => each.Resource?.endsWith(':ssm:sendCommand'));
+      expect(sends.length).toBeGreaterThan(0);
+      for (const [, send] of sends) {
+        expect(send.Resource).toBe('arn:aws:states:::aws-sdk:ssm:sendCommand');
+        expect(send.Next).toBe(`${label}: wait`);
+        expect(send.Parameters).toMatchObject({
+          'InstanceIds.$': 'States.Array($.instanceId)',
+          'Parameters.$': '$.parameters',
+          TimeoutSeconds: DEFAULT_POLLING.deliveryTimeoutSeconds,
+        });
+      }
+      expect(loop.States[`${label}: wait`]).toMatchObject({
+        Type: 'Wait',
+        Seconds: DEFAULT_POLLING.intervalSeconds,
+        Next: `${label}: get the result`,
+      });
+      const get = loop.States[`${label}: get the result`] as AslState;
+      expect(get.Resource).toBe('arn:aws:states:::aws-sdk:ssm:getCommandInvocation');
+      expect(get.Next).toBe(`${label}: count the check`);
+      expect(get.Retry).toContainEqual(expect.objectContaining({ ErrorEquals: [INVOCATION_DOES_NOT_EXIST] }));
+      expect(loop.States[`${label}: count the check`]).toMatchObject({
+        Parameters: { 'count.$': 'States.MathAdd($.polls.count, 1)' },
+        ResultPath: '$.polls',
+        Next: `${label}: finished?`,
+      });
+    });
+
+    it('loops only while the command runs and the poll budget lasts, and fails clearly otherwise', () => {
+      const finished = loop.States[`${label}: finished?`] as AslState;
+      const running = ['Pending', 'InProgress', 'Delayed'].map((status) => ({
+        Variable: '$.invocation.status',
+        StringEquals: status,
+      }));
+      expect(finished.Choices).toEqual([
+        { Variable: '$.invocation.status', StringEquals: 'Success', Next: `${label}: succeeded` },
+        {
+          And: [{ Or: running }, { Variable: '$.polls.count', NumericLessThan: DEFAULT_POLLING.maxPolls }],
+          Next: `${label}: wait`,
+        },
+        { Or: running, Next: `${label}: timed out` },
+      ]);
+      expect(finished.Default).toBe(`${label}: describe the failure`);
+      expect(loop.States[`${label}: timed out`]).toMatchObject({
+        Type: 'Fail',
+        Error: WORKFLOW_ERROR.commandTimedOut,
+      });
+      expect(loop.States[`${label}: failed`]).toMatchObject({
+        Type: 'Fail',
+        Error: WORKFLOW_ERROR.commandFailed,
+        CausePath: '$.failure.cause',
+      });
+    });
+
+    it('never sleeps in a Lambda: no function is invoked inside the loop', () => {
+      for (const [name, each] of loopStates) {
+        if (each.Type === 'Task') expect(each.Resource, name).toMatch(/^arn:aws:states:::aws-sdk:ssm:/);
+      }
+    });
+
+    it('starts every command with a fresh poll counter', () => {
+      const input = (container.Parameters ?? container.ItemSelector) as Record<string, unknown>;
+      expect(input.polls).toEqual({ count: 0 });
+    });
+  });
+
+  it('takes its polling budget from the props', () => {
+    const custom = synth({
+      polling: { intervalSeconds: 5, maxPolls: 7, deliveryTimeoutSeconds: 45 },
+    }).definition;
+    const loop = state(custom, STATE.collectDiagnostics).Branches?.[0] as AslMachine;
+    expect(loop.States[`${STATE.collectDiagnostics}: wait`]?.Seconds).toBe(5);
+    expect(JSON.stringify(loop.States[`${STATE.collectDiagnostics}: finished?`])).toContain(
+      '"NumericLessThan":7',
+    );
+    const send = state(custom, `${STATE.collectDiagnostics}: send collect-diagnostics`);
+    expect(send.Parameters).toMatchObject({ TimeoutSeconds: 45 });
+  });
+
+  it('runs remediation only through the documents it knows, chosen per action', () => {
+    const loop = state(definition, STATE.applyRemediation).ItemProcessor as AslMachine;
+    const which = loop.States['Apply: which document?'] as AslState;
+    expect(which.Choices?.map((choice) => [choice.StringEquals, choice.Next])).toEqual([
+      ['raise-limits', 'Apply: send raise-limits'],
+      ['notrack-ports', 'Apply: send notrack-ports'],
+    ]);
+    expect(loop.States[which.Default as string]).toMatchObject({
+      Type: 'Fail',
+      Error: WORKFLOW_ERROR.unknownDocument,
+    });
+    expect(loop.States['Apply: send raise-limits']?.Parameters).toMatchObject({
+      DocumentName: 'ConntrackResponder-raise-limits',
+    });
+    expect(state(definition, STATE.applyRemediation)).toMatchObject({
+      ItemsPath: '$.gate.toApply',
+      MaxConcurrency: 1,
+    });
+  });
+
+  it('waits for approval with a task token and a timeout that ends in "no change, escalated"', () => {
+    const wait = state(definition, STATE.waitForApproval);
+    expect(wait.Resource).toBe('arn:aws:states:::lambda:invoke.waitForTaskToken');
+    expect(wait.TimeoutSeconds).toBe(1800);
+    expect(wait.Parameters).toMatchObject({
+      Payload: { 'taskToken.$': '$$.Task.Token', timeoutSeconds: 1800 },
+    });
+    expect(wait.Catch?.[0]).toEqual({
+      ErrorEquals: ['States.Timeout'],
+      ResultPath: '$.error',
+      Next: STATE.approvalTimedOut,
+    });
+    expect(state(definition, STATE.approvalTimedOut)).toMatchObject({
+      Result: { status: 'escalated', hostChanged: false },
+      Next: STATE.notify,
+    });
+    const custom = synth({ approvalTimeout: Duration.minutes(5) }).definition;
+    expect(state(custom, STATE.waitForApproval).TimeoutSeconds).toBe(300);
+  });
+
+  it('routes the policy decision: apply, approve, dry-run, or nothing to change', () => {
+    const gate = state(definition, STATE.approvalRequired);
+    expect(gate.Choices?.map((choice) => [choice.StringEquals, choice.Next])).toEqual([
+      ['apply', STATE.applyRemediation],
+      ['approve', STATE.waitForApproval],
+      ['dry-run', STATE.dryRun],
+    ]);
+    expect(gate.Default).toBe(STATE.nothingToChange);
+    expect(state(definition, STATE.soak)).toMatchObject({ SecondsPath: '$.gate.soakSeconds' });
+  });
+
+  it('catches every failure: before a change into "no change", after a change into the rollback', () => {
+    const beforeChange = [
+      STATE.lookUpInstance,
+      STATE.collectDiagnostics,
+      STATE.assess,
+      STATE.checkPolicy,
+      STATE.waitForApproval,
+      STATE.settleApproval,
+    ];
+    const afterChange = [STATE.applyRemediation, STATE.collectDiagnosticsAfter, STATE.verify];
+    const catchAll = (name: string) =>
+      state(definition, name).Catch?.find((catcher) => catcher.ErrorEquals.includes('States.ALL'));
+    for (const name of beforeChange) expect(catchAll(name)?.Next, name).toBe(STATE.failedBeforeChange);
+    for (const name of afterChange) expect(catchAll(name)?.Next, name).toBe(STATE.rollBack);
+    expect(catchAll(STATE.rollBack)?.Next).toBe(STATE.rollbackFailed);
+    expect(catchAll(STATE.notify)?.Next).toBe(STATE.writeEvidence);
+    expect(catchAll(STATE.writeEvidence)?.Next).toBe(STATE.evidenceNotWritten);
+
+    const uncaught = Object.entries(definition.States)
+      .filter(([, each]) => ['Task', 'Parallel', 'Map'].includes(each.Type))
+      .filter(([, each]) => !each.Catch?.some((catcher) => catcher.ErrorEquals.includes('States.ALL')))
+      .map(([name]) => name);
+    expect(uncaught).toEqual([]);
+  });
+
+  it('ends every path with a notification and an evidence bundle', () => {
+    const withoutNotify = reachable(definition, definition.StartAt, [STATE.notify]);
+    const terminalsWithoutNotify = [...withoutNotify].filter((name) =>
+      isTerminal(definition.States[name] as AslState),
+    );
+    expect(terminalsWithoutNotify).toEqual([]);
+    expect(reachable(definition, STATE.notify, [STATE.writeEvidence])).toEqual(new Set([STATE.notify]));
+    const afterEvidence = [...reachable(definition, STATE.writeEvidence)].filter(
+      (name) => name !== STATE.writeEvidence,
+    );
+    expect(afterEvidence.sort()).toEqual([STATE.evidenceNotWritten, STATE.done].sort());
+  });
+
+  it('never reaches the notification after a change without verification or a rollback', () => {
+    const fromApply = reachable(definition, STATE.applyRemediation, [STATE.remediated, STATE.rollBack]);
+    expect(fromApply.has(STATE.notify)).toBe(false);
+    expect(state(definition, STATE.fixHeld)).toMatchObject({
+      Choices: [{ Variable: '$.verification.held', BooleanEquals: true, Next: STATE.remediated }],
+      Default: STATE.rollBack,
+    });
+  });
+
+  it('gives the state machine role only what the definition calls (least privilege)', () => {
+    const statements = new Capture();
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      Roles: [{ Ref: Match.stringLikeRegexp('^IncidentWorkflowRole') }],
+      PolicyDocument: { Statement: statements },
+    });
+    const all = statements.asArray() as Array<{ Action: string | string[]; Resource: unknown }>;
+    const actions = all.flatMap((statement) => [statement.Action].flat());
+    expect(new Set(actions)).toEqual(
+      new Set([
+        'ssm:DescribeInstanceInformation',
+        'ssm:GetCommandInvocation',
+        'ssm:SendCommand',
+        'lambda:InvokeFunction',
+      ]),
+    );
+    for (const action of actions) expect(action).not.toContain('*');
+
+    const sendResources = JSON.stringify(
+      all
+        .filter((statement) => statement.Action === 'ssm:SendCommand')
+        .map((statement) => statement.Resource),
+    );
+    for (const document of ['collect-diagnostics', 'raise-limits', 'notrack-ports', 'rollback']) {
+      expect(sendResources).toContain(`:document/ConntrackResponder-${document}`);
+    }
+    expect(sendResources).not.toMatch(/document\/\*/);
+    expect(sendResources).toContain(':instance/*');
+
+    const wildcard = all
+      .filter((statement) => statement.Resource === '*')
+      .flatMap((statement) => [statement.Action].flat());
+    expect(new Set(wildcard)).toEqual(
+      new Set(['ssm:DescribeInstanceInformation', 'ssm:GetCommandInvocation']),
+    );
+    const invoked = JSON.stringify(
+      all
+        .filter((statement) => statement.Action === 'lambda:InvokeFunction')
+        .map((statement) => statement.Resource),
+    );
+    for (const role of ['assess', 'policyGate', 'requestApproval', 'verify', 'notify', 'writeEvidence']) {
+      expect(invoked).toContain(`${role}Function`);
+    }
+  });
+});
