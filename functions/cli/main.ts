@@ -12,6 +12,10 @@ const commands: Record<string, CommandEntry> = {
       'find conntrack drop messages in kernel logs (syslog, dmesg, journald JSON, CloudWatch payloads)',
     load: async () => (await import('./detect.js')).detectCommand,
   },
+  'run-document': {
+    summary: 'run an SSM document of runbooks/ssm in a network namespace, as the SSM Agent would',
+    load: async () => (await import('./run-document.js')).runDocumentCommand,
+  },
 };
 
 function usage(): string {

@@ -2,8 +2,10 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { main } from '../../functions/cli/main.js';
 import { ParameterValidationError } from '../../functions/core/runbook/document.js';
 import { execFile } from '../../functions/local/exec.js';
 import { createLabHosts, type LabHosts, namespaceInode } from '../../functions/local/netns.js';
@@ -131,5 +133,35 @@ describe.skipIf(labUnavailable)('local SSM executor (fixture document echo-env)'
     await expect(runDocument({ ...request({}), name: '../ssm/echo-env' })).rejects.toThrow(
       /invalid document name/,
     );
+  });
+});
+
+describe.skipIf(labUnavailable)('conntrack-responder run-document (CLI over the executor)', () => {
+  it('runs the document in the namespace and exits with the SSM status', async () => {
+    const hosts = await createLabHosts('ssmcli');
+    try {
+      const out: string[] = [];
+      const stdout = new PassThrough();
+      stdout.on('data', (chunk) => out.push(String(chunk)));
+      const io = { stdin: new PassThrough(), stdout, stderr: new PassThrough() };
+      const base = ['run-document', 'echo-env', '--netns', hosts.instance, '--runbooks', FIXTURES];
+      const stateDir = await mkdtemp(join(tmpdir(), 'ctr-ssm-cli-'));
+      const env = ['--env', `CONNTRACK_RESPONDER_STATE_DIR=${stateDir}`];
+      try {
+        expect(await main([...base, ...env, '--param', 'Message=from the cli', '--json'], io)).toBe(0);
+        expect(JSON.parse(out.join(''))).toMatchObject({
+          status: 'Success',
+          json: { message: 'from the cli' },
+        });
+        expect(await main([...base, ...env, '--param', 'Mode=fail'], io)).toBe(1);
+        expect(await main([...base, ...env, '--param', 'Mode=sleep', '--timeout-seconds', '1'], io)).toBe(
+          124,
+        );
+      } finally {
+        await rm(stateDir, { recursive: true, force: true });
+      }
+    } finally {
+      await hosts.destroy();
+    }
   });
 });

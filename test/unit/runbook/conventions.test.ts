@@ -100,12 +100,12 @@ describe('runbookViolations', () => {
     ],
     [
       '{{ }} interpolation',
-      edit(SCRIPT, '"${SSM_Message?}"', '"{{Message}}"'),
+      edit(SCRIPT, /"\$\{SSM_Message\?\}"/, '"{{Message}}"'),
       /echo-env\.sh:\d+: contains '\{\{'/,
     ],
     [
       'a parameter never read',
-      edit(SCRIPT, 'message="${SSM_Message?}"', 'message=x'),
+      edit(SCRIPT, /message="\$\{SSM_Message\?\}"/, 'message=x'),
       /never reads parameter 'Message'/,
     ],
     [
