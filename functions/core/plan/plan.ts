@@ -1,0 +1,677 @@
+import { createHash } from 'node:crypto';
+import type { DiagnosticsReport } from '../diagnostics/report.js';
+import { describePort, type PortCandidate, selectNotrackPorts } from './notrack.js';
+import { assertDocumentParameters, CHANGE_ID_PATTERN, type DocumentName } from './parameters.js';
+import type { ActionKind, Policy } from './policy.js';
+import { mebibytes, percent, readSignals, type Signals } from './signals.js';
+import { type SizingResult, sizeConntrackTable } from './sizing.js';
+import { formatTimeoutsParameter, planTimeouts, type TimeoutChange } from './timeouts.js';
+import {
+  type Classification,
+  PLAN_SCHEMA_VERSION,
+  type Plan,
+  type PlanInput,
+  type PlannedAction,
+  type Recommendation,
+  type Refusal,
+  type RiskLevel,
+} from './types.js';
+
+/** A state holding less than this share of the table is not worth changing a global timeout for. */
+const MIN_STATE_SHARE = 0.05;
+/** node-mixin's NodeHighNumberConntrackEntriesUsed threshold: worth a word even when nothing is wrong. */
+const WATCH_USAGE = 0.75;
+/** A hash resize above this many live entries stalls packet processing long enough to mention. */
+const LARGE_RESIZE_ENTRIES = 1_000_000;
+
+/**
+ * Turns a diagnostics report into a plan: what is wrong, what to change on the host (exact
+ * document parameters), what to change elsewhere, and what was considered and refused. Pure:
+ * the same input always gives the same plan.
+ */
+export function planRemediation(input: PlanInput): Plan {
+  return new Planner(input).plan();
+}
+
+class Planner {
+  private readonly report: DiagnosticsReport;
+  private readonly policy: Policy;
+  private readonly signals: Signals;
+  private readonly changeIdPrefix: string;
+  private readonly confirmation: string[] = [];
+  private readonly actions: PlannedAction[] = [];
+  private readonly recommendations: Recommendation[] = [];
+  private readonly refusals: Refusal[] = [];
+  private sizing: SizingResult | null = null;
+
+  constructor(private readonly input: PlanInput) {
+    this.report = input.before;
+    this.policy = input.policy;
+    this.signals = readSignals(input.before);
+    this.changeIdPrefix = changeIdPrefixFor(input);
+  }
+
+  plan(): Plan {
+    const s = this.signals;
+    const { alert } = this.input;
+    const interval = `${s.intervalSeconds} s`;
+
+    if (alert.netns !== null && s.netnsInode !== null && alert.netns !== s.netnsInode) {
+      return this.notConfirmed(
+        `the kernel named network namespace ${alert.netns}, but the diagnostics ran in ${s.netnsInode}: these counters say nothing about the namespace in the log line`,
+      );
+    }
+    if (!s.loaded) {
+      return this.notConfirmed(
+        'nf_conntrack is not loaded on this host: no current conntrack table can be full (the log line is stale, from another host, or forged)',
+      );
+    }
+
+    this.describeCounters(interval);
+    const tableFullDrops = s.tableFullDrops ?? 0;
+    const nearFull = s.usage !== null && s.usage >= this.policy.nearFullRatio;
+    const kernelFull = tableFullDrops > 0 || nearFull;
+    const expectFull =
+      s.expectationsInUse !== null &&
+      s.expectMax !== null &&
+      s.expectMax > 0 &&
+      s.expectationsInUse >= this.policy.nearFullRatio * s.expectMax;
+    const chainsTooLong = (s.chainTooLong ?? 0) > 0;
+    const races = (s.insertFailed ?? 0) > 0;
+    const enaExceeded = s.enaExceeded > 0;
+
+    if (enaExceeded && kernelFull) this.recommendEc2(true);
+    if (expectFull && (kernelFull || chainsTooLong)) this.recommendExpectations();
+
+    if (kernelFull) return this.tableFull(tableFullDrops, nearFull);
+    if (expectFull) return this.expectTableFull();
+    if (chainsTooLong) return this.hashChainsTooLong();
+    if (races) return this.insertRaces();
+    if (enaExceeded) return this.ec2Allowance();
+    if (alert.kind === 'expect-table-full' && s.expectationsInUse === null) {
+      return this.notConfirmed(
+        'the report has no expectation counters (expect_create/expect_delete), so an "expectation table full" line cannot be confirmed',
+      );
+    }
+    return this.notConfirmed(
+      `nothing is being dropped now: the drop counter did not rise in ${interval} and the table is at ${percent(s.usage)} of its limit (below ${percent(this.policy.nearFullRatio)}); the log line is stale (the burst is over) or forged`,
+    );
+  }
+
+  // ---- classifications -------------------------------------------------------------------------
+
+  private tableFull(tableFullDrops: number, nearFull: boolean): Plan {
+    const s = this.signals;
+    this.confirmation.push(
+      tableFullDrops > 0
+        ? `the table is full: ${tableFullDrops} packets dropped for lack of a free entry in ${s.intervalSeconds} s`
+        : `the table is at ${percent(s.usage)} of its limit (≥ ${percent(this.policy.nearFullRatio)}), where new flows start being dropped`,
+    );
+    if (!nearFull && s.usage !== null) {
+      this.confirmation.push(
+        `the count read ${percent(s.usage)} of the limit while drops happened: entries expire between samples, so the table sits at its limit during bursts`,
+      );
+    }
+
+    const timeouts = planTimeouts(this.report, {
+      dominantStateShare: this.policy.dominantStateShare,
+      minStateShare: MIN_STATE_SHARE,
+      natInUse: this.natInUse(),
+    });
+    const raise = this.planRaise();
+    const timeoutAction = this.planTimeoutAction(timeouts.changes, raise);
+    this.planNotrack(timeoutAction !== undefined ? timeouts.projectedEntries : null);
+    this.recommendDurableFixes(
+      raise?.parameters.MaxEntries ?? null,
+      timeouts.changes,
+      raise?.parameters.HashSize,
+    );
+    this.recommendApplicationFixes();
+    return this.finish(
+      'table-full',
+      true,
+      `The conntrack table is full (${this.countVsMax()}) and new flows are dropped. ${this.actionSummary()}`,
+    );
+  }
+
+  private expectTableFull(): Plan {
+    const s = this.signals;
+    this.confirmation.push(
+      `the expectation table is full: about ${s.expectationsInUse} expectations in use against nf_conntrack_expect_max ${s.expectMax}`,
+    );
+    this.refuse(
+      'raise nf_conntrack_max',
+      `the main table is at ${percent(s.usage)} of its limit; expectations have their own limit (nf_conntrack_expect_max), which nf_conntrack_max does not change`,
+    );
+    this.refuse(
+      'raise nf_conntrack_expect_max on the host',
+      'no remediation document changes it (it is writable only from the initial namespace and has no rollback here): the recommendation below says how',
+    );
+    this.recommendExpectations();
+    return this.finish(
+      'expect-table-full',
+      true,
+      `The conntrack expectation table is full (${s.expectationsInUse} of ${s.expectMax}); connections that need a helper (FTP, SIP, …) fail. No host change is made automatically.`,
+    );
+  }
+
+  private hashChainsTooLong(): Plan {
+    const s = this.signals;
+    const max = s.max;
+    const buckets = s.buckets;
+    this.confirmation.push(
+      `${s.chainTooLong} inserts were refused in ${s.intervalSeconds} s because a hash chain grew too long (kernel ≥ 5.15 refuses chains beyond 50–80 entries), while the table is at ${percent(s.usage)}`,
+    );
+    this.refuse(
+      'raise nf_conntrack_max',
+      'the table is not full: the refused inserts come from long hash chains, which a higher limit makes longer',
+    );
+    if (max !== null && buckets !== null && buckets < max) {
+      const hashSize = Math.ceil(max / 512) * 512;
+      this.addAction({
+        id: 'hash-size',
+        kind: 'raise-limits',
+        document: 'raise-limits',
+        parameters: {
+          MaxEntries: String(max),
+          HashSize: String(hashSize),
+          Timeouts: '',
+          MemoryBudgetPercent: String(this.policy.memoryBudgetPercent),
+        },
+        requires: [],
+        title: `Resize the conntrack hash table to ${hashSize} buckets`,
+        reason: `${max} entries over ${buckets} buckets (${(max / buckets).toFixed(1)} per bucket) makes long chains likely; one bucket per entry is the kernel's own ratio since 5.15`,
+        memoryCostBytes: (hashSize - buckets) * 8,
+        expectedEffect:
+          'average chain length falls below 2 at a full table, so inserts stop being refused for chain length',
+        risk: (s.count ?? 0) > LARGE_RESIZE_ENTRIES ? 'medium' : 'low',
+        unsafeIf: [
+          `the resize rehashes all ${s.count ?? 'current'} entries under the conntrack locks: a short stall of packet processing`,
+          'the long chains come from hash flooding (crafted traffic): more buckets help little; find the source',
+        ],
+      });
+    } else {
+      this.refuse(
+        'resize the hash table',
+        `the hash table already has ${buckets ?? 'an unknown number of'} buckets for a limit of ${max ?? 'unknown'}: chains this long at this ratio point at hash flooding or a kernel problem, not at the size`,
+      );
+      this.recommendations.push({
+        scope: 'kernel',
+        title: 'Investigate hash-chain overflows',
+        detail:
+          'Chains overflow although the hash table is sized 1:1. Look for crafted traffic (many flows differing only in ports towards one address) and check the kernel changelog for conntrack hash fixes.',
+      });
+    }
+    return this.finish(
+      'hash-chains-too-long',
+      true,
+      `New flows are dropped because conntrack hash chains are too long, not because the table is full (${this.countVsMax()}). ${this.actionSummary()}`,
+    );
+  }
+
+  private insertRaces(): Plan {
+    const s = this.signals;
+    this.confirmation.push(
+      `${s.insertFailed} inserts failed in ${s.intervalSeconds} s (${s.clashResolved ?? 0} clashes resolved) while the table is at ${percent(s.usage)}: packets of the same new flow raced each other to create its entry`,
+    );
+    this.refuse(
+      'raise nf_conntrack_max',
+      `the table is at ${percent(s.usage)} of its limit; a lost insert race is not a lack of space, and a larger table does not prevent it`,
+    );
+    this.refuse(
+      'NOTRACK',
+      'races are a kernel/application interaction on busy UDP flows; exempting ports from tracking is out of proportion to it',
+    );
+    const dns = [...this.report.table.byRemotePort, ...this.report.table.byLocalServicePort].some(
+      (row) => row.protocol === 'udp' && row.port === 53,
+    );
+    this.recommendations.push({
+      scope: 'application',
+      title: dns
+        ? 'Stop parallel DNS queries racing in conntrack'
+        : 'Reduce parallel first packets of new UDP flows',
+      detail: dns
+        ? 'glibc sends the A and AAAA queries from one socket at the same moment; both packets try to create the same entry and one is dropped (a 5 s DNS stall). Add `options single-request-reopen` (or `single-request`) to /etc/resolv.conf, or run a node-local caching resolver (NodeLocal DNSCache on Kubernetes, systemd-resolved, dnsmasq) so that queries stay on the host.'
+        : 'Two packets of a new UDP flow sent at the same time race to create its entry; one is dropped. Send the first packet of a flow alone, or keep long-lived sockets.',
+      ...(dns ? { snippet: 'options single-request-reopen timeout:1 attempts:3' } : {}),
+    });
+    this.recommendations.push({
+      scope: 'kernel',
+      title: 'Run a kernel with current clash resolution',
+      detail: `Kernel ${this.report.host.kernel}: newer kernels resolve more UDP insert clashes instead of dropping the packet. Check the distribution's kernel for the nf_conntrack clash-resolution fixes.`,
+    });
+    return this.finish(
+      'insert-races',
+      true,
+      `Packets are dropped by conntrack insert races (insert_failed +${s.insertFailed}), not by a full table (${this.countVsMax()}). No host change is made; see the recommendations.`,
+    );
+  }
+
+  private ec2Allowance(): Plan {
+    const s = this.signals;
+    const interfaces = s.ena
+      .filter((entry) => (entry.exceededDelta ?? 0) > 0)
+      .map((entry) => `${entry.interface} +${entry.exceededDelta}`)
+      .join(', ');
+    this.confirmation.push(
+      `the instance's EC2 connection-tracking allowance is exhausted: conntrack_allowance_exceeded rose (${interfaces}) in ${s.intervalSeconds} s`,
+      `the kernel table is not the problem: ${this.countVsMax()}, no table-full drops`,
+    );
+    this.refuse(
+      'raise nf_conntrack_max',
+      'the guest table is not full; EC2 drops these packets before the guest sees them, whatever the guest limit',
+    );
+    this.refuse(
+      'NOTRACK',
+      'guest NOTRACK rules do not reduce EC2 connection tracking: security groups are enforced outside the instance',
+    );
+    this.recommendEc2(false);
+    return this.finish(
+      'ec2-allowance',
+      true,
+      `EC2 drops packets because the instance's connection-tracking allowance is exhausted (conntrack_allowance_exceeded rising), while the kernel table is at ${percent(s.usage)}. No host change can fix it; see the recommendations.`,
+    );
+  }
+
+  private notConfirmed(why: string): Plan {
+    this.confirmation.push(why);
+    const s = this.signals;
+    if (s.loaded && s.usage !== null && s.usage >= WATCH_USAGE) {
+      this.recommendations.push({
+        scope: 'monitoring',
+        title: 'The table is filling up',
+        detail: `${this.countVsMax()}: above the ${percent(WATCH_USAGE)} that node-mixin's NodeHighNumberConntrackEntriesUsed alert uses. Nothing is dropped yet; size the limit in the launch template before it is.`,
+      });
+    }
+    return this.finish('not-confirmed', false, `Not confirmed: ${why}. Nothing was changed.`);
+  }
+
+  // ---- actions ---------------------------------------------------------------------------------
+
+  private planRaise(): PlannedAction | undefined {
+    const s = this.signals;
+    const { host, conntrack, table } = this.report;
+    if (s.max === null) {
+      this.refuse(
+        'raise nf_conntrack_max',
+        'the current limit is unknown or 0 ("no limit"): nothing to raise',
+      );
+      return undefined;
+    }
+    const sizing = sizeConntrackTable({
+      observedCount: Math.max(s.count ?? 0, table.entries),
+      currentMax: s.max,
+      currentBuckets: s.buckets,
+      cpuCount: host.cpuCount,
+      memTotalBytes: host.memTotalBytes,
+      entryBytes: conntrack.entryBytes,
+      memoryBudgetPercent: this.policy.memoryBudgetPercent,
+      maxRaiseFactor: this.policy.maxRaiseFactor,
+      maxEntriesCeiling: this.policy.maxEntriesCeiling,
+    });
+    this.sizing = sizing;
+    if (sizing.newMax === null) {
+      this.refuse(
+        'raise nf_conntrack_max',
+        `the memory budget is spent: ${s.max} entries already cost up to ${mebibytes(s.max * sizing.bytesPerEntry)} of the ${mebibytes(sizing.budgetBytes)} budget (${this.policy.memoryBudgetPercent}% of RAM); relief must come from shorter timeouts or NOTRACK, or from a larger instance`,
+      );
+      return undefined;
+    }
+    const hashSize = sizing.newBuckets;
+    const unsafeIf = [
+      `the host has less free memory than the budget assumes: a full table at ${sizing.newMax} entries uses up to ${mebibytes(sizing.totalBytesIfFull)} of kernel memory`,
+      'the table fills because of a leak, a scan or a flood: a larger table only delays the next incident and costs more memory',
+      'something on the host rewrites the limit (kube-proxy, a sysctl.d file, Bottlerocket settings): it may lower it again, and verification will fail',
+    ];
+    if (hashSize !== null) {
+      unsafeIf.push(
+        `resizing the hash table rehashes all ${s.count ?? ''} entries under the conntrack locks: a short stall of packet processing`,
+      );
+    }
+    const risk: RiskLevel = hashSize !== null && (s.count ?? 0) > LARGE_RESIZE_ENTRIES ? 'medium' : 'low';
+    return this.addAction({
+      id: 'limits',
+      kind: 'raise-limits',
+      document: 'raise-limits',
+      parameters: {
+        MaxEntries: String(sizing.newMax),
+        HashSize: hashSize === null ? '' : String(hashSize),
+        Timeouts: '',
+        MemoryBudgetPercent: String(this.policy.memoryBudgetPercent),
+      },
+      requires: [],
+      title: `Raise nf_conntrack_max from ${s.max} to ${sizing.newMax}${hashSize === null ? '' : ` and the hash table to ${hashSize} buckets`}`,
+      reason: `the table is full at ${s.max} entries; a higher limit gives new flows room at once. Sized by the rule in docs/sizing.md: ${sizing.explanation.join('; ')}`,
+      memoryCostBytes: sizing.addedBytesIfFull,
+      expectedEffect: `new flows stop being dropped as soon as it is applied, as long as demand stays under ${sizing.newMax} entries; kernel memory grows only as entries are used, by at most ${mebibytes(sizing.addedBytesIfFull)}`,
+      risk,
+      unsafeIf,
+    });
+  }
+
+  private planTimeoutAction(
+    changes: readonly TimeoutChange[],
+    raise: PlannedAction | undefined,
+  ): PlannedAction | undefined {
+    if (changes.length === 0) return undefined;
+    const s = this.signals;
+    const maxEntries = raise?.parameters.MaxEntries ?? String(s.max ?? '');
+    if (!maxEntries) return undefined;
+    const drains = changes.filter((change) => change.shortLived);
+    const established = changes.find((change) => !change.shortLived);
+    const lines = changes.map(
+      (change) =>
+        `${change.sysctl} ${change.from} → ${change.to} s (${percent(change.share)} of the table; ${change.why}${change.currentAssumed ? '; current value assumed to be the kernel default' : ''})`,
+    );
+    const effects: string[] = [];
+    if (drains.length > 0) {
+      const longest = Math.max(...drains.map((change) => change.from));
+      effects.push(
+        `entries in ${drains.map((change) => change.sysctl.replace(/^(tcp|udp)_timeout_?/, '') || change.sysctl).join(', ')} states live ${drains.map((change) => `${change.to} s instead of ${change.from} s`).join(', ')}; the existing ones keep their timers, so the full effect arrives within ${longest} s`,
+      );
+    }
+    if (established) {
+      effects.push(
+        `ESTABLISHED entries refreshed from now on expire after ${established.to} s of idleness; entries already idle keep their old timer until their next packet`,
+      );
+    }
+    const unsafeIf = [
+      'an application keeps connections idle (no keepalives) for longer than the new timeout and relies on stateful firewall rules or NAT: its next packet is treated as a new flow',
+      'kube-proxy or another agent rewrites these timeouts on its next start (they will revert, which verification or the next incident shows)',
+    ];
+    if (raise)
+      unsafeIf.push(`it carries MaxEntries=${maxEntries} (the raised limit): apply it only after the raise`);
+    return this.addAction({
+      id: 'timeouts',
+      kind: 'shorten-timeouts',
+      document: 'raise-limits',
+      parameters: {
+        MaxEntries: maxEntries,
+        HashSize: '',
+        Timeouts: formatTimeoutsParameter(changes),
+        MemoryBudgetPercent: String(this.policy.memoryBudgetPercent),
+      },
+      requires: raise ? [raise.id] : [],
+      title: `Shorten conntrack timeouts: ${changes.map((change) => `${change.sysctl}=${change.to}`).join(', ')}`,
+      reason: `the table is full of entries that linger after their connections ended or went idle; shorter timeouts shrink it at the same connection rate, which a higher limit never does: ${lines.join('; ')}`,
+      memoryCostBytes: 0,
+      expectedEffect: effects.join('. '),
+      risk: changes.some((change) => change.risk === 'medium') ? 'medium' : 'low',
+      unsafeIf,
+    });
+  }
+
+  private planNotrack(projectedAfterTimeouts: number | null): void {
+    const selection = selectNotrackPorts(this.report, this.policy.notrack);
+    for (const refusal of selection.refusals) this.refuse(refusal.subject, refusal.reason);
+    if (selection.chosen.length === 0) return;
+    const s = this.signals;
+    if (projectedAfterTimeouts !== null && s.max !== null && projectedAfterTimeouts <= s.max / 2) {
+      this.refuse(
+        `NOTRACK ${selection.chosen.map(describePort).join(', ')}`,
+        `not needed: with the shorter timeouts the same traffic would keep about ${projectedAfterTimeouts} entries, under half the current limit of ${s.max}; timeouts are preferred because they change no firewall rule`,
+      );
+      return;
+    }
+    const groups = new Map<string, PortCandidate[]>();
+    for (const candidate of selection.chosen) {
+      const key = `${candidate.protocol}-${candidate.direction}`;
+      groups.set(key, [...(groups.get(key) ?? []), candidate]);
+    }
+    const total = this.report.table.entries;
+    const untrackedAccepted = this.report.firewall.untrackedAccepted;
+    for (const [key, ports] of groups) {
+      const first = ports[0];
+      if (!first) continue;
+      const sorted = [...ports].sort((a, b) => a.port - b.port);
+      const shortLived = ports.reduce((sum, port) => sum + port.shortLived, 0);
+      const portList = sorted.map((port) => port.port).join(',');
+      const served = first.direction === 'inbound';
+      const unsafeIf = [
+        'a NAT rule for these ports is added later (a Docker published port, a Kubernetes Service, a DNAT): untracked packets are never NATed',
+        'something relies on conntrack for these flows: connlimit / ct count, ct mark, helpers (FTP, SIP), SYNPROXY, flow offload',
+        'the host also routes these ports for others (FORWARD): only INPUT and OUTPUT get UNTRACKED accept rules',
+        'ICMP errors of these flows (PMTU "fragmentation needed") are no longer RELATED: accept the ICMP types you rely on explicitly',
+      ];
+      if (!untrackedAccepted) {
+        unsafeIf.unshift(
+          'the filter table does not accept UNTRACKED packets today: the document adds port-scoped UNTRACKED accept rules first; if that step fails, every new connection on these ports is dropped (seed 004 learned it this way)',
+        );
+      }
+      this.addAction({
+        id: `notrack-${key}`,
+        kind: 'notrack-ports',
+        document: 'notrack-ports',
+        parameters: {
+          Ports: portList,
+          Protocol: first.protocol,
+          Direction: first.direction,
+        },
+        requires: [],
+        title: `Stop tracking ${first.protocol} port${ports.length > 1 ? 's' : ''} ${portList} (${served ? 'served by this host' : 'remote services this host calls'})`,
+        reason: `${ports.map((port) => `${describePort(port)} holds ${port.shortLived} short-lived of its ${port.entries} entries`).join('; ')}: ${percent(shortLived / total)} of the table is churn on ${ports.length === 1 ? 'this port' : 'these ports'}, and exempting ${ports.length === 1 ? 'it' : 'them'} removes the churn at the source. Pre-flight: no NAT rule matches, backend ${this.report.firewall.backend}, ${served ? 'a local socket listens, ' : ''}not a protected port. Rules: ${served ? `raw PREROUTING --dport ${portList} and raw OUTPUT --sport ${portList}` : `raw OUTPUT --dport ${portList} and raw PREROUTING --sport ${portList}`}${untrackedAccepted ? '' : ', after UNTRACKED accept rules in filter INPUT/OUTPUT'}`,
+        memoryCostBytes: 0,
+        expectedEffect: `new flows on ${portList} no longer create entries; the ${shortLived} existing ones expire within their timeouts (≤ ${this.longestShortLivedTimeout()} s), freeing about ${percent(shortLived / total)} of the table`,
+        risk: untrackedAccepted ? 'medium' : 'high',
+        unsafeIf,
+      });
+    }
+  }
+
+  private addAction(
+    action: Omit<PlannedAction, 'parameters' | 'persistParameters' | 'mode'> & {
+      parameters: Record<string, string>;
+    },
+  ): PlannedAction {
+    const changeId = `${this.changeIdPrefix}-${action.id}`;
+    const parameters = { ChangeId: changeId, ...action.parameters, Persist: 'false' };
+    assertDocumentParameters(action.document as DocumentName, parameters);
+    const planned: PlannedAction = {
+      ...action,
+      parameters,
+      persistParameters: this.policy.persist === 'after-verify' ? { ...parameters, Persist: 'true' } : null,
+      mode: this.policy.modes[action.kind as ActionKind],
+    };
+    this.actions.push(planned);
+    return planned;
+  }
+
+  // ---- recommendations -------------------------------------------------------------------------
+
+  private recommendDurableFixes(
+    maxEntries: string | null,
+    timeouts: readonly TimeoutChange[],
+    hashSize: string | undefined,
+  ): void {
+    if (this.actions.length === 0 && maxEntries === null) return;
+    const cpus = this.report.host.cpuCount;
+    const lines = ['# /etc/sysctl.d/90-conntrack.conf'];
+    if (maxEntries) lines.push(`net.netfilter.nf_conntrack_max = ${maxEntries}`);
+    for (const change of timeouts) lines.push(`net.netfilter.nf_conntrack_${change.sysctl} = ${change.to}`);
+    lines.push(
+      '',
+      '# /etc/modules-load.d/nf_conntrack.conf  (so that systemd-sysctl finds the sysctls at boot)',
+      'nf_conntrack',
+    );
+    if (hashSize) {
+      lines.push('', '# /etc/modprobe.d/nf_conntrack.conf', `options nf_conntrack hashsize=${hashSize}`);
+    }
+    this.recommendations.push({
+      scope: 'launch-template',
+      title: 'Make the new values durable in the launch template or configuration management',
+      detail:
+        'A change made here lives until the next reboot or instance replacement (or, with Persist, in a file configuration management does not know about). Put the values in the image, the launch template user data or your configuration management, and size the instance type for the traffic.',
+      snippet: lines.join('\n'),
+    });
+
+    const kubeProxy = this.report.sysctlOwners.find((owner) => /kube-proxy/i.test(owner.name));
+    if (kubeProxy) {
+      const perCore = maxEntries ? Math.ceil(Number(maxEntries) / cpus) : null;
+      const established = timeouts.find((change) => change.sysctl === 'tcp_timeout_established');
+      const config = [
+        'apiVersion: kubeproxy.config.k8s.io/v1alpha1',
+        'kind: KubeProxyConfiguration',
+        'conntrack:',
+      ];
+      if (perCore) config.push(`  maxPerCore: ${perCore}`, `  min: ${maxEntries}`);
+      if (established) config.push(`  tcpEstablishedTimeout: ${established.to}s`);
+      this.recommendations.push({
+        scope: 'kube-proxy',
+        title: 'Change kube-proxy’s conntrack settings: it owns these sysctls on this node',
+        detail: `kube-proxy (${kubeProxy.detail}) sets nf_conntrack_max to max(maxPerCore × CPUs, min) and its timeouts on every start; older versions also lower a raised limit back. Set the values in KubeProxyConfiguration (the ConfigMap, or the EKS add-on configuration) so that they survive restarts and apply to every node.${timeouts.some((change) => change.sysctl !== 'tcp_timeout_established') ? ' kube-proxy does not manage the short-lived-state timeouts; keep those in sysctl.d.' : ''}`,
+        snippet: config.join('\n'),
+      });
+    }
+    for (const owner of this.report.sysctlOwners) {
+      if (/kube-proxy/i.test(owner.name)) continue;
+      this.recommendations.push({
+        scope: 'other-sysctl-owner',
+        title: `${owner.name} also sets conntrack sysctls`,
+        detail: `${owner.detail}: it may put the old values back at its next run or at boot. Change the values there too.`,
+      });
+    }
+  }
+
+  private recommendApplicationFixes(): void {
+    const total = this.report.table.entries;
+    if (total === 0) return;
+    const outbound = this.report.table.byRemotePort.filter(
+      (row) => row.protocol === 'tcp' && row.shortLived / total >= this.policy.notrack.minPortShare,
+    );
+    for (const row of outbound.slice(0, 3)) {
+      this.recommendations.push({
+        scope: 'application',
+        title: `Reuse connections to port ${row.port}`,
+        detail: `This host opens and closes connections to remote port ${row.port} at a high rate (${row.shortLived} of its ${row.entries} entries are closing or closed, ${percent(row.shortLived / total)} of the table). Connection pooling or keep-alive in the client removes the churn for good, with no firewall change.`,
+      });
+    }
+    const closeWait = this.report.table.byState
+      .filter((row) => row.protocol === 'tcp' && row.state.toUpperCase() === 'CLOSE_WAIT')
+      .reduce((sum, row) => sum + row.entries, 0);
+    if (closeWait / total >= MIN_STATE_SHARE) {
+      this.recommendations.push({
+        scope: 'application',
+        title: 'An application does not close its sockets',
+        detail: `${closeWait} entries (${percent(closeWait / total)}) are in CLOSE_WAIT: the peer closed, the local program did not. The CLOSE_WAIT timeout is deliberately not shortened (kube-proxy even raises it to 1 h for half-closed connections); fix the program.`,
+      });
+    }
+  }
+
+  private recommendEc2(alsoKernel: boolean): void {
+    this.recommendations.push(
+      {
+        scope: 'ec2',
+        title: alsoKernel
+          ? 'The EC2 connection-tracking allowance is also exhausted'
+          : 'Make flows untracked by EC2 with security group rules',
+        detail: `${alsoKernel ? 'conntrack_allowance_exceeded is rising too: EC2 drops packets before the guest sees them, which no host change fixes. ' : ''}EC2 does not track TCP/UDP flows allowed by an inbound rule for 0.0.0.0/0 (and ::/0) paired with an outbound rule allowing all traffic to 0.0.0.0/0 on all ports. Where that is acceptable for a service port, those flows stop counting against the allowance (ICMP is always tracked, and flows through NLB, GWLB, NAT gateways and Transit Gateway are always tracked).`,
+      },
+      {
+        scope: 'ec2',
+        title: 'Shorten the ENI connection-tracking idle timeouts',
+        detail:
+          'Nitro instances accept per-ENI idle timeouts: TcpEstablishedTimeout 60–432000 s (default 432000; 350 on Nitro v6), UdpStreamTimeout 60–180 (default 180), UdpTimeout 30–60 (default 30). Keep TcpEstablishedTimeout above the longest idle period between keepalives (Linux sends its first keepalive after 7200 s).',
+        snippet:
+          'aws ec2 modify-network-interface-attribute --network-interface-id eni-… \\\n  --connection-tracking-specification TcpEstablishedTimeout=7440,UdpStreamTimeout=60,UdpTimeout=30',
+      },
+      {
+        scope: 'ec2',
+        title: 'Use a larger instance size or spread the load',
+        detail:
+          'The allowance grows with the instance size. Watch conntrack_allowance_available (ethtool -S, or the CloudWatch agent ethtool plugin) to see how close each instance runs.',
+      },
+    );
+  }
+
+  private recommendExpectations(): void {
+    const s = this.signals;
+    const suggested = s.expectMax !== null ? Math.max(256, s.expectMax * 4) : null;
+    this.recommendations.push({
+      scope: 'conntrack-helpers',
+      title: 'Relieve the expectation table',
+      detail: `Expectations are created by conntrack helpers (FTP, SIP, TFTP, H.323, …) for related connections, and limited by nf_conntrack_expect_max (default buckets/256), not nf_conntrack_max. Find which helper creates them (\`conntrack -L expect\`), assign helpers only to the traffic that needs them (explicit \`-j CT --helper\` rules with net.netfilter.nf_conntrack_helper=0), and raise the limit from the initial namespace${suggested ? ` (for example to ${suggested})` : ''}.`,
+      ...(suggested
+        ? {
+            snippet: `# /etc/sysctl.d/90-conntrack.conf\nnet.netfilter.nf_conntrack_expect_max = ${suggested}`,
+          }
+        : {}),
+    });
+  }
+
+  // ---- helpers ---------------------------------------------------------------------------------
+
+  private describeCounters(interval: string): void {
+    const s = this.signals;
+    for (const note of s.notes) this.confirmation.push(note);
+    if (s.drop !== null && s.insertFailed !== null && s.insertFailed > 0 && s.drop > 0) {
+      this.confirmation.push(
+        `the drop counter rose by ${s.drop} in ${interval}, of which ${Math.min(s.drop, s.insertFailed)} are insert failures (races or long chains), not a full table`,
+      );
+    }
+  }
+
+  private natInUse(): boolean {
+    const { nat } = this.report.firewall;
+    return nat.allPorts || nat.ports.length > 0 || nat.owners.length > 0;
+  }
+
+  private longestShortLivedTimeout(): number {
+    const value = this.report.conntrack.sysctls['net.netfilter.nf_conntrack_tcp_timeout_time_wait'];
+    return Math.max(
+      value ?? 120,
+      this.report.conntrack.sysctls['net.netfilter.nf_conntrack_udp_timeout'] ?? 30,
+    );
+  }
+
+  private countVsMax(): string {
+    const s = this.signals;
+    return `${s.count ?? 'unknown'} of ${s.max ?? 'unknown'} entries, ${percent(s.usage)}`;
+  }
+
+  private actionSummary(): string {
+    if (this.actions.length === 0)
+      return 'No host change is possible within the policy; see the refusals and recommendations.';
+    return `Planned: ${this.actions.map((action) => `${action.title} [${action.mode}]`).join('; ')}.`;
+  }
+
+  private refuse(considered: string, reason: string): void {
+    this.refusals.push({ considered, reason });
+  }
+
+  private finish(classification: Classification, confirmed: boolean, summary: string): Plan {
+    return {
+      schemaVersion: PLAN_SCHEMA_VERSION,
+      classification,
+      confirmed,
+      confirmation: this.confirmation,
+      summary,
+      alert: this.input.alert,
+      signals: this.signals,
+      actions: confirmed ? this.actions : [],
+      recommendations: this.recommendations,
+      refusals: this.refusals,
+      sizing: this.sizing,
+      policy: this.policy,
+    };
+  }
+}
+
+/** ChangeIds must match ^[A-Za-z0-9][A-Za-z0-9-]{0,63}$ and leave room for the longest action suffix. */
+function changeIdPrefixFor(input: PlanInput): string {
+  const given = input.changeIdPrefix;
+  if (given !== undefined) {
+    const cleaned = given
+      .replace(/[^A-Za-z0-9-]+/g, '-')
+      .replace(/^-+/, '')
+      .slice(0, 40);
+    if (!cleaned || !CHANGE_ID_PATTERN.test(cleaned))
+      throw new Error(`unusable change id prefix: ${JSON.stringify(given)}`);
+    return cleaned;
+  }
+  const digest = createHash('sha256')
+    .update(
+      `${input.before.host.hostname}\n${input.before.collectedAt}\n${input.before.host.netnsInode ?? ''}`,
+    )
+    .digest('hex');
+  return `ctr-${digest.slice(0, 12)}`;
+}

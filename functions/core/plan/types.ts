@@ -1,0 +1,109 @@
+import type { DiagnosticsReport } from '../diagnostics/report.js';
+import type { DocumentName } from './parameters.js';
+import type { ActionKind, ActionMode, Policy } from './policy.js';
+import type { Signals } from './signals.js';
+import type { SizingResult } from './sizing.js';
+
+export const PLAN_SCHEMA_VERSION = 1 as const;
+
+/** What the kernel log line claimed (from detection); never trusted on its own. */
+export interface Alert {
+  readonly kind: 'table-full' | 'expect-table-full';
+  /** Inode the kernel named ("table full in netns N", kernels >= 6.17); null when the line names none. */
+  readonly netns: string | null;
+  /** Matching log lines, and the repeats the kernel's ratelimit suppressed (an upper bound, shared by all callers). */
+  readonly dropLines: number;
+  readonly suppressed: number;
+}
+
+export interface PlanInput {
+  readonly before: DiagnosticsReport;
+  readonly alert: Alert;
+  readonly policy: Policy;
+  /** Prefix of every ChangeId (an incident id); derived from the report when absent. */
+  readonly changeIdPrefix?: string;
+}
+
+/**
+ * - `not-confirmed`: the host's counters do not show the problem: nothing is changed.
+ * - `ec2-allowance`: the instance's EC2 connection-tracking allowance is exhausted, not the kernel table.
+ * - `insert-races`: insert_failed rises without a full table (parallel packets of one new flow, typically UDP/DNS).
+ * - `hash-chains-too-long`: inserts refused because hash chains are too long (kernel >= 5.15), not the table size.
+ * - `expect-table-full`: the expectation table (conntrack helpers) is full, a different limit.
+ * - `table-full`: the conntrack table is full and dropping new flows.
+ */
+export type Classification =
+  | 'not-confirmed'
+  | 'ec2-allowance'
+  | 'insert-races'
+  | 'hash-chains-too-long'
+  | 'expect-table-full'
+  | 'table-full';
+
+export type RiskLevel = 'low' | 'medium' | 'high';
+
+export interface PlannedAction {
+  /** Unique within the plan; also the suffix of its ChangeId. */
+  readonly id: string;
+  readonly kind: ActionKind;
+  readonly document: DocumentName;
+  /** Exactly the document's parameters, as strings, ready for SSM or the local executor. */
+  readonly parameters: Readonly<Record<string, string>>;
+  /** The same change with Persist=true, to run once verification passed; null when the policy never persists. */
+  readonly persistParameters: Readonly<Record<string, string>> | null;
+  /** From the policy for this kind of action. */
+  readonly mode: ActionMode;
+  /** Ids of actions that must have been applied before this one may be (its parameters assume them). */
+  readonly requires: readonly string[];
+  readonly title: string;
+  readonly reason: string;
+  /** Worst-case additional kernel memory if the change is used to the full, in bytes (0 when none). */
+  readonly memoryCostBytes: number;
+  readonly expectedEffect: string;
+  readonly risk: RiskLevel;
+  /** Conditions under which this action would do harm; an operator approving it should check them. */
+  readonly unsafeIf: readonly string[];
+}
+
+export type RecommendationScope =
+  | 'ec2'
+  | 'kube-proxy'
+  | 'launch-template'
+  | 'application'
+  | 'kernel'
+  | 'conntrack-helpers'
+  | 'monitoring'
+  | 'other-sysctl-owner';
+
+/** A fix outside what the responder may change on the host (or the durable form of what it changed). */
+export interface Recommendation {
+  readonly scope: RecommendationScope;
+  readonly title: string;
+  readonly detail: string;
+  /** A configuration or command snippet to copy, when there is one. */
+  readonly snippet?: string;
+}
+
+/** Something the planner considered and decided against. */
+export interface Refusal {
+  readonly considered: string;
+  readonly reason: string;
+}
+
+export interface Plan {
+  readonly schemaVersion: typeof PLAN_SCHEMA_VERSION;
+  readonly classification: Classification;
+  /** True when the host's counters show a real problem (whether or not a host change can fix it). */
+  readonly confirmed: boolean;
+  /** What the counters show, in plain words: the evidence for `confirmed` and `classification`. */
+  readonly confirmation: readonly string[];
+  readonly summary: string;
+  readonly alert: Alert;
+  readonly signals: Signals;
+  readonly actions: readonly PlannedAction[];
+  readonly recommendations: readonly Recommendation[];
+  readonly refusals: readonly Refusal[];
+  /** The sizing computation when a raise was considered. */
+  readonly sizing: SizingResult | null;
+  readonly policy: Policy;
+}
