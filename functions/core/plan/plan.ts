@@ -367,7 +367,7 @@ class Planner {
     if (drains.length > 0) {
       const longest = Math.max(...drains.map((change) => change.from));
       effects.push(
-        `entries in ${drains.map((change) => change.sysctl.replace(/^(tcp|udp)_timeout_?/, '') || change.sysctl).join(', ')} states live ${drains.map((change) => `${change.to} s instead of ${change.from} s`).join(', ')}; the existing ones keep their timers, so the full effect arrives within ${longest} s`,
+        `${drains.map((change) => `${change.label} entries live ${change.to} s instead of ${change.from} s`).join(', ')}; existing entries keep their timers, so the full effect arrives within ${longest} s`,
       );
     }
     if (established) {
@@ -376,7 +376,7 @@ class Planner {
       );
     }
     const unsafeIf = [
-      'an application keeps connections idle (no keepalives) for longer than the new timeout and relies on stateful firewall rules or NAT: its next packet is treated as a new flow',
+      ...changes.map((change) => `${change.sysctl}: ${change.unsafeIf}`),
       'kube-proxy or another agent rewrites these timeouts on its next start (they will revert, which verification or the next incident shows)',
     ];
     if (raise)

@@ -25,10 +25,14 @@ export const KERNEL_DEFAULT_TIMEOUTS: Readonly<Record<string, number>> = {
 
 interface TimeoutRule {
   readonly sysctl: string;
+  /** The entries it governs, as an operator names them. */
+  readonly label: string;
   /** Which table states the timeout governs. */
   readonly matches: (protocol: string, state: string) => boolean;
   readonly target: number;
   readonly why: string;
+  /** What would make the shorter value harmful. */
+  readonly unsafeIf: string;
   readonly risk: 'low' | 'medium';
   /** Short-lived states drain within their old timeout; ESTABLISHED entries keep their timers until their next packet. */
   readonly shortLived: boolean;
@@ -43,6 +47,9 @@ const UDP_STREAM_STATES = new Set(['ASSURED', 'STREAM', 'REPLIED_STREAM']);
 export const TIMEOUT_RULES: readonly TimeoutRule[] = [
   {
     sysctl: 'tcp_timeout_time_wait',
+    label: 'TIME_WAIT',
+    unsafeIf:
+      'a peer retransmits its last FIN or ACK more than 30 s late: the packet is then seen as INVALID, which matters only where INVALID packets are logged or answered',
     matches: tcp('TIME_WAIT'),
     target: 30,
     why: 'the connection is over; the entry only absorbs a last retransmitted FIN/ACK, which arrives within seconds (Linux keeps its own TIME_WAIT socket for 60 s and handles a reused port by itself)',
@@ -51,6 +58,9 @@ export const TIMEOUT_RULES: readonly TimeoutRule[] = [
   },
   {
     sysctl: 'tcp_timeout_fin_wait',
+    label: 'FIN_WAIT',
+    unsafeIf:
+      'an application half-closes a connection and keeps sending in the other direction after more than 60 s of silence',
     matches: tcp('FIN_WAIT'),
     target: 60,
     why: 'one side has closed; 60 s is how long Linux itself keeps a half-closed socket (net.ipv4.tcp_fin_timeout), and every packet refreshes the entry',
@@ -59,6 +69,9 @@ export const TIMEOUT_RULES: readonly TimeoutRule[] = [
   },
   {
     sysctl: 'tcp_timeout_syn_sent',
+    label: 'SYN_SENT',
+    unsafeIf:
+      'a connect is retried less often than every 30 s and relies on its first SYN’s entry (no common TCP stack does)',
     matches: tcp('SYN_SENT'),
     target: 30,
     why: 'a SYN that got no answer; every retransmitted SYN refreshes the entry, so a connect still in progress keeps it',
@@ -67,6 +80,8 @@ export const TIMEOUT_RULES: readonly TimeoutRule[] = [
   },
   {
     sysctl: 'tcp_timeout_syn_recv',
+    label: 'SYN_RECV',
+    unsafeIf: 'a client takes more than 30 s to complete a handshake (extreme packet loss)',
     matches: tcp('SYN_RECV'),
     target: 30,
     why: 'a handshake waiting for its final ACK; a SYN-ACK retransmission refreshes the entry',
@@ -75,6 +90,9 @@ export const TIMEOUT_RULES: readonly TimeoutRule[] = [
   },
   {
     sysctl: 'udp_timeout',
+    label: 'one-shot UDP',
+    unsafeIf:
+      'a UDP protocol answers more than 10 s after the request, or sends less often than every 10 s and depends on stateful firewall rules',
     matches: (protocol, state) => protocol === 'udp' && !UDP_STREAM_STATES.has(state.toUpperCase()),
     target: 10,
     why: 'one-shot UDP exchanges (DNS, metrics): a reply comes within the resolver’s 5 s retry timeout, and each packet refreshes the entry',
@@ -84,6 +102,8 @@ export const TIMEOUT_RULES: readonly TimeoutRule[] = [
   },
   {
     sysctl: 'generic_timeout',
+    label: 'other-protocol',
+    unsafeIf: 'a tunnel (GRE, ESP, …) is idle for more than 120 s and depends on stateful firewall rules',
     matches: (protocol) => protocol === 'other',
     target: 120,
     why: 'protocols conntrack does not understand (GRE without its helper, ESP, …); 120 s is what Bottlerocket ships',
@@ -92,6 +112,9 @@ export const TIMEOUT_RULES: readonly TimeoutRule[] = [
   },
   {
     sysctl: 'tcp_timeout_established',
+    label: 'ESTABLISHED',
+    unsafeIf:
+      'an application keeps connections idle for more than a day without keepalives and relies on stateful firewall rules or NAT: its next packet is treated as a new flow',
     matches: tcp('ESTABLISHED'),
     target: 86_400,
     why: 'one day, the value kube-proxy sets on every Kubernetes node; connections idle for longer than a day without keepalives lose their entry',
@@ -103,6 +126,8 @@ export const TIMEOUT_RULES: readonly TimeoutRule[] = [
 
 export interface TimeoutChange {
   readonly sysctl: string;
+  readonly label: string;
+  readonly unsafeIf: string;
   readonly from: number;
   readonly to: number;
   /** Entries now in the states this timeout governs. */
@@ -170,6 +195,8 @@ export function planTimeouts(report: DiagnosticsReport, options: TimeoutOptions)
     }
     changes.push({
       sysctl: rule.sysctl,
+      label: rule.label,
+      unsafeIf: rule.unsafeIf,
       from: current,
       to: rule.target,
       entries,
