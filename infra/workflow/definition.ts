@@ -46,8 +46,8 @@ export const DEFAULT_APPROVAL_TIMEOUT = Duration.minutes(30);
  * The incident workflow, in JSONPath so that the same definition runs locally under
  * aws-local-stepfunctions. Data accumulates under one object:
  * `incident` (the execution input), `execution`, `instance`, `before`, `assessment`, `gate`,
- * `approval`, `applied`, `after`, `verification`, `rollback`, `error`, `outcome`, `notification`,
- * `evidence`.
+ * `approval`, `applied`, `after`, `verification`, `persisted`, `rollback`, `error`, `outcome`,
+ * `notification`, `evidence`.
  *
  * Every path ends in Notify → Write the evidence bundle: terminal branches set `outcome`; a failure
  * before any change is caught into "Failed before any change"; a failure once a change may have
@@ -280,10 +280,31 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
   );
   const remediated = outcome(STATE.remediated, OUTCOMES.remediated).next(notify);
 
+  // A verified change is re-applied with Persist=true (when the policy persists at all). If that
+  // fails the fix still holds, so the incident ends remediated and the notification says so.
+  const persist = new sfn.Map(scope, STATE.persist, {
+    itemsPath: '$.gate.toPersist',
+    maxConcurrency: 1,
+    itemSelector: ssmBlockInput('$$.Map.Item.Value.parameters', '$$.Map.Item.Value'),
+    resultPath: '$.persisted',
+  });
+  persist.itemProcessor(
+    ssmCommandLoop(scope, {
+      label: 'Persist',
+      documents: [
+        { logicalName: DOCUMENT.raiseLimits, awsName: documents.raiseLimits },
+        { logicalName: DOCUMENT.notrackPorts, awsName: documents.notrackPorts },
+      ],
+      polling,
+    }),
+  );
+  persist.addCatch(remediated, { errors: [sfn.Errors.ALL], resultPath: '$.persistError' });
+  persist.next(remediated);
+
   // ---- wiring ---------------------------------------------------------------------------------
   verify.next(
     new sfn.Choice(scope, STATE.fixHeld)
-      .when(sfn.Condition.booleanEquals('$.verification.held', true), remediated)
+      .when(sfn.Condition.booleanEquals('$.verification.held', true), persist)
       .otherwise(rollBack),
   );
   applyRemediation.next(soak).next(collectAfter).next(verify);
@@ -322,7 +343,19 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
       .otherwise(notManaged),
   );
 
-  return takeIncident.next(lookUpInstance);
+  // Detection opens incidents for hosts that are not EC2 instances too (no instance id in the log
+  // stream name): those can only be escalated.
+  return takeIncident.next(
+    new sfn.Choice(scope, STATE.hostIsInstance)
+      .when(
+        sfn.Condition.and(
+          sfn.Condition.isPresent('$.incident.instanceId'),
+          sfn.Condition.isString('$.incident.instanceId'),
+        ),
+        lookUpInstance,
+      )
+      .otherwise(notManaged),
+  );
 }
 
 /** The input of an SSM command block: see ssmCommandLoop. */

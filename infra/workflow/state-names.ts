@@ -5,6 +5,7 @@
  */
 export const STATE = {
   takeIncident: 'Take the incident',
+  hostIsInstance: 'Is the host an instance?',
   lookUpInstance: 'Look up the instance in SSM',
   instanceManaged: 'Instance managed and online?',
   notManaged: 'Not managed: no change, escalated',
@@ -29,6 +30,7 @@ export const STATE = {
   collectDiagnosticsAfter: 'Collect diagnostics after the soak',
   verify: 'Verify the fix',
   fixHeld: 'Fix held?',
+  persist: 'Make the fix permanent',
   remediated: 'Fixed and verified',
   rollBack: 'Roll back',
   rolledBack: 'Rolled back',
@@ -60,6 +62,7 @@ export const SSM_BLOCK = {
   collectBefore: STATE.collectDiagnostics,
   collectAfter: STATE.collectDiagnosticsAfter,
   apply: STATE.applyRemediation,
+  persist: STATE.persist,
   rollBack: STATE.rollBack,
 } as const;
 

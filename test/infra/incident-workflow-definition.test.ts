@@ -63,7 +63,11 @@ describe('incident workflow definition', () => {
 
   it('checks that SSM manages the instance and that it is online before sending any command', () => {
     const lookUp = state(definition, STATE.lookUpInstance);
-    expect(state(definition, STATE.takeIncident).Next).toBe(STATE.lookUpInstance);
+    expect(state(definition, STATE.takeIncident).Next).toBe(STATE.hostIsInstance);
+    expect(state(definition, STATE.hostIsInstance)).toMatchObject({
+      Choices: [{ Next: STATE.lookUpInstance }],
+      Default: STATE.notManaged,
+    });
     expect(lookUp.Resource).toBe('arn:aws:states:::aws-sdk:ssm:describeInstanceInformation');
     expect(lookUp.Parameters).toEqual({
       Filters: [{ Key: 'InstanceIds', 'Values.$': 'States.Array($.incident.instanceId)' }],
@@ -86,7 +90,7 @@ describe('incident workflow definition', () => {
     const container = state(definition, block);
     const loop = (container.Branches?.[0] ?? container.ItemProcessor) as AslMachine;
     const loopStates = Object.entries(loop.States);
-    const label = block === STATE.applyRemediation ? 'Apply' : block;
+    const label = block === STATE.applyRemediation ? 'Apply' : block === STATE.persist ? 'Persist' : block;
 
     it('sends through the SDK integration, then waits, asks for the result and counts the check', () => {
       const sends = loopStates.filter(([, each]) => each.Resource?.endsWith(':ssm:sendCommand'));
@@ -257,11 +261,18 @@ describe('incident workflow definition', () => {
   });
 
   it('never reaches the notification after a change without verification or a rollback', () => {
-    const fromApply = reachable(definition, STATE.applyRemediation, [STATE.remediated, STATE.rollBack]);
+    const fromApply = reachable(definition, STATE.applyRemediation, [STATE.persist, STATE.rollBack]);
     expect(fromApply.has(STATE.notify)).toBe(false);
+    expect(fromApply.has(STATE.remediated)).toBe(false);
     expect(state(definition, STATE.fixHeld)).toMatchObject({
-      Choices: [{ Variable: '$.verification.held', BooleanEquals: true, Next: STATE.remediated }],
+      Choices: [{ Variable: '$.verification.held', BooleanEquals: true, Next: STATE.persist }],
       Default: STATE.rollBack,
+    });
+    // Persisting a verified fix can fail without undoing it: the incident still ends remediated.
+    expect(state(definition, STATE.persist)).toMatchObject({
+      ItemsPath: '$.gate.toPersist',
+      Next: STATE.remediated,
+      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.persistError', Next: STATE.remediated }],
     });
   });
 

@@ -1,0 +1,377 @@
+import { Duration } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import { describe, expect, it } from 'vitest';
+import type { RunDocumentRequest, RunDocumentResult } from '../../../functions/local/ssm-executor.js';
+import type { AslMachine } from '../../../functions/local/twin/asl.js';
+import { localSsm, SsmError } from '../../../functions/local/twin/local-ssm.js';
+import { type LambdaBindings, runWorkflowLocally } from '../../../functions/local/twin/runner.js';
+import { onlyStateMachine } from '../../../functions/local/twin/template.js';
+import { STATE } from '../../../infra/workflow/state-names.js';
+import { workflowTestStack } from '../../infra/support/workflow-stack.js';
+
+/**
+ * The failure branches of the deployed definition, run by the local interpreter with the Task
+ * states bound to scripted hosts and functions: each test drives one way an incident can go wrong
+ * and checks where it ends, what ran on the host, and that it was notified and bundled.
+ */
+
+function definitionFromTemplate(approvalTimeout = Duration.minutes(30)): AslMachine {
+  const { stack } = workflowTestStack({
+    approvalTimeout,
+    polling: { intervalSeconds: 3, maxPolls: 4, deliveryTimeoutSeconds: 60 },
+  });
+  return onlyStateMachine(Template.fromStack(stack).toJSON()).definition as unknown as AslMachine;
+}
+
+const definition = definitionFromTemplate();
+const shortApproval = definitionFromTemplate(Duration.seconds(1));
+
+const INSTANCE = 'ctr-test-i';
+
+function result(
+  status: RunDocumentResult['status'],
+  json: Record<string, unknown>,
+  exitCode = 0,
+): RunDocumentResult {
+  const stdout = JSON.stringify(json);
+  return {
+    status,
+    statusDetails: status === 'TimedOut' ? 'ExecutionTimedOut' : status,
+    exitCode,
+    stdout,
+    stderr: status === 'Success' ? '' : `${String(json.document)}: it went wrong`,
+    stdoutTruncated: false,
+    stderrTruncated: false,
+    fullStdout: stdout,
+    fullStderr: '',
+    json,
+    parameters: {},
+    durationMs: 1,
+  };
+}
+
+type Host = (request: RunDocumentRequest) => Promise<RunDocumentResult>;
+
+/** A host on which every document succeeds, unless a test says otherwise for one of them. */
+function host(overrides: Partial<Record<string, Host>> = {}): Host {
+  return async (request) => {
+    const override = overrides[request.name];
+    if (override) return override(request);
+    return result('Success', {
+      document: request.name,
+      changeId: request.parameters.ChangeId ?? null,
+      status: 'applied',
+    });
+  };
+}
+
+const never = () => new Promise<never>(() => {});
+
+const plannedActions = [
+  {
+    id: 'raise',
+    document: 'raise-limits',
+    parameters: { ChangeId: ['inc-1-raise'], MaxEntries: ['262144'] },
+  },
+  { id: 'notrack', document: 'notrack-ports', parameters: { ChangeId: ['inc-1-notrack'], Ports: ['8080'] } },
+];
+
+interface Scenario {
+  readonly run?: Host;
+  readonly online?: boolean;
+  readonly instanceId?: string | null;
+  readonly decision?: 'apply' | 'approve' | 'dry-run' | 'nothing';
+  readonly lambdas?: Partial<LambdaBindings>;
+  readonly definition?: AslMachine;
+}
+
+async function runScenario(scenario: Scenario = {}) {
+  const calls: Record<string, unknown[]> = {};
+  const record = (role: string, payload: unknown) => {
+    calls[role] = [...(calls[role] ?? []), payload];
+  };
+  const ssm = localSsm({
+    netns: INSTANCE,
+    pollMs: 5,
+    run: scenario.run ?? host(),
+    online: async () => scenario.online ?? true,
+  });
+  const decision = scenario.decision ?? 'apply';
+  const defaults: LambdaBindings = {
+    assess: async () => ({
+      confirmed: true,
+      classification: 'table-full',
+      plan: { actions: plannedActions },
+    }),
+    policyGate: async (payload) => {
+      const approved = (payload as { approval?: { decision: string } }).approval;
+      const settled =
+        approved === undefined ? decision : approved.decision === 'approved' ? 'apply' : 'rejected';
+      return {
+        decision: settled,
+        soakSeconds: 1,
+        toApply: settled === 'apply' ? plannedActions : [],
+        toPersist:
+          settled === 'apply'
+            ? [{ ...plannedActions[0], parameters: { ChangeId: ['inc-1-raise'], Persist: ['true'] } }]
+            : [],
+        rollback: [...plannedActions].reverse().map((action) => ({
+          document: 'rollback',
+          parameters: { ChangeId: action.parameters.ChangeId },
+        })),
+      };
+    },
+    requestApproval: async () => ({ decision: 'approved', approver: { id: 'tester', via: 'test' } }),
+    verify: async () => ({ held: true, checks: [] }),
+    notify: async () => ({ published: true }),
+    writeEvidence: async () => ({ location: 'out/inc-1' }),
+  };
+  const lambdas = Object.fromEntries(
+    Object.entries({ ...defaults, ...scenario.lambdas }).map(([role, fn]) => [
+      role,
+      async (payload: unknown) => {
+        record(role, payload);
+        return fn(payload);
+      },
+    ]),
+  ) as unknown as LambdaBindings;
+  const execution = runWorkflowLocally({
+    definition: scenario.definition ?? definition,
+    input: {
+      incidentId: 'inc-1',
+      instanceId: scenario.instanceId === undefined ? INSTANCE : scenario.instanceId,
+      kind: 'table-full',
+      mode: 'auto',
+    },
+    ssm,
+    lambdas,
+    soakMs: 0,
+    retryIntervalMs: 0,
+  });
+  const ended = await execution.result;
+  if ('error' in ended) throw ended.error;
+  // biome-ignore lint/suspicious/noExplicitAny: the workflow's output is probed field by field below
+  const output = ended.output as Record<string, any>;
+  const sent = ssm
+    .commands()
+    .map((command) => `${command.document} ${command.parameters.ChangeId ?? ''}`.trim());
+  const entered = execution
+    .history()
+    .filter((event) => event.type === 'StateEntered')
+    .map((event) => event.state);
+  return { output, sent, calls, entered };
+}
+
+function expectNotifiedAndBundled(run: Awaited<ReturnType<typeof runScenario>>) {
+  expect(run.calls.notify).toHaveLength(1);
+  expect(run.calls.writeEvidence).toHaveLength(1);
+  expect(run.entered.at(-1)).toBe(STATE.done);
+}
+
+describe('incident workflow branches, run locally from the synthesized definition', () => {
+  it('applies, soaks, verifies and persists a fix when everything works', async () => {
+    const run = await runScenario();
+    expect(run.output.outcome.status).toBe('remediated');
+    expect(run.sent).toEqual([
+      'collect-diagnostics',
+      'raise-limits inc-1-raise',
+      'notrack-ports inc-1-notrack',
+      'collect-diagnostics',
+      'raise-limits inc-1-raise',
+    ]);
+    expect(
+      run.output.applied.map((each: { invocation: { status: string } }) => each.invocation.status),
+    ).toEqual(['Success', 'Success']);
+    expect(run.output.persistError).toBeUndefined();
+    expectNotifiedAndBundled(run);
+  });
+
+  it('escalates without a single command when the instance is not managed by SSM', async () => {
+    const run = await runScenario({ online: false });
+    expect(run.output.outcome).toMatchObject({ status: 'escalated', hostChanged: false });
+    expect(run.entered).toContain(STATE.notManaged);
+    expect(run.sent).toEqual([]);
+    expect(run.calls.assess).toBeUndefined();
+    expectNotifiedAndBundled(run);
+  });
+
+  it('escalates a host that is not an instance without asking SSM', async () => {
+    const run = await runScenario({ instanceId: null });
+    expect(run.output.outcome.status).toBe('escalated');
+    expect(run.entered).not.toContain(STATE.lookUpInstance);
+    expectNotifiedAndBundled(run);
+  });
+
+  it('gives up on a diagnostics command that never finishes, changing nothing', async () => {
+    const run = await runScenario({ run: host({ 'collect-diagnostics': never }) });
+    expect(run.output.outcome).toMatchObject({ status: 'failed', hostChanged: false });
+    expect(run.output.error.Error).toBe('SsmCommandTimedOut');
+    expect(run.output.error.Cause).toContain('did not finish within 4 checks');
+    expect(run.sent).toEqual(['collect-diagnostics']);
+    expectNotifiedAndBundled(run);
+  });
+
+  it('reports a failed diagnostics command with its exit code and stderr', async () => {
+    const failing: Host = async () => result('Failed', { document: 'collect-diagnostics' }, 1);
+    const run = await runScenario({ run: host({ 'collect-diagnostics': failing }) });
+    expect(run.output.outcome.status).toBe('failed');
+    expect(run.output.error.Error).toBe('SsmCommandFailed');
+    expect(run.output.error.Cause).toContain(
+      'Failed (Failed), exit code 1: collect-diagnostics: it went wrong',
+    );
+    expectNotifiedAndBundled(run);
+  });
+
+  it('rolls back every planned change when a remediation command times out', async () => {
+    const run = await runScenario({ run: host({ 'notrack-ports': never }) });
+    expect(run.output.outcome).toMatchObject({ status: 'rolled-back', hostChanged: true });
+    expect(run.output.error.Error).toBe('SsmCommandTimedOut');
+    expect(run.sent).toEqual([
+      'collect-diagnostics',
+      'raise-limits inc-1-raise',
+      'notrack-ports inc-1-notrack',
+      'rollback inc-1-notrack',
+      'rollback inc-1-raise',
+    ]);
+    expectNotifiedAndBundled(run);
+  });
+
+  it('rolls back when verification after the soak fails', async () => {
+    const run = await runScenario({ lambdas: { verify: async () => ({ held: false, checks: [] }) } });
+    expect(run.output.outcome.status).toBe('rolled-back');
+    expect(run.output.error).toBeUndefined();
+    expect(run.sent.slice(-2)).toEqual(['rollback inc-1-notrack', 'rollback inc-1-raise']);
+    expect(run.entered).toContain(STATE.soak);
+    expectNotifiedAndBundled(run);
+  });
+
+  it('rolls back when the verify function itself fails', async () => {
+    const broken = async () => {
+      throw Object.assign(new Error('after report unreadable'), { name: 'DiagnosticsUnreadable' });
+    };
+    const run = await runScenario({ lambdas: { verify: broken } });
+    expect(run.output.outcome.status).toBe('rolled-back');
+    expect(run.output.error).toEqual({ Error: 'DiagnosticsUnreadable', Cause: 'after report unreadable' });
+  });
+
+  it('escalates loudly when the rollback itself fails', async () => {
+    const failing: Host = async () => result('Failed', { document: 'rollback' }, 1);
+    const run = await runScenario({
+      run: host({ rollback: failing }),
+      lambdas: { verify: async () => ({ held: false }) },
+    });
+    expect(run.output.outcome).toMatchObject({ status: 'rollback-failed', hostChanged: true });
+    expect(run.output.rollbackError.Error).toBe('SsmCommandFailed');
+    expectNotifiedAndBundled(run);
+  });
+
+  it('keeps a verified fix when making it permanent fails', async () => {
+    let raises = 0;
+    const secondRaiseFails: Host = async () => {
+      raises += 1;
+      return raises === 1
+        ? result('Success', { document: 'raise-limits', status: 'applied' })
+        : result('Failed', { document: 'raise-limits' }, 1);
+    };
+    const run = await runScenario({ run: host({ 'raise-limits': secondRaiseFails }) });
+    expect(run.output.outcome.status).toBe('remediated');
+    expect(run.output.persistError.Error).toBe('SsmCommandFailed');
+    expect(run.sent.filter((each) => each.startsWith('rollback'))).toEqual([]);
+  });
+
+  it('ends with no change, escalated, when nobody approves in time', async () => {
+    const run = await runScenario({
+      definition: shortApproval,
+      decision: 'approve',
+      lambdas: { requestApproval: never },
+    });
+    expect(run.output.outcome).toMatchObject({ status: 'escalated', hostChanged: false });
+    expect(run.output.error.Error).toBe('States.Timeout');
+    expect(run.entered).toContain(STATE.approvalTimedOut);
+    expect(run.sent).toEqual(['collect-diagnostics']);
+    expectNotifiedAndBundled(run);
+  });
+
+  it('hands the approval function a task token and applies once approved', async () => {
+    const run = await runScenario({ decision: 'approve' });
+    const request = run.calls.requestApproval?.[0] as { taskToken: string; timeoutSeconds: number };
+    expect(request.taskToken).toMatch(/^local-task-token-/);
+    expect(request.timeoutSeconds).toBe(1800);
+    expect(run.output.approval.decision).toBe('approved');
+    expect(run.output.outcome.status).toBe('remediated');
+  });
+
+  it('changes nothing when the change is rejected', async () => {
+    const run = await runScenario({
+      decision: 'approve',
+      lambdas: { requestApproval: async () => ({ decision: 'rejected', approver: { id: 'ops' } }) },
+    });
+    expect(run.output.outcome.status).toBe('rejected');
+    expect(run.sent).toEqual(['collect-diagnostics']);
+    expectNotifiedAndBundled(run);
+  });
+
+  it('changes nothing in dry-run mode or when the alert is not confirmed', async () => {
+    const dry = await runScenario({ decision: 'dry-run' });
+    expect(dry.output.outcome.status).toBe('dry-run');
+    expect(dry.sent).toEqual(['collect-diagnostics']);
+    const unconfirmed = await runScenario({ lambdas: { assess: async () => ({ confirmed: false }) } });
+    expect(unconfirmed.output.outcome.status).toBe('not-confirmed');
+    expect(unconfirmed.calls.policyGate).toBeUndefined();
+    expectNotifiedAndBundled(unconfirmed);
+  });
+
+  it('retries GetCommandInvocation when the invocation does not exist yet', async () => {
+    const ssmRun = host();
+    const run = await (async () => {
+      let misses = 0;
+      const { localSsm: make } = await import('../../../functions/local/twin/local-ssm.js');
+      const ssm = make({ netns: INSTANCE, pollMs: 5, run: ssmRun, online: async () => true });
+      const flaky = {
+        ...ssm,
+        getCommandInvocation: async (input: unknown) => {
+          if (misses < 2) {
+            misses += 1;
+            throw new SsmError('InvocationDoesNotExist', 'not yet');
+          }
+          return ssm.getCommandInvocation(input);
+        },
+      };
+      const execution = runWorkflowLocally({
+        definition,
+        input: { incidentId: 'inc-1', instanceId: INSTANCE },
+        ssm: flaky,
+        lambdas: {
+          assess: async () => ({ confirmed: false }),
+          policyGate: never,
+          requestApproval: never,
+          verify: never,
+          notify: async () => ({}),
+          writeEvidence: async () => ({}),
+        },
+        soakMs: 0,
+        retryIntervalMs: 0,
+      });
+      await execution.result;
+      return { misses, history: execution.history() };
+    })();
+    expect(run.misses).toBe(2);
+    expect(run.history.filter((event) => event.type === 'StateRetried').map((event) => event.state)).toEqual([
+      `${STATE.collectDiagnostics}: get the result`,
+      `${STATE.collectDiagnostics}: get the result`,
+    ]);
+  });
+
+  it('still writes the evidence bundle when the notification fails', async () => {
+    const run = await runScenario({
+      lambdas: {
+        notify: async () => {
+          throw Object.assign(new Error('topic gone'), { name: 'NotFoundException' });
+        },
+      },
+    });
+    expect(run.output.notificationError.Error).toBe('NotFoundException');
+    expect(run.calls.writeEvidence).toHaveLength(1);
+    expect(run.entered.at(-1)).toBe(STATE.done);
+  });
+});
