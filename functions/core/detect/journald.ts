@@ -1,0 +1,57 @@
+import { LogInputError } from './errors.js';
+import type { LogLine } from './text-line.js';
+
+/** One entry of `journalctl -o json` (every field is optional; only these are read). */
+export interface JournalEntry {
+  readonly MESSAGE?: unknown;
+  readonly _TRANSPORT?: unknown;
+  readonly _HOSTNAME?: unknown;
+  readonly __REALTIME_TIMESTAMP?: unknown;
+}
+
+/** Fields every journald entry carries; one of them is enough to recognise an entry. */
+export function isJournalEntry(value: object): value is JournalEntry {
+  return (
+    '__REALTIME_TIMESTAMP' in value || '__CURSOR' in value || '_TRANSPORT' in value || 'MESSAGE' in value
+  );
+}
+
+const utf8 = new TextDecoder('utf-8');
+
+// journalctl writes a field that is not valid UTF-8 as an array of byte values, a field that
+// occurs several times as an array of values, and an oversized one as null.
+function fieldText(name: string, value: unknown): string | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value === 'string') return value;
+  if (Array.isArray(value)) {
+    if (value.every((byte) => Number.isInteger(byte) && byte >= 0 && byte <= 255)) {
+      return utf8.decode(Uint8Array.from(value as number[]));
+    }
+    if (value.every((item) => typeof item === 'string')) return (value as string[]).join('\n');
+  }
+  throw new LogInputError(`journald field ${name} is neither a string nor an array of bytes`);
+}
+
+/**
+ * Reads one journald entry. Only `_TRANSPORT=kernel` makes it a kernel line: fields starting with
+ * an underscore are set by journald itself, so a program cannot claim to be the kernel.
+ */
+export function parseJournalEntry(entry: JournalEntry): LogLine {
+  const realtime = fieldText('__REALTIME_TIMESTAMP', entry.__REALTIME_TIMESTAMP);
+  let timeMs: number | null = null;
+  if (realtime !== null) {
+    if (!/^\d{1,19}$/.test(realtime)) {
+      throw new LogInputError(
+        `journald field __REALTIME_TIMESTAMP is not microseconds: ${JSON.stringify(realtime)}`,
+      );
+    }
+    timeMs = Number(BigInt(realtime) / 1000n);
+  }
+  return {
+    format: 'journald-json',
+    host: fieldText('_HOSTNAME', entry._HOSTNAME),
+    timeMs,
+    kernel: fieldText('_TRANSPORT', entry._TRANSPORT) === 'kernel',
+    message: fieldText('MESSAGE', entry.MESSAGE) ?? '',
+  };
+}

@@ -1,0 +1,79 @@
+/**
+ * The kernel message bodies that matter, in every spelling real kernels have printed
+ * (see docs/detect.md and the reference notes, section 1).
+ */
+
+export type DropKind = 'table-full' | 'expect-table-full';
+
+export type KernelMessage =
+  | { readonly type: 'drop'; readonly kind: DropKind; readonly netns: string | null }
+  | { readonly type: 'suppression'; readonly count: number };
+
+// `ip_conntrack:` (2.4–2.6.2x), `nf_conntrack:`, the doubled prefix of kernels whose
+// nf_conntrack_core.c defines pr_fmt, the optional trailing period of pre-3.5 kernels, and the
+// ` in netns N` of kernels >= 6.17 for namespaces other than the initial one.
+const TABLE_FULL =
+  /^(?:ip_conntrack|nf_conntrack): (?:nf_conntrack: )?table full(?: in netns (\d+))?, dropping packet\.?\s*$/;
+// `__nf_ct_expect_check()`: a different limit (nf_conntrack_expect_max) that raising
+// nf_conntrack_max does not fix, hence a different kind.
+const EXPECTATION_TABLE_FULL =
+  /^(?:ip_conntrack|nf_conntrack): (?:nf_conntrack: )?expectation table full\.?\s*$/;
+// The old printk ratelimit (2.6.x), lib/ratelimit.c named after itself (2.6.3x), and the shared
+// net_ratelimit state every net_*_ratelimited() caller uses (modern kernels).
+const SUPPRESSED =
+  /^(?:printk: (\d+) messages suppressed\.?|(?:__ratelimit|net_ratelimit): (\d+) callbacks suppressed)\s*$/;
+
+/**
+ * Byte patterns at least one of which every message `classifyKernelMessage` recognises contains.
+ * A line without any of them can still matter as a neighbour (see the attribution rule), but never
+ * as a drop or suppression line itself. Shared with the CloudWatch filter pattern.
+ */
+export const CANDIDATE_SUBSTRINGS = ['table full', 'suppressed'] as const;
+
+/**
+ * The kernel's own message timestamp (`[12345.678901]`, or `[ 123.4]` with padding) and the
+ * optional CONFIG_PRINTK_CALLER field (`[  T123]`, `[ C1]`) that precede the text in dmesg and in
+ * rsyslog's imklog output.
+ */
+const KERNEL_TIMESTAMP_PREFIX = /^\[\s*\d+\.\d+\](?:\[\s*[TC]\d+\])?\s?/;
+
+export function stripKernelTimestamp(message: string): string {
+  const match = KERNEL_TIMESTAMP_PREFIX.exec(message);
+  return match === null ? message : message.slice(match[0].length);
+}
+
+/** Recognises a drop or a suppression line in a kernel message body, else returns null. */
+export function classifyKernelMessage(body: string): KernelMessage | null {
+  const message = stripKernelTimestamp(body.trimStart());
+  if (message.includes('table full')) {
+    const tableFull = TABLE_FULL.exec(message);
+    if (tableFull !== null) return { type: 'drop', kind: 'table-full', netns: tableFull[1] ?? null };
+    if (EXPECTATION_TABLE_FULL.test(message)) return { type: 'drop', kind: 'expect-table-full', netns: null };
+    return null;
+  }
+  if (message.includes('suppressed')) {
+    const suppressed = SUPPRESSED.exec(message);
+    if (suppressed === null) return null;
+    const count = Number(suppressed[1] ?? suppressed[2]);
+    return Number.isSafeInteger(count) ? { type: 'suppression', count } : null;
+  }
+  return null;
+}
+
+/** True when `text` contains a substring any recognised message needs (cheap pre-filter). */
+export function mentionsCandidate(text: string): boolean {
+  return CANDIDATE_SUBSTRINGS.some((needle) => text.includes(needle));
+}
+
+// The same phrases anywhere in a text: what another program copying the kernel's words looks like.
+const KERNEL_PHRASE =
+  /(?:ip_conntrack|nf_conntrack): (?:nf_conntrack: )?(?:expectation )?table full|(?:printk: \d+ messages|(?:__ratelimit|net_ratelimit): \d+ callbacks) suppressed/;
+
+/**
+ * True when `text` contains a drop or suppression phrase anywhere (not only as the whole
+ * message): used to count look-alikes written by other programs, and to refuse lines that carry
+ * the phrase in a format nobody can attribute.
+ */
+export function mentionsKernelPhrase(text: string): boolean {
+  return mentionsCandidate(text) && KERNEL_PHRASE.test(text);
+}

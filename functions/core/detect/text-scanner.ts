@@ -1,0 +1,235 @@
+import type { DetectionSession } from './session.js';
+
+/**
+ * Feeds a text log to a DetectionSession chunk by chunk, decoding as little as it can.
+ *
+ * Most lines of a syslog file cannot matter: a line matters only if it contains a drop or
+ * suppression phrase (a "candidate"), or if it is a kernel line of a host that has a drop or a
+ * pending suppression just before it (it settles that host's attribution). So while no host is in
+ * that state, the scanner jumps from candidate to candidate with Buffer.indexOf (native, no
+ * decoding); only candidate lines, and every line while some host is in that state, are decoded
+ * and parsed. The result is the same as parsing every line.
+ */
+
+// Subsets of CANDIDATE_SUBSTRINGS ('table full', 'suppressed') chosen for speed: Buffer.indexOf
+// runs several times faster when the needle starts with a byte that is rare in log text.
+// Every line with a candidate substring contains one of these, so nothing is missed; a few
+// more lines ("fully") are parsed for nothing.
+const NEEDLES = [Buffer.from('full'), Buffer.from('uppress')];
+const NEWLINE = 0x0a;
+const CARRIAGE_RETURN = 0x0d;
+const OPEN_BRACKET = 0x5b;
+const LESS_THAN = 0x3c;
+const DIGIT_ZERO = 0x30;
+const DIGIT_NINE = 0x39;
+const COMMA = 0x2c;
+const NOWHERE = Number.MAX_SAFE_INTEGER;
+
+/** The next occurrence of a needle in one buffer region, searched natively and at most once per occurrence. */
+class NeedleCursor {
+  private buffer: Buffer | null = null;
+  private end = 0;
+  private found = -1;
+
+  constructor(private readonly needle: Buffer) {}
+
+  reset(buffer: Buffer, end: number): void {
+    this.buffer = buffer;
+    this.end = end;
+    this.found = -1;
+  }
+
+  /** The first position >= from where the needle starts, or NOWHERE. */
+  next(from: number): number {
+    if (this.found !== NOWHERE && this.found < from && this.buffer !== null) {
+      const found = this.buffer.indexOf(this.needle, from);
+      this.found = found < 0 || found >= this.end ? NOWHERE : found;
+    }
+    return this.found;
+  }
+}
+/** A longer "line" is not a log line; refusing it bounds memory. */
+export const MAX_LINE_BYTES = 1024 * 1024;
+
+export interface ScannerProblem {
+  /** Byte offset of the line's start in the stream. */
+  readonly offset: number;
+  /** 1-based line number when the scanner counts lines, else null (the caller can derive it from the offset). */
+  readonly line: number | null;
+  readonly reason: string;
+  readonly text: string;
+}
+
+export interface TextScannerOptions {
+  /**
+   * Count every line so problems carry line numbers. Costs a pass over every byte in JavaScript;
+   * callers that can re-read their input (files) leave it off and derive numbers from offsets.
+   */
+  readonly countLines?: boolean;
+}
+
+export class TextLogScanner {
+  private carry: Buffer | null = null;
+  private streamOffset = 0;
+  private linesBefore = 0;
+  private readonly candidateCursors = NEEDLES.map((needle) => new NeedleCursor(needle));
+  private readonly kernelWord = new NeedleCursor(Buffer.from('kern'));
+  private readonly countLines: boolean;
+  /** After an overlong line: drop bytes up to the next newline. */
+  private skipToNewline = false;
+
+  constructor(
+    private readonly session: DetectionSession,
+    private readonly onProblem: (problem: ScannerProblem) => void,
+    options: TextScannerOptions = {},
+  ) {
+    this.countLines = options.countLines ?? false;
+  }
+
+  /** Bytes seen so far. */
+  get bytes(): number {
+    return this.streamOffset;
+  }
+
+  /** Feeds the next chunk. The scanner keeps no reference to it, so the caller may reuse it. */
+  push(chunk: Buffer): void {
+    let start = 0;
+    if (this.skipToNewline) {
+      const newline = chunk.indexOf(NEWLINE);
+      if (newline < 0) {
+        this.streamOffset += chunk.length;
+        return;
+      }
+      this.skipToNewline = false;
+      if (this.countLines) this.linesBefore++;
+      start = newline + 1;
+    }
+    if (this.carry !== null) {
+      const newline = chunk.indexOf(NEWLINE, start);
+      if (newline < 0) {
+        this.appendCarry(chunk.subarray(start));
+        this.streamOffset += start;
+        return;
+      }
+      const carriedOffset = this.streamOffset - this.carry.length;
+      if (this.carry.length + newline - start > MAX_LINE_BYTES) {
+        this.overlong(carriedOffset, this.carry);
+        if (this.countLines) this.linesBefore++;
+      } else {
+        const line = Buffer.concat([this.carry, chunk.subarray(start, newline + 1)]);
+        this.region(line, 0, line.length, carriedOffset);
+      }
+      this.carry = null;
+      start = newline + 1;
+    }
+    const lastNewline = chunk.lastIndexOf(NEWLINE);
+    if (lastNewline >= start) {
+      this.region(chunk, start, lastNewline + 1, this.streamOffset + start);
+      start = lastNewline + 1;
+    }
+    this.streamOffset += chunk.length;
+    if (start < chunk.length) this.appendCarry(chunk.subarray(start), false);
+  }
+
+  /** Flushes a last line without a newline. */
+  end(): void {
+    if (this.carry === null) return;
+    const line = this.carry;
+    this.carry = null;
+    this.region(line, 0, line.length, this.streamOffset - line.length);
+  }
+
+  private appendCarry(bytes: Buffer, countsAsNew = true): void {
+    // Copied: the caller may reuse the chunk's memory for its next read.
+    this.carry = this.carry === null ? Buffer.from(bytes) : Buffer.concat([this.carry, bytes]);
+    if (countsAsNew) this.streamOffset += bytes.length;
+    if (this.carry.length > MAX_LINE_BYTES) {
+      this.overlong(this.streamOffset - this.carry.length, this.carry);
+      this.carry = null;
+      this.skipToNewline = true;
+    }
+  }
+
+  private overlong(offset: number, start: Buffer): void {
+    this.onProblem({
+      offset,
+      line: this.countLines ? this.linesBefore + 1 : null,
+      reason: `a line longer than ${MAX_LINE_BYTES} bytes: not a log line`,
+      text: start.subarray(0, 80).toString('utf8'),
+    });
+  }
+
+  /** Handles the complete lines in buffer[start, end); `end` is just past a newline or the stream's end. */
+  private region(buffer: Buffer, start: number, end: number, offset: number): void {
+    for (const cursor of this.candidateCursors) cursor.reset(buffer, end);
+    this.kernelWord.reset(buffer, end);
+    let position = start;
+    let counted = start;
+    while (position < end) {
+      if (!this.session.aggregator.hasActiveHosts()) {
+        const candidate = this.nextCandidate(position);
+        if (candidate === NOWHERE) break;
+        position = Math.max(buffer.lastIndexOf(NEWLINE, candidate) + 1, position);
+      }
+      let lineEnd = buffer.indexOf(NEWLINE, position);
+      if (lineEnd < 0 || lineEnd > end) lineEnd = end;
+      const candidate = this.nextCandidate(position) < lineEnd;
+      // While some host is active, every kernel line counts, but a line that cannot be a kernel
+      // line is still skipped undecoded.
+      if (candidate || this.mayBeKernelLine(buffer, position, lineEnd)) {
+        if (this.countLines) {
+          this.linesBefore += countNewlines(buffer, counted, position);
+          counted = position;
+        }
+        this.line(buffer, position, lineEnd, offset + position - start);
+      }
+      position = lineEnd + 1;
+    }
+    if (this.countLines) this.linesBefore += countNewlines(buffer, counted, end);
+  }
+
+  private nextCandidate(from: number): number {
+    let best = NOWHERE;
+    for (const cursor of this.candidateCursors) best = Math.min(best, cursor.next(from));
+    return best;
+  }
+
+  /**
+   * False only for lines that no parser would call a kernel line: syslog and RFC 5424 kernel lines
+   * carry the tag `kernel`, `dmesg -x` lines the facility `kern`; dmesg's own forms start with
+   * `[` or `<`, or with an ISO time whose fraction follows a comma.
+   */
+  private mayBeKernelLine(buffer: Buffer, start: number, end: number): boolean {
+    const first = buffer[start] ?? 0;
+    if (first === OPEN_BRACKET || first === LESS_THAN) return true;
+    if (first >= DIGIT_ZERO && first <= DIGIT_NINE && end - start > 19 && buffer[start + 19] === COMMA)
+      return true;
+    return this.kernelWord.next(start) < end;
+  }
+
+  private line(buffer: Buffer, start: number, end: number, offset: number): void {
+    let stop = end;
+    if (stop > start && buffer[stop - 1] === CARRIAGE_RETURN) stop--;
+    if (stop === start) return;
+    const text = buffer.toString('utf8', start, stop);
+    const outcome = this.session.textLine(text);
+    if (outcome === 'unrecognised-drop-text') {
+      this.onProblem({
+        offset,
+        line: this.countLines ? this.linesBefore + 1 : null,
+        reason:
+          'a drop or suppression message in no known log format (syslog, RFC 5424, dmesg, journald JSON): cannot tell whether the kernel wrote it',
+        text,
+      });
+    }
+  }
+}
+
+function countNewlines(buffer: Buffer, start: number, end: number): number {
+  let count = 0;
+  for (let position = buffer.indexOf(NEWLINE, start); position >= 0 && position < end; ) {
+    count++;
+    position = buffer.indexOf(NEWLINE, position + 1);
+  }
+  return count;
+}
