@@ -3,7 +3,7 @@ import { resolvePolicy } from '../../../functions/core/plan/policy.js';
 import { verifyRemediation } from '../../../functions/core/plan/verify.js';
 import { ReportBuilder } from '../../support/report-builder.js';
 
-const before = () =>
+const beforeReport = () =>
   ReportBuilder.healthy().table({ max: 262_144, count: 262_144 }).drops(3_000).listener('tcp', 8080).build();
 /** After a successful raise: bigger limit, drops flat, well below the threshold. */
 const healthyAfter = () =>
@@ -15,7 +15,7 @@ const healthyAfter = () =>
 
 describe('verifyRemediation', () => {
   it('passes when drops stopped, usage is below the threshold and nothing regressed', () => {
-    const result = verifyRemediation(before(), healthyAfter().build(), resolvePolicy());
+    const result = verifyRemediation(beforeReport(), healthyAfter().build(), resolvePolicy());
     expect(result.passed).toBe(true);
     expect(result.checks.every((check) => check.passed)).toBe(true);
     expect(result.reasons.join(' ')).toContain('rose by 0');
@@ -59,7 +59,7 @@ describe('verifyRemediation', () => {
       reason: /not loaded/,
     },
   ])('fails on $name and says so', ({ after, failed, reason }) => {
-    const result = verifyRemediation(before(), after.build(), resolvePolicy());
+    const result = verifyRemediation(beforeReport(), after.build(), resolvePolicy());
     expect(result.passed).toBe(false);
     expect(result.checks.filter((check) => !check.passed).map((check) => check.name)).toContain(failed);
     expect(result.reasons.join('\n')).toMatch(reason);
@@ -67,7 +67,7 @@ describe('verifyRemediation', () => {
 
   it('tolerates a drop rate the policy allows', () => {
     const result = verifyRemediation(
-      before(),
+      beforeReport(),
       healthyAfter().drops(6).build(),
       resolvePolicy({ verify: { maxDropsPerSecond: 2 } }),
     );
