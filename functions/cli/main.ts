@@ -16,6 +16,10 @@ const commands: Record<string, CommandEntry> = {
     summary: 'run an SSM document of runbooks/ssm in a network namespace, as the SSM Agent would',
     load: async () => (await import('./run-document.js')).runDocumentCommand,
   },
+  bundle: {
+    summary: 'verify an evidence bundle (folder or .tar.gz) against the sha256 in its manifest',
+    load: async () => (await import('./bundle.js')).bundleCommand,
+  },
 };
 
 function usage(): string {

@@ -1,0 +1,139 @@
+import { renderChart } from './chart.js';
+import { estimateImpact } from './impact.js';
+import { allSamples, type IncidentEvidence } from './incident.js';
+import { buildManifest, MANIFEST_PATH, type Manifest } from './manifest.js';
+import { renderPostmortem } from './postmortem.js';
+import { buildTimeline } from './timeline.js';
+
+/**
+ * The evidence bundle of one incident, as file contents keyed by their path inside the bundle's
+ * folder. Pure and deterministic: the same evidence always gives byte-identical files (the
+ * manifest's time is the incident's close time), so a bundle can be rebuilt and compared.
+ *
+ * Layout (under a folder named after the incident id):
+ *   manifest.json                 incident id, times, outcome, sha256 and size of every other file
+ *   postmortem.md                 summary, impact, timeline, root cause, actions, follow-ups
+ *   chart.svg                     entries vs limit, drop rate, timeline markers
+ *   incident.json                 id, instance, alert, detection and close times, outcome
+ *   log-events.json               the log events that triggered the incident
+ *   diagnostics/before.json       collect-diagnostics report before any change
+ *   diagnostics/after.json        the same after the soak (when collected)
+ *   plan.json                     the decision engine's plan (when made)
+ *   approvals.json                every approval decision
+ *   commands/NN-<step>-<document>[-<action>]/
+ *       parameters.json           the document parameters exactly as sent
+ *       result.json               command id, status, exit code, start and end
+ *       stdout.txt, stderr.txt    the command's output
+ *   verification.json             the verification result (when verified)
+ *   timeline.json                 the derived timeline and its consistency problems
+ *   impact.json                   the drop estimate from the kernel counters
+ *   execution-history.json        the state machine's execution history
+ */
+export interface EvidenceBundle {
+  /** Folder (and archive) name: the incident id made safe for a path. */
+  readonly root: string;
+  /** Every file including manifest.json, keyed by its path relative to `root`. */
+  readonly files: ReadonlyMap<string, string | Buffer>;
+  readonly manifest: Manifest;
+}
+
+export const CHART_PATH = 'chart.svg';
+export const POSTMORTEM_PATH = 'postmortem.md';
+
+export function bundleRootName(incidentId: string): string {
+  const safe = incidentId
+    .replace(/[^A-Za-z0-9._-]+/g, '-')
+    .replace(/^[.-]+/, '')
+    .slice(0, 120);
+  if (!safe)
+    throw new Error(`evidence: incident id ${JSON.stringify(incidentId)} gives no usable folder name`);
+  return safe;
+}
+
+const json = (value: unknown) => `${JSON.stringify(value, null, 2)}\n`;
+
+export function buildEvidenceBundle(evidence: IncidentEvidence): EvidenceBundle {
+  const root = bundleRootName(evidence.incidentId);
+  const timeline = buildTimeline(evidence);
+  const impact = estimateImpact(evidence, timeline);
+  const files = new Map<string, string | Buffer>();
+
+  files.set(
+    'incident.json',
+    json({
+      incidentId: evidence.incidentId,
+      instanceId: evidence.instanceId,
+      alert: evidence.alert,
+      detectedAt: evidence.detectedAt,
+      closedAt: evidence.closedAt,
+      outcome: evidence.outcome,
+    }),
+  );
+  files.set('log-events.json', json(evidence.logEvents));
+  if (evidence.before) files.set('diagnostics/before.json', json(evidence.before));
+  if (evidence.after) files.set('diagnostics/after.json', json(evidence.after));
+  if (evidence.plan) files.set('plan.json', json(evidence.plan));
+  files.set('approvals.json', json(evidence.approvals));
+  evidence.commands.forEach((command, index) => {
+    const action = command.actionId ? `-${command.actionId.replace(/[^A-Za-z0-9-]+/g, '-')}` : '';
+    const folder = `commands/${String(index + 1).padStart(2, '0')}-${command.step}-${command.document.replace(/[^A-Za-z0-9-]+/g, '-')}${action}`;
+    files.set(`${folder}/parameters.json`, json(command.parameters));
+    files.set(
+      `${folder}/result.json`,
+      json({
+        step: command.step,
+        document: command.document,
+        actionId: command.actionId,
+        commandId: command.commandId,
+        status: command.status,
+        exitCode: command.exitCode,
+        startedAt: command.startedAt,
+        finishedAt: command.finishedAt,
+      }),
+    );
+    files.set(`${folder}/stdout.txt`, command.stdout);
+    files.set(`${folder}/stderr.txt`, command.stderr);
+  });
+  if (evidence.verification) files.set('verification.json', json(evidence.verification));
+  files.set('timeline.json', json(timeline));
+  files.set('impact.json', json(impact));
+  files.set('execution-history.json', json(evidence.executionHistory));
+
+  const host = evidence.before?.host.hostname ?? evidence.instanceId ?? 'unknown host';
+  files.set(
+    CHART_PATH,
+    renderChart({
+      title: `Incident ${evidence.incidentId} on ${host}: conntrack entries, limit and drops`,
+      samples: allSamples(evidence),
+      markers: timeline.events,
+    }),
+  );
+
+  const listed = [...files.keys(), POSTMORTEM_PATH].sort();
+  files.set(
+    POSTMORTEM_PATH,
+    renderPostmortem({ evidence, timeline, impact, files: listed, chartPath: CHART_PATH }),
+  );
+
+  const manifest = buildManifest(
+    {
+      incidentId: evidence.incidentId,
+      instanceId: evidence.instanceId,
+      createdAt: evidence.closedAt,
+      outcome: evidence.outcome.status,
+      times: {
+        firstDrop: timeline.at['first-drop'] ?? null,
+        detected: timeline.at.detected ?? null,
+        diagnosed: timeline.at.diagnosed ?? null,
+        approved: timeline.at.approved ?? null,
+        remediated: timeline.at.remediated ?? null,
+        verified: timeline.at.verified ?? null,
+        rolledBack: timeline.at['rolled-back'] ?? null,
+        closed: timeline.at.closed ?? null,
+      },
+    },
+    files,
+  );
+  files.set(MANIFEST_PATH, json(manifest));
+  return { root, files, manifest };
+}
