@@ -65,11 +65,11 @@ describe('tar', () => {
     expect(() => encodeTar([{ path: '../evil', content: Buffer.alloc(0) }], new Date(0))).toThrow(
       /unsafe path/,
     );
-    const escape = Buffer.from(encodeTar([{ path: 'aa/evil', content: Buffer.alloc(0) }], new Date(0)));
+    const escaping = Buffer.from(encodeTar([{ path: 'aa/evil', content: Buffer.alloc(0) }], new Date(0)));
     // rename the file entry (second header: the first is the directory) to ../evil
-    escape.write('../evil\u0000', 512, 'ascii');
-    fixChecksum(escape.subarray(512));
-    expect(() => decodeTar(escape)).toThrow(/unsafe path/);
+    escaping.write('../evil\u0000', 512, 'ascii');
+    fixChecksum(escaping.subarray(512));
+    expect(() => decodeTar(escaping)).toThrow(/unsafe path/);
 
     const damaged = Buffer.from(ok);
     damaged[0] = (damaged[0] ?? 0) ^ 0xff;
