@@ -1,0 +1,237 @@
+import { createHash } from 'node:crypto';
+import type { ResponseMode } from './settings.js';
+
+/**
+ * Incidents, decided purely: which incident a batch of drop lines belongs to, what a new one
+ * looks like, and how the workflow execution for it is named and started. The DynamoDB adapter
+ * (functions/adapters/incident-store.ts) only carries these decisions out with conditional writes.
+ *
+ * Dedupe and cooldown without a lock: time is cut into buckets as long as the cooldown, and an
+ * incident's id is derived from its host, its kind and the bucket it opened in. An incident
+ * accepts repeats until `openedAt + cooldown`, which always ends before the bucket after next
+ * begins, so only the current and the previous bucket's incidents can still be open. Opening is a
+ * put that fails if the id already exists, so concurrent deliveries agree on one incident.
+ */
+
+export type DropKind = 'table-full' | 'expect-table-full';
+
+export interface LogEvent {
+  readonly id: string;
+  readonly timestamp: number;
+  readonly message: string;
+}
+
+/** The drop lines of one host and kind in one subscription delivery. */
+export interface DropObservation {
+  /** Instance id found in the log stream name, else the stream name. */
+  readonly host: string;
+  readonly kind: DropKind;
+  /** Network namespace inode the kernel named, else null. */
+  readonly netns: string | null;
+  readonly dropLines: number;
+  readonly suppressed: number;
+  /** Kernel times of the first and last drop line (ISO 8601), when the lines carry one. */
+  readonly firstSeen: string | null;
+  readonly lastSeen: string | null;
+  readonly source: { readonly owner: string; readonly logGroup: string; readonly logStream: string };
+  readonly events: readonly LogEvent[];
+}
+
+/** What opened the incident; never changes afterwards, so the workflow input built from it doesn't either. */
+export interface IncidentTrigger {
+  readonly owner: string;
+  readonly logGroup: string;
+  readonly logStream: string;
+  readonly netns: string | null;
+  readonly dropLines: number;
+  readonly suppressed: number;
+  readonly firstSeen: string | null;
+  readonly lastSeen: string | null;
+  /** The triggering log events, at most `MAX_TRIGGER_EVENTS`, messages cut at `MAX_EVENT_MESSAGE_LENGTH`. */
+  readonly events: readonly LogEvent[];
+  readonly eventsOmitted: number;
+}
+
+export interface Incident {
+  readonly incidentId: string;
+  readonly host: string;
+  /** The EC2 instance id, or null when the host is not one (the workflow then escalates). */
+  readonly instanceId: string | null;
+  readonly kind: DropKind;
+  readonly status: 'open';
+  readonly mode: ResponseMode;
+  readonly openedAt: string;
+  /** Repeats until this time add to the incident; later drops open a new one. */
+  readonly windowEndsAt: string;
+  readonly lastSeenAt: string;
+  readonly dropLines: number;
+  readonly suppressed: number;
+  readonly deliveries: number;
+  readonly trigger: IncidentTrigger;
+  readonly executionName: string;
+  readonly executionStarted: boolean;
+  /** Epoch seconds after which DynamoDB's TTL may delete the record. */
+  readonly expiresAt: number;
+}
+
+export interface IncidentPolicy {
+  readonly cooldownMinutes: number;
+  readonly defaultMode: ResponseMode;
+  readonly incidentRetentionDays: number;
+  readonly instanceIdPattern: RegExp;
+}
+
+export const MAX_TRIGGER_EVENTS = 20;
+export const MAX_EVENT_MESSAGE_LENGTH = 2000;
+/** Step Functions execution names: 1 to 80 characters from this set. */
+const EXECUTION_NAME_UNSAFE = /[^A-Za-z0-9_-]/g;
+const MAX_HOST_PART = 40;
+/** CloudWatch Logs retries a delivery for up to 24 h; a delivery's marker outlives that. */
+export const DELIVERY_MARKER_TTL_SECONDS = 2 * 24 * 3600;
+
+const KIND_CODES: Record<DropKind, string> = { 'table-full': 'full', 'expect-table-full': 'expect' };
+
+/** The instance id when the whole host name is one, else null. */
+export function instanceIdOf(host: string, pattern: RegExp): string | null {
+  const whole = new RegExp(`^(?:${pattern.source})$`, pattern.flags.replace(/[gy]/g, ''));
+  return whole.test(host) ? host : null;
+}
+
+/** Start of the cooldown-long time bucket `time` falls in. */
+export function bucketStart(time: Date, cooldownMinutes: number): Date {
+  const length = cooldownMinutes * 60_000;
+  return new Date(Math.floor(time.getTime() / length) * length);
+}
+
+function compactTime(time: Date): string {
+  // 2026-03-13T20:30:00.000Z -> 20260313T2030Z
+  const iso = time.toISOString();
+  return `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}T${iso.slice(11, 13)}${iso.slice(14, 16)}Z`;
+}
+
+function shortHash(text: string, length: number): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, length);
+}
+
+/**
+ * The id of the incident a host and kind opens in the bucket starting at `bucket`. It doubles as
+ * the workflow's execution name, so it only uses characters Step Functions accepts; a host name
+ * that had to be changed to fit gets a hash so that two hosts never share an id.
+ */
+export function incidentIdFor(host: string, kind: DropKind, bucket: Date): string {
+  const safe = host.replace(EXECUTION_NAME_UNSAFE, '_');
+  const hostPart =
+    safe === host && safe.length <= MAX_HOST_PART
+      ? safe
+      : `${safe.slice(0, MAX_HOST_PART - 9)}_${shortHash(host, 8)}`;
+  return `${hostPart}-${KIND_CODES[kind]}-${compactTime(bucket)}`;
+}
+
+/** The ids of the incidents that may still be open at `now`: this bucket's first, then the previous one's. */
+export function candidateIncidentIds(host: string, kind: DropKind, now: Date, cooldownMinutes: number): string[] {
+  const current = bucketStart(now, cooldownMinutes);
+  const previous = new Date(current.getTime() - cooldownMinutes * 60_000);
+  return [incidentIdFor(host, kind, current), incidentIdFor(host, kind, previous)];
+}
+
+export function isOpenAt(incident: Pick<Incident, 'windowEndsAt'>, now: Date): boolean {
+  return now.getTime() < Date.parse(incident.windowEndsAt);
+}
+
+export type RecordingDecision =
+  | { readonly action: 'add'; readonly incidentId: string }
+  | { readonly action: 'open'; readonly incident: Incident };
+
+/**
+ * Given the incidents found under `candidateIncidentIds` (undefined where none exists), add to the
+ * one still open or open a new one in the current bucket.
+ */
+export function decideRecording(
+  candidates: readonly (Pick<Incident, 'incidentId' | 'windowEndsAt'> | undefined)[],
+  observation: DropObservation,
+  now: Date,
+  policy: IncidentPolicy,
+): RecordingDecision {
+  const open = candidates.find((incident) => incident !== undefined && isOpenAt(incident, now));
+  if (open !== undefined) return { action: 'add', incidentId: open.incidentId };
+  return { action: 'open', incident: newIncident(observation, now, policy) };
+}
+
+export function newIncident(observation: DropObservation, now: Date, policy: IncidentPolicy): Incident {
+  const incidentId = incidentIdFor(observation.host, observation.kind, bucketStart(now, policy.cooldownMinutes));
+  const kept = observation.events.slice(0, MAX_TRIGGER_EVENTS).map((event) => ({
+    id: event.id,
+    timestamp: event.timestamp,
+    message:
+      event.message.length > MAX_EVENT_MESSAGE_LENGTH
+        ? `${event.message.slice(0, MAX_EVENT_MESSAGE_LENGTH)}…`
+        : event.message,
+  }));
+  return {
+    incidentId,
+    host: observation.host,
+    instanceId: instanceIdOf(observation.host, policy.instanceIdPattern),
+    kind: observation.kind,
+    status: 'open',
+    mode: policy.defaultMode,
+    openedAt: now.toISOString(),
+    windowEndsAt: new Date(now.getTime() + policy.cooldownMinutes * 60_000).toISOString(),
+    lastSeenAt: now.toISOString(),
+    dropLines: observation.dropLines,
+    suppressed: observation.suppressed,
+    deliveries: 1,
+    trigger: {
+      owner: observation.source.owner,
+      logGroup: observation.source.logGroup,
+      logStream: observation.source.logStream,
+      netns: observation.netns,
+      dropLines: observation.dropLines,
+      suppressed: observation.suppressed,
+      firstSeen: observation.firstSeen,
+      lastSeen: observation.lastSeen,
+      events: kept,
+      eventsOmitted: observation.events.length - kept.length,
+    },
+    executionName: incidentId,
+    executionStarted: false,
+    expiresAt: Math.floor(now.getTime() / 1000) + policy.incidentRetentionDays * 86_400,
+  };
+}
+
+/**
+ * Identifies one delivery of one group of drop lines, so that a retried delivery is recognised:
+ * CloudWatch Logs event ids are unique, and a retry carries the same ones.
+ */
+export function deliveryKeyOf(observation: DropObservation): string {
+  const { source, kind, netns, host, events } = observation;
+  const identity = JSON.stringify([source.logGroup, source.logStream, host, kind, netns, events.map((e) => e.id)]);
+  return shortHash(identity, 32);
+}
+
+/** What the incident workflow receives: only fields fixed at opening, so a restart sends the same input. */
+export interface WorkflowInput {
+  readonly incidentId: string;
+  readonly host: string;
+  readonly instanceId: string | null;
+  readonly kind: DropKind;
+  readonly mode: ResponseMode;
+  readonly openedAt: string;
+  readonly windowEndsAt: string;
+  readonly trigger: IncidentTrigger;
+}
+
+export function workflowExecutionFor(incident: Incident): { name: string; input: WorkflowInput } {
+  return {
+    name: incident.executionName,
+    input: {
+      incidentId: incident.incidentId,
+      host: incident.host,
+      instanceId: incident.instanceId,
+      kind: incident.kind,
+      mode: incident.mode,
+      openedAt: incident.openedAt,
+      windowEndsAt: incident.windowEndsAt,
+      trigger: incident.trigger,
+    },
+  };
+}

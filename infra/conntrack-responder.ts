@@ -1,0 +1,257 @@
+import { Duration } from 'aws-cdk-lib';
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
+import type * as sns from 'aws-cdk-lib/aws-sns';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
+import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct } from 'constructs';
+import {
+  COOLDOWN_MINUTES_RANGE,
+  checkWholeNumberInRange,
+  compileInstanceIdPattern,
+  DEFAULT_INSTANCE_ID_PATTERN,
+  INCIDENT_RETENTION_DAYS_RANGE,
+  isResponseMode,
+  RESPONSE_MODES,
+  type ResponseMode,
+} from '../functions/core/incident/settings.js';
+import { Detection } from './constructs/detection.js';
+import { EvidenceBucket } from './constructs/evidence-bucket.js';
+import { IncidentStore } from './constructs/incident-store.js';
+import { IncidentWorkflow } from './constructs/incident-workflow.js';
+import { Notifications } from './constructs/notifications.js';
+
+export interface ConntrackResponderProps {
+  /**
+   * Existing CloudWatch Logs log groups that receive hosts' kernel messages (one stream per
+   * instance); each gets one subscription filter. A log group accepts only two subscription
+   * filters, so check that one is free.
+   *
+   * @default - none: the construct creates the log group `createdLogGroupName` for the CloudWatch
+   *   agent to ship to, and subscribes it
+   */
+  readonly logGroupNames?: readonly string[];
+
+  /**
+   * Name of the kernel log group created when `logGroupNames` is empty.
+   *
+   * @default '/conntrack-responder/kernel'
+   */
+  readonly createdLogGroupName?: string;
+
+  /**
+   * Name of the subscription filter put on each log group. Keep it stable: renaming replaces the
+   * filter, which fails on a log group that already has two.
+   *
+   * @default 'conntrack-responder'
+   */
+  readonly subscriptionFilterName?: string;
+
+  /**
+   * Regular expression (JavaScript syntax) that finds the EC2 instance id in a log stream name;
+   * drops from a stream without a match are attributed to the stream name.
+   *
+   * @default 'i-[0-9a-f]{8,17}'
+   */
+  readonly instanceIdPattern?: string;
+
+  /**
+   * Minutes after an incident opens during which further drops on the same instance only add
+   * their counts to it instead of opening another incident (1 to 1440).
+   *
+   * @default 30
+   */
+  readonly cooldownMinutes?: number;
+
+  /**
+   * How the workflow may change a host when no per-instance policy says otherwise: `auto`
+   * (remediate within the safety rules), `approve` (wait for a person), or `dry-run` (diagnose and
+   * plan, change nothing).
+   *
+   * @default 'approve'
+   */
+  readonly defaultMode?: ResponseMode;
+
+  /**
+   * Days an evidence bundle is kept in the evidence bucket (and locked, with `objectLock`).
+   *
+   * @default 365
+   */
+  readonly evidenceRetentionDays?: number;
+
+  /**
+   * Makes the evidence bucket write-once: every object version is locked for
+   * `evidenceRetentionDays`. Object Lock can only be turned on when the bucket is created.
+   *
+   * @default false
+   */
+  readonly objectLock?: boolean;
+
+  /**
+   * Object Lock mode: `GOVERNANCE` (users with `s3:BypassGovernanceRetention` can still delete) or
+   * `COMPLIANCE` (nobody can, not even the root user, until retention ends).
+   *
+   * @default 'GOVERNANCE'
+   */
+  readonly objectLockMode?: 'GOVERNANCE' | 'COMPLIANCE';
+
+  /**
+   * Prefix of every SSM document's name; the rest is the runbook's file name
+   * (`runbooks/ssm/raise-limits.yaml` becomes `ConntrackResponder-raise-limits`).
+   *
+   * @default 'ConntrackResponder-'
+   */
+  readonly documentNamePrefix?: string;
+
+  /**
+   * Days an incident record stays in the incidents table before DynamoDB's TTL removes it.
+   *
+   * @default 90
+   */
+  readonly incidentRetentionDays?: number;
+
+  /**
+   * Retention of the log groups the construct creates (the detect function's, the workflow's and
+   * the kernel log group).
+   *
+   * @default logs.RetentionDays.THREE_MONTHS
+   */
+  readonly logRetention?: logs.RetentionDays;
+
+  /**
+   * Upper bound of one incident workflow execution, approval wait and soak included.
+   *
+   * @default Duration.hours(4)
+   */
+  readonly workflowTimeout?: Duration;
+}
+
+const DOCUMENT_NAME_PREFIX = /^[A-Za-z0-9_.-]{0,100}$/;
+const RESERVED_DOCUMENT_PREFIX = /^(aws|amazon|amzn)/i;
+
+/**
+ * conntrack-responder on AWS: detects a full connection-tracking table from hosts' kernel
+ * messages in CloudWatch Logs, opens one incident per instance, and runs the incident workflow
+ * that diagnoses, fixes, verifies, notifies and keeps the evidence.
+ */
+export class ConntrackResponder extends Construct {
+  readonly detectFunction: lambda.IFunction;
+  readonly failedEventsQueue: sqs.IQueue;
+  readonly kernelLogGroups: readonly logs.ILogGroup[];
+  readonly incidentTable: dynamodb.ITable;
+  readonly evidenceBucket: s3.IBucket;
+  readonly notificationTopic: sns.ITopic;
+  readonly stateMachine: sfn.IStateMachine;
+  readonly documentNamePrefix: string;
+
+  constructor(scope: Construct, id: string, props: ConntrackResponderProps = {}) {
+    super(scope, id);
+    const settings = resolveProps(props);
+    this.documentNamePrefix = settings.documentNamePrefix;
+
+    const store = new IncidentStore(this, 'IncidentStore');
+    const evidence = new EvidenceBucket(this, 'Evidence', {
+      retentionDays: settings.evidenceRetentionDays,
+      objectLock: settings.objectLock,
+      objectLockMode: settings.objectLockMode,
+    });
+    const notifications = new Notifications(this, 'Notifications');
+    const workflow = new IncidentWorkflow(this, 'Workflow', {
+      resources: {
+        incidentTable: store.table,
+        evidenceBucket: evidence.bucket,
+        notificationTopic: notifications.topic,
+      },
+      logRetention: settings.logRetention,
+      timeout: settings.workflowTimeout,
+    });
+    const detection = new Detection(this, 'Detection', {
+      logGroupNames: settings.logGroupNames,
+      createdLogGroupName: settings.createdLogGroupName,
+      subscriptionFilterName: settings.subscriptionFilterName,
+      instanceIdPattern: settings.instanceIdPattern,
+      cooldownMinutes: settings.cooldownMinutes,
+      defaultMode: settings.defaultMode,
+      incidentRetentionDays: settings.incidentRetentionDays,
+      logRetention: settings.logRetention,
+      incidentTable: store.table,
+      stateMachine: workflow.stateMachine,
+      alarmTopic: notifications.topic,
+    });
+
+    this.detectFunction = detection.function;
+    this.failedEventsQueue = detection.failedEventsQueue;
+    this.kernelLogGroups = detection.subscribedLogGroups;
+    this.incidentTable = store.table;
+    this.evidenceBucket = evidence.bucket;
+    this.notificationTopic = notifications.topic;
+    this.stateMachine = workflow.stateMachine;
+  }
+}
+
+type ResolvedProps = Required<ConntrackResponderProps>;
+
+/** Applies the defaults and rejects what would only fail at deploy time, naming the prop. */
+function resolveProps(props: ConntrackResponderProps): ResolvedProps {
+  const resolved: ResolvedProps = {
+    logGroupNames: props.logGroupNames ?? [],
+    createdLogGroupName: props.createdLogGroupName ?? '/conntrack-responder/kernel',
+    subscriptionFilterName: props.subscriptionFilterName ?? 'conntrack-responder',
+    instanceIdPattern: props.instanceIdPattern ?? DEFAULT_INSTANCE_ID_PATTERN,
+    cooldownMinutes: props.cooldownMinutes ?? 30,
+    defaultMode: props.defaultMode ?? 'approve',
+    evidenceRetentionDays: props.evidenceRetentionDays ?? 365,
+    objectLock: props.objectLock ?? false,
+    objectLockMode: props.objectLockMode ?? 'GOVERNANCE',
+    documentNamePrefix: props.documentNamePrefix ?? 'ConntrackResponder-',
+    incidentRetentionDays: props.incidentRetentionDays ?? 90,
+    logRetention: props.logRetention ?? logs.RetentionDays.THREE_MONTHS,
+    workflowTimeout: props.workflowTimeout ?? Duration.hours(4),
+  };
+  try {
+    compileInstanceIdPattern(resolved.instanceIdPattern);
+  } catch (error) {
+    throw new Error(`ConntrackResponder instanceIdPattern: ${(error as Error).message}`);
+  }
+  checkWholeNumberInRange('ConntrackResponder cooldownMinutes', resolved.cooldownMinutes, COOLDOWN_MINUTES_RANGE);
+  checkWholeNumberInRange(
+    'ConntrackResponder incidentRetentionDays',
+    resolved.incidentRetentionDays,
+    INCIDENT_RETENTION_DAYS_RANGE,
+  );
+  checkWholeNumberInRange('ConntrackResponder evidenceRetentionDays', resolved.evidenceRetentionDays, {
+    min: 1,
+    max: 36500,
+  });
+  if (!isResponseMode(resolved.defaultMode)) {
+    throw new Error(
+      `ConntrackResponder defaultMode must be one of ${RESPONSE_MODES.join(', ')}, got '${resolved.defaultMode}'`,
+    );
+  }
+  if (resolved.objectLockMode !== 'GOVERNANCE' && resolved.objectLockMode !== 'COMPLIANCE') {
+    throw new Error(
+      `ConntrackResponder objectLockMode must be GOVERNANCE or COMPLIANCE, got '${resolved.objectLockMode}'`,
+    );
+  }
+  if (!DOCUMENT_NAME_PREFIX.test(resolved.documentNamePrefix)) {
+    throw new Error(
+      `ConntrackResponder documentNamePrefix '${resolved.documentNamePrefix}' may only use letters, digits, _ . - (at most 100)`,
+    );
+  }
+  if (RESERVED_DOCUMENT_PREFIX.test(resolved.documentNamePrefix)) {
+    throw new Error(
+      `ConntrackResponder documentNamePrefix '${resolved.documentNamePrefix}' starts with a prefix AWS reserves (aws, amazon, amzn)`,
+    );
+  }
+  if (!/^[^:*]{1,512}$/.test(resolved.subscriptionFilterName)) {
+    throw new Error(
+      `ConntrackResponder subscriptionFilterName '${resolved.subscriptionFilterName}' must be 1 to 512 characters without ':' or '*'`,
+    );
+  }
+  if (resolved.workflowTimeout.toSeconds() < 60) {
+    throw new Error('ConntrackResponder workflowTimeout must be at least one minute');
+  }
+  return resolved;
+}

@@ -1,0 +1,212 @@
+import { fileURLToPath } from 'node:url';
+import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as lambdaDestinations from 'aws-cdk-lib/aws-lambda-destinations';
+import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as logsDestinations from 'aws-cdk-lib/aws-logs-destinations';
+import type * as sns from 'aws-cdk-lib/aws-sns';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct } from 'constructs';
+import { DETECT_ENVIRONMENT, type ResponseMode } from '../../functions/core/incident/settings.js';
+
+/**
+ * Which kernel log events reach the `detect` function: every form of the conntrack drop message
+ * ("table full", with any prefix, with or without "in netns N", and "expectation table full"), plus
+ * the rate-limit lines that count suppressed repeats, which the detection core attributes to the
+ * neighbouring drop line. Terms are case-sensitive substrings; the core does the exact matching.
+ */
+export const KERNEL_DROP_FILTER_PATTERN = logs.FilterPattern.anyTerm(
+  'table full',
+  'callbacks suppressed',
+  'messages suppressed',
+);
+
+const repositoryRoot = fileURLToPath(new URL('../../', import.meta.url));
+
+export interface DetectionProps {
+  /** Existing log groups to subscribe; empty means the construct creates `createdLogGroupName`. */
+  readonly logGroupNames: readonly string[];
+  readonly createdLogGroupName: string;
+  readonly subscriptionFilterName: string;
+  readonly instanceIdPattern: string;
+  readonly cooldownMinutes: number;
+  readonly defaultMode: ResponseMode;
+  readonly incidentRetentionDays: number;
+  readonly logRetention: logs.RetentionDays;
+  readonly incidentTable: dynamodb.ITable;
+  readonly stateMachine: sfn.IStateMachine;
+  /** Told when an event lands in the failed-events queue. */
+  readonly alarmTopic: sns.ITopic;
+}
+
+const LOG_GROUP_NAME = /^[.\-_/#A-Za-z0-9]{1,512}$/;
+
+/**
+ * From kernel log lines to incidents: subscription filters on the kernel log groups invoke the
+ * `detect` function asynchronously; it opens at most one incident per instance and starts the
+ * incident workflow. An event it cannot decode fails the invocation and, after Lambda's retries,
+ * lands in the failed-events queue with its error, where an alarm reports it.
+ */
+export class Detection extends Construct {
+  readonly function: nodejs.NodejsFunction;
+  readonly failedEventsQueue: sqs.Queue;
+  readonly subscribedLogGroups: logs.ILogGroup[];
+  /** Set when no log group names were given and the construct made its own. */
+  readonly createdLogGroup?: logs.LogGroup;
+
+  constructor(scope: Construct, id: string, props: DetectionProps) {
+    super(scope, id);
+
+    this.failedEventsQueue = new sqs.Queue(this, 'FailedEvents', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    Validations.of(this.failedEventsQueue).acknowledge(
+      {
+        id: 'AwsSolutions-SQS3',
+        reason: 'This queue is itself the dead-letter store of the detect function; an alarm reports every message.',
+      },
+      {
+        id: 'Serverless-SQSRedrivePolicy',
+        reason: 'This queue is itself the dead-letter store of the detect function; an alarm reports every message.',
+      },
+    );
+
+    const functionLogs = new logs.LogGroup(this, 'FunctionLogs', {
+      retention: props.logRetention,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    const role = new iam.Role(this, 'FunctionRole', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: 'conntrack-responder detect: open incidents and start their workflow, nothing else',
+    });
+    functionLogs.grantWrite(role);
+
+    this.function = new nodejs.NodejsFunction(this, 'Function', {
+      description: 'Turns conntrack drop lines from CloudWatch Logs into incidents and starts their workflow',
+      entry: `${repositoryRoot}functions/handlers/detect.ts`,
+      handler: 'handler',
+      projectRoot: repositoryRoot,
+      depsLockFilePath: `${repositoryRoot}package-lock.json`,
+      runtime: lambda.Runtime.NODEJS_24_X,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize: 256,
+      timeout: Duration.seconds(30),
+      tracing: lambda.Tracing.ACTIVE,
+      role,
+      logGroup: functionLogs,
+      environment: {
+        POWERTOOLS_LOG_LEVEL: 'INFO',
+        [DETECT_ENVIRONMENT.incidentTableName]: props.incidentTable.tableName,
+        [DETECT_ENVIRONMENT.stateMachineArn]: props.stateMachine.stateMachineArn,
+        [DETECT_ENVIRONMENT.instanceIdPattern]: props.instanceIdPattern,
+        [DETECT_ENVIRONMENT.cooldownMinutes]: String(props.cooldownMinutes),
+        [DETECT_ENVIRONMENT.defaultMode]: props.defaultMode,
+        [DETECT_ENVIRONMENT.incidentRetentionDays]: String(props.incidentRetentionDays),
+      },
+      // Subscription deliveries are asynchronous: two retries, then the event and its error are kept.
+      retryAttempts: 2,
+      maxEventAge: Duration.hours(6),
+      onFailure: new lambdaDestinations.SqsDestination(this.failedEventsQueue),
+      bundling: {
+        format: nodejs.OutputFormat.ESM,
+        target: 'node24',
+        mainFields: ['module', 'main'],
+        minify: true,
+        sourceMap: true,
+        sourceMapMode: nodejs.SourceMapMode.INLINE,
+        // Some dependencies still call require(); ESM output has none unless we provide it.
+        banner: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+      },
+    });
+    Validations.of(this.function).acknowledge({
+      id: 'Serverless-LambdaDLQ',
+      reason: 'The asynchronous on-failure destination (SQS) keeps failed events with their error, superseding a dead-letter queue.',
+    });
+
+    // Least privilege: read and conditionally write incident items, start this workflow, nothing more.
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'OpenIncidents',
+        actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+        resources: [props.incidentTable.tableArn],
+      }),
+    );
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'StartIncidentWorkflow',
+        actions: ['states:StartExecution'],
+        resources: [props.stateMachine.stateMachineArn],
+      }),
+    );
+    Validations.of(role).acknowledge(
+      {
+        id: 'AwsSolutions-IAM5[Resource::*]',
+        reason: 'X-Ray trace writes (PutTraceSegments, PutTelemetryRecords) have no resource-level permissions.',
+      },
+      {
+        id: 'Serverless-LambdaStarPermissions',
+        reason: 'The only wildcard is X-Ray trace writes, which have no resource-level permissions.',
+      },
+    );
+
+    this.subscribedLogGroups = [];
+    if (props.logGroupNames.length === 0) {
+      this.createdLogGroup = new logs.LogGroup(this, 'KernelLogs', {
+        logGroupName: props.createdLogGroupName,
+        retention: props.logRetention,
+        removalPolicy: RemovalPolicy.RETAIN,
+      });
+      this.subscribe(this.createdLogGroup, 'KernelLogs', props.subscriptionFilterName);
+    } else {
+      for (const name of uniqueLogGroupNames(props.logGroupNames)) {
+        // The id derives from the name alone, so adding or reordering names never replaces a filter
+        // (a replacement is create-before-delete and fails on a log group already at its filter limit).
+        const id = `LogGroup${encodeURIComponent(name)}`;
+        this.subscribe(logs.LogGroup.fromLogGroupName(this, id, name), id, props.subscriptionFilterName);
+      }
+    }
+
+    const failedEvents = new cloudwatch.Alarm(this, 'FailedEventsAlarm', {
+      alarmDescription:
+        'A kernel log delivery could not be processed by the detect function; it is kept in the failed-events queue.',
+      metric: this.failedEventsQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5) }),
+      threshold: 0,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    failedEvents.addAlarmAction(new cloudwatchActions.SnsAction(props.alarmTopic));
+  }
+
+  private subscribe(logGroup: logs.ILogGroup, id: string, filterName: string): void {
+    new logs.SubscriptionFilter(this, `${id}DropFilter`, {
+      logGroup,
+      destination: new logsDestinations.LambdaDestination(this.function),
+      filterPattern: KERNEL_DROP_FILTER_PATTERN,
+      filterName,
+    });
+    this.subscribedLogGroups.push(logGroup);
+  }
+}
+
+function uniqueLogGroupNames(names: readonly string[]): string[] {
+  const seen = new Set<string>();
+  for (const name of names) {
+    if (!LOG_GROUP_NAME.test(name)) {
+      throw new Error(
+        `log group name '${name}' is not valid: 1 to 512 characters from letters, digits and . - _ / #`,
+      );
+    }
+    if (seen.has(name)) throw new Error(`log group name '${name}' is listed twice`);
+    seen.add(name);
+  }
+  return [...seen];
+}

@@ -1,0 +1,72 @@
+import type { ConntrackResponderProps } from './conntrack-responder.js';
+
+/**
+ * The app's settings, read from CDK context so that a deployment is configured without editing
+ * code: `npx cdk deploy -c conntrack-responder:logGroupNames=/var/log/messages,/var/log/kern.log`,
+ * or the same keys under "context" in cdk.json. `-c` values arrive as strings; cdk.json values may
+ * also be JSON numbers, booleans and arrays.
+ */
+export const CONTEXT_PREFIX = 'conntrack-responder:';
+
+export interface AppSettings {
+  readonly stackName: string;
+  readonly responder: ConntrackResponderProps;
+}
+
+type ContextReader = (key: string) => unknown;
+
+export function appSettingsFromContext(read: ContextReader): AppSettings {
+  const get = (name: string): unknown => read(`${CONTEXT_PREFIX}${name}`);
+  const fail = (name: string, expected: string, value: unknown): never => {
+    throw new Error(`context ${CONTEXT_PREFIX}${name} must be ${expected}, got ${JSON.stringify(value)}`);
+  };
+  const text = (name: string): string | undefined => {
+    const value = get(name);
+    if (value === undefined) return undefined;
+    return typeof value === 'string' ? value : fail(name, 'a string', value);
+  };
+  const wholeNumber = (name: string): number | undefined => {
+    const value = get(name);
+    if (value === undefined) return undefined;
+    if (typeof value === 'number' && Number.isInteger(value)) return value;
+    if (typeof value === 'string' && /^[0-9]+$/.test(value)) return Number(value);
+    return fail(name, 'a whole number', value);
+  };
+  const flag = (name: string): boolean | undefined => {
+    const value = get(name);
+    if (value === undefined) return undefined;
+    if (value === true || value === 'true') return true;
+    if (value === false || value === 'false') return false;
+    return fail(name, 'true or false', value);
+  };
+  const list = (name: string): string[] | undefined => {
+    const value = get(name);
+    if (value === undefined) return undefined;
+    if (Array.isArray(value) && value.every((item) => typeof item === 'string')) return value;
+    if (typeof value === 'string') {
+      return value
+        .split(',')
+        .map((item) => item.trim())
+        .filter((item) => item !== '');
+    }
+    return fail(name, 'a comma-separated string or an array of strings', value);
+  };
+  const defaultMode = text('defaultMode');
+  const objectLockMode = text('objectLockMode');
+  const responder: Record<string, unknown> = {
+    logGroupNames: list('logGroupNames'),
+    createdLogGroupName: text('createdLogGroupName'),
+    subscriptionFilterName: text('subscriptionFilterName'),
+    instanceIdPattern: text('instanceIdPattern'),
+    cooldownMinutes: wholeNumber('cooldownMinutes'),
+    defaultMode,
+    evidenceRetentionDays: wholeNumber('evidenceRetentionDays'),
+    objectLock: flag('objectLock'),
+    objectLockMode,
+    documentNamePrefix: text('documentNamePrefix'),
+    incidentRetentionDays: wholeNumber('incidentRetentionDays'),
+  };
+  for (const key of Object.keys(responder)) if (responder[key] === undefined) delete responder[key];
+  // The construct validates every value (mode, ranges, patterns) and names the prop it rejects.
+  return { stackName: text('stackName') ?? 'ConntrackResponder', responder: responder as ConntrackResponderProps };
+}

@@ -1,0 +1,35 @@
+import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import type { Construct } from 'constructs';
+import { ConntrackResponder, type ConntrackResponderProps } from './conntrack-responder.js';
+
+export interface ConntrackResponderStackProps extends StackProps {
+  readonly responder?: ConntrackResponderProps;
+}
+
+/** The deployable unit: one `ConntrackResponder` and the outputs an operator needs after deploying. */
+export class ConntrackResponderStack extends Stack {
+  readonly responder: ConntrackResponder;
+
+  constructor(scope: Construct, id: string, props: ConntrackResponderStackProps = {}) {
+    super(scope, id, props);
+    this.responder = new ConntrackResponder(this, 'Responder', props.responder);
+    const outputs: Record<string, { value: string; description: string }> = {
+      KernelLogGroups: {
+        value: this.responder.kernelLogGroups.map((group) => group.logGroupName).join(','),
+        description: 'Log groups the CloudWatch agent must ship kernel messages to (stream name {instance_id})',
+      },
+      StateMachineArn: { value: this.responder.stateMachine.stateMachineArn, description: 'Incident workflow' },
+      IncidentTableName: { value: this.responder.incidentTable.tableName, description: 'Incident records' },
+      EvidenceBucketName: { value: this.responder.evidenceBucket.bucketName, description: 'Evidence bundles' },
+      NotificationTopicArn: {
+        value: this.responder.notificationTopic.topicArn,
+        description: 'Subscribe here to hear about incidents',
+      },
+      FailedEventsQueueUrl: {
+        value: this.responder.failedEventsQueue.queueUrl,
+        description: 'Kernel log deliveries the detect function could not process',
+      },
+    };
+    for (const [name, output] of Object.entries(outputs)) new CfnOutput(this, name, output);
+  }
+}
