@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { Duration } from 'aws-cdk-lib';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -22,6 +23,10 @@ import { EvidenceBucket } from './constructs/evidence-bucket.js';
 import { IncidentStore } from './constructs/incident-store.js';
 import { IncidentWorkflow } from './constructs/incident-workflow.js';
 import { Notifications } from './constructs/notifications.js';
+import { RunbookDocuments } from './constructs/runbook-documents.js';
+
+/** The repository's `runbooks/` folder. */
+export const REPOSITORY_RUNBOOKS = fileURLToPath(new URL('../runbooks/', import.meta.url));
 
 export interface ConntrackResponderProps {
   /**
@@ -106,6 +111,13 @@ export interface ConntrackResponderProps {
   readonly documentNamePrefix?: string;
 
   /**
+   * Folder holding the runbooks: `ssm/<name>.yaml` documents and their `scripts/<name>.sh`.
+   *
+   * @default - the repository's `runbooks/` folder
+   */
+  readonly runbookDirectory?: string;
+
+  /**
    * Days an incident record stays in the incidents table before DynamoDB's TTL removes it.
    *
    * @default 90
@@ -144,13 +156,17 @@ export class ConntrackResponder extends Construct {
   readonly evidenceBucket: s3.IBucket;
   readonly notificationTopic: sns.ITopic;
   readonly stateMachine: sfn.IStateMachine;
-  readonly documentNamePrefix: string;
+  readonly documents: RunbookDocuments;
 
   constructor(scope: Construct, id: string, props: ConntrackResponderProps = {}) {
     super(scope, id);
     const settings = resolveProps(props);
-    this.documentNamePrefix = settings.documentNamePrefix;
 
+    this.documents = new RunbookDocuments(this, 'Runbooks', {
+      directory: settings.runbookDirectory,
+      namePrefix: settings.documentNamePrefix,
+      mustExist: props.runbookDirectory !== undefined,
+    });
     const store = new IncidentStore(this, 'IncidentStore');
     const evidence = new EvidenceBucket(this, 'Evidence', {
       retentionDays: settings.evidenceRetentionDays,
@@ -163,6 +179,7 @@ export class ConntrackResponder extends Construct {
         incidentTable: store.table,
         evidenceBucket: evidence.bucket,
         notificationTopic: notifications.topic,
+        documents: this.documents,
       },
       logRetention: settings.logRetention,
       timeout: settings.workflowTimeout,
@@ -206,6 +223,7 @@ function resolveProps(props: ConntrackResponderProps): ResolvedProps {
     objectLock: props.objectLock ?? false,
     objectLockMode: props.objectLockMode ?? 'GOVERNANCE',
     documentNamePrefix: props.documentNamePrefix ?? 'ConntrackResponder-',
+    runbookDirectory: props.runbookDirectory ?? REPOSITORY_RUNBOOKS,
     incidentRetentionDays: props.incidentRetentionDays ?? 90,
     logRetention: props.logRetention ?? logs.RetentionDays.THREE_MONTHS,
     workflowTimeout: props.workflowTimeout ?? Duration.hours(4),
@@ -215,7 +233,11 @@ function resolveProps(props: ConntrackResponderProps): ResolvedProps {
   } catch (error) {
     throw new Error(`ConntrackResponder instanceIdPattern: ${(error as Error).message}`);
   }
-  checkWholeNumberInRange('ConntrackResponder cooldownMinutes', resolved.cooldownMinutes, COOLDOWN_MINUTES_RANGE);
+  checkWholeNumberInRange(
+    'ConntrackResponder cooldownMinutes',
+    resolved.cooldownMinutes,
+    COOLDOWN_MINUTES_RANGE,
+  );
   checkWholeNumberInRange(
     'ConntrackResponder incidentRetentionDays',
     resolved.incidentRetentionDays,

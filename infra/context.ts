@@ -68,5 +68,8 @@ export function appSettingsFromContext(read: ContextReader): AppSettings {
   };
   for (const key of Object.keys(responder)) if (responder[key] === undefined) delete responder[key];
   // The construct validates every value (mode, ranges, patterns) and names the prop it rejects.
-  return { stackName: text('stackName') ?? 'ConntrackResponder', responder: responder as ConntrackResponderProps };
+  return {
+    stackName: text('stackName') ?? 'ConntrackResponder',
+    responder: responder as ConntrackResponderProps,
+  };
 }

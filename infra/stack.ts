@@ -16,11 +16,18 @@ export class ConntrackResponderStack extends Stack {
     const outputs: Record<string, { value: string; description: string }> = {
       KernelLogGroups: {
         value: this.responder.kernelLogGroups.map((group) => group.logGroupName).join(','),
-        description: 'Log groups the CloudWatch agent must ship kernel messages to (stream name {instance_id})',
+        description:
+          'Log groups the CloudWatch agent must ship kernel messages to (stream name {instance_id})',
       },
-      StateMachineArn: { value: this.responder.stateMachine.stateMachineArn, description: 'Incident workflow' },
+      StateMachineArn: {
+        value: this.responder.stateMachine.stateMachineArn,
+        description: 'Incident workflow',
+      },
       IncidentTableName: { value: this.responder.incidentTable.tableName, description: 'Incident records' },
-      EvidenceBucketName: { value: this.responder.evidenceBucket.bucketName, description: 'Evidence bundles' },
+      EvidenceBucketName: {
+        value: this.responder.evidenceBucket.bucketName,
+        description: 'Evidence bundles',
+      },
       NotificationTopicArn: {
         value: this.responder.notificationTopic.topicArn,
         description: 'Subscribe here to hear about incidents',

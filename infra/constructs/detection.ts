@@ -13,19 +13,14 @@ import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
+import { CONNTRACK_FILTER_PATTERN } from '../../functions/core/detect/index.js';
 import { DETECT_ENVIRONMENT, type ResponseMode } from '../../functions/core/incident/settings.js';
 
 /**
- * Which kernel log events reach the `detect` function: every form of the conntrack drop message
- * ("table full", with any prefix, with or without "in netns N", and "expectation table full"), plus
- * the rate-limit lines that count suppressed repeats, which the detection core attributes to the
- * neighbouring drop line. Terms are case-sensitive substrings; the core does the exact matching.
+ * Which kernel log events reach the `detect` function: the detection core's pattern (every drop
+ * form plus the rate-limit lines it attributes to them), kept with the code that interprets them.
  */
-export const KERNEL_DROP_FILTER_PATTERN = logs.FilterPattern.anyTerm(
-  'table full',
-  'callbacks suppressed',
-  'messages suppressed',
-);
+export const KERNEL_DROP_FILTER_PATTERN = logs.FilterPattern.literal(CONNTRACK_FILTER_PATTERN);
 
 const repositoryRoot = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -71,11 +66,13 @@ export class Detection extends Construct {
     Validations.of(this.failedEventsQueue).acknowledge(
       {
         id: 'AwsSolutions-SQS3',
-        reason: 'This queue is itself the dead-letter store of the detect function; an alarm reports every message.',
+        reason:
+          'This queue is itself the dead-letter store of the detect function; an alarm reports every message.',
       },
       {
         id: 'Serverless-SQSRedrivePolicy',
-        reason: 'This queue is itself the dead-letter store of the detect function; an alarm reports every message.',
+        reason:
+          'This queue is itself the dead-letter store of the detect function; an alarm reports every message.',
       },
     );
 
@@ -104,6 +101,7 @@ export class Detection extends Construct {
       logGroup: functionLogs,
       environment: {
         POWERTOOLS_LOG_LEVEL: 'INFO',
+        NODE_OPTIONS: '--enable-source-maps',
         [DETECT_ENVIRONMENT.incidentTableName]: props.incidentTable.tableName,
         [DETECT_ENVIRONMENT.stateMachineArn]: props.stateMachine.stateMachineArn,
         [DETECT_ENVIRONMENT.instanceIdPattern]: props.instanceIdPattern,
@@ -120,15 +118,19 @@ export class Detection extends Construct {
         target: 'node24',
         mainFields: ['module', 'main'],
         minify: true,
+        // An external map without sources: readable stack traces, while Lambda loads only the code.
         sourceMap: true,
-        sourceMapMode: nodejs.SourceMapMode.INLINE,
+        sourceMapMode: nodejs.SourceMapMode.DEFAULT,
+        sourcesContent: false,
         // Some dependencies still call require(); ESM output has none unless we provide it.
-        banner: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+        banner:
+          "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
       },
     });
     Validations.of(this.function).acknowledge({
       id: 'Serverless-LambdaDLQ',
-      reason: 'The asynchronous on-failure destination (SQS) keeps failed events with their error, superseding a dead-letter queue.',
+      reason:
+        'The asynchronous on-failure destination (SQS) keeps failed events with their error, superseding a dead-letter queue.',
     });
 
     // Least privilege: read and conditionally write incident items, start this workflow, nothing more.
@@ -146,16 +148,11 @@ export class Detection extends Construct {
         resources: [props.stateMachine.stateMachineArn],
       }),
     );
-    Validations.of(role).acknowledge(
-      {
-        id: 'AwsSolutions-IAM5[Resource::*]',
-        reason: 'X-Ray trace writes (PutTraceSegments, PutTelemetryRecords) have no resource-level permissions.',
-      },
-      {
-        id: 'Serverless-LambdaStarPermissions',
-        reason: 'The only wildcard is X-Ray trace writes, which have no resource-level permissions.',
-      },
-    );
+    Validations.of(role).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason:
+        'X-Ray trace writes (PutTraceSegments, PutTelemetryRecords) have no resource-level permissions.',
+    });
 
     this.subscribedLogGroups = [];
     if (props.logGroupNames.length === 0) {
@@ -177,7 +174,9 @@ export class Detection extends Construct {
     const failedEvents = new cloudwatch.Alarm(this, 'FailedEventsAlarm', {
       alarmDescription:
         'A kernel log delivery could not be processed by the detect function; it is kept in the failed-events queue.',
-      metric: this.failedEventsQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5) }),
+      metric: this.failedEventsQueue.metricApproximateNumberOfMessagesVisible({
+        period: Duration.minutes(5),
+      }),
       threshold: 0,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
       evaluationPeriods: 1,

@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 
@@ -40,10 +40,6 @@ export class EvidenceBucket extends Construct {
       ],
       removalPolicy: RemovalPolicy.RETAIN,
     });
-    Validations.of(this.accessLogsBucket).acknowledge({
-      id: 'AwsSolutions-S1',
-      reason: 'This bucket is the access-log destination itself; logging it would only log the logger.',
-    });
 
     this.bucket = new s3.Bucket(this, 'Bucket', {
       encryption: s3.BucketEncryption.S3_MANAGED,
@@ -52,9 +48,9 @@ export class EvidenceBucket extends Construct {
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
       objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
       versioned: true,
-      objectLockEnabled: props.objectLock,
       ...(props.objectLock
         ? {
+            objectLockEnabled: true,
             objectLockDefaultRetention:
               props.objectLockMode === 'COMPLIANCE'
                 ? s3.ObjectLockRetention.compliance(Duration.days(retentionDays))

@@ -1,16 +1,19 @@
-import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { type Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
+import type { RunbookDocuments } from './runbook-documents.js';
 
 /** What the workflow's states may use; the definition grants itself access to what it uses. */
 export interface IncidentWorkflowResources {
   readonly incidentTable: dynamodb.ITable;
   readonly evidenceBucket: s3.IBucket;
   readonly notificationTopic: sns.ITopic;
+  /** The SSM documents; `documentName`/`documentArn` give what SendCommand and its policy need. */
+  readonly documents: RunbookDocuments;
 }
 
 export interface IncidentWorkflowProps {

@@ -15,6 +15,9 @@ import type { ResponseMode } from './settings.js';
 
 export type DropKind = 'table-full' | 'expect-table-full';
 
+/** The incidents table's key and TTL attributes, shared by the CDK construct, the adapter and tests. */
+export const INCIDENT_TABLE = { partitionKey: 'pk', sortKey: 'sk', ttlAttribute: 'expiresAt' } as const;
+
 export interface LogEvent {
   readonly id: string;
   readonly timestamp: number;
@@ -78,7 +81,6 @@ export interface IncidentPolicy {
   readonly cooldownMinutes: number;
   readonly defaultMode: ResponseMode;
   readonly incidentRetentionDays: number;
-  readonly instanceIdPattern: RegExp;
 }
 
 export const MAX_TRIGGER_EVENTS = 20;
@@ -91,10 +93,15 @@ export const DELIVERY_MARKER_TTL_SECONDS = 2 * 24 * 3600;
 
 const KIND_CODES: Record<DropKind, string> = { 'table-full': 'full', 'expect-table-full': 'expect' };
 
-/** The instance id when the whole host name is one, else null. */
-export function instanceIdOf(host: string, pattern: RegExp): string | null {
-  const whole = new RegExp(`^(?:${pattern.source})$`, pattern.flags.replace(/[gy]/g, ''));
-  return whole.test(host) ? host : null;
+/** EC2 instance ids, and the `mi-` ids of SSM hybrid managed nodes, which Run Command reaches too. */
+const MANAGED_INSTANCE_ID = /^m?i-[0-9a-f]{8,17}$/;
+
+/**
+ * The instance id when the host is one, else null. The configurable pattern finds the id inside a
+ * stream name; the id itself always has this form.
+ */
+export function instanceIdOf(host: string): string | null {
+  return MANAGED_INSTANCE_ID.test(host) ? host : null;
 }
 
 /** Start of the cooldown-long time bucket `time` falls in. */
@@ -128,7 +135,12 @@ export function incidentIdFor(host: string, kind: DropKind, bucket: Date): strin
 }
 
 /** The ids of the incidents that may still be open at `now`: this bucket's first, then the previous one's. */
-export function candidateIncidentIds(host: string, kind: DropKind, now: Date, cooldownMinutes: number): string[] {
+export function candidateIncidentIds(
+  host: string,
+  kind: DropKind,
+  now: Date,
+  cooldownMinutes: number,
+): string[] {
   const current = bucketStart(now, cooldownMinutes);
   const previous = new Date(current.getTime() - cooldownMinutes * 60_000);
   return [incidentIdFor(host, kind, current), incidentIdFor(host, kind, previous)];
@@ -158,7 +170,11 @@ export function decideRecording(
 }
 
 export function newIncident(observation: DropObservation, now: Date, policy: IncidentPolicy): Incident {
-  const incidentId = incidentIdFor(observation.host, observation.kind, bucketStart(now, policy.cooldownMinutes));
+  const incidentId = incidentIdFor(
+    observation.host,
+    observation.kind,
+    bucketStart(now, policy.cooldownMinutes),
+  );
   const kept = observation.events.slice(0, MAX_TRIGGER_EVENTS).map((event) => ({
     id: event.id,
     timestamp: event.timestamp,
@@ -170,7 +186,7 @@ export function newIncident(observation: DropObservation, now: Date, policy: Inc
   return {
     incidentId,
     host: observation.host,
-    instanceId: instanceIdOf(observation.host, policy.instanceIdPattern),
+    instanceId: instanceIdOf(observation.host),
     kind: observation.kind,
     status: 'open',
     mode: policy.defaultMode,
@@ -204,7 +220,14 @@ export function newIncident(observation: DropObservation, now: Date, policy: Inc
  */
 export function deliveryKeyOf(observation: DropObservation): string {
   const { source, kind, netns, host, events } = observation;
-  const identity = JSON.stringify([source.logGroup, source.logStream, host, kind, netns, events.map((e) => e.id)]);
+  const identity = JSON.stringify([
+    source.logGroup,
+    source.logStream,
+    host,
+    kind,
+    netns,
+    events.map((e) => e.id),
+  ]);
   return shortHash(identity, 32);
 }
 

@@ -45,20 +45,28 @@ export function compileInstanceIdPattern(source: string): RegExp {
   try {
     pattern = new RegExp(source);
   } catch (error) {
-    throw new Error(`instance id pattern '${source}' is not a valid regular expression: ${(error as Error).message}`);
+    throw new Error(
+      `instance id pattern '${source}' is not a valid regular expression: ${(error as Error).message}`,
+    );
   }
   if (pattern.test('')) throw new Error(`instance id pattern '${source}' matches the empty string`);
   return pattern;
 }
 
-export function checkWholeNumberInRange(name: string, value: number, range: { min: number; max: number }): number {
+export function checkWholeNumberInRange(
+  name: string,
+  value: number,
+  range: { min: number; max: number },
+): number {
   if (!Number.isInteger(value) || value < range.min || value > range.max) {
     throw new Error(`${name} must be a whole number from ${range.min} to ${range.max}, got ${value}`);
   }
   return value;
 }
 
-export function detectSettingsFromEnvironment(env: Readonly<Record<string, string | undefined>>): DetectSettings {
+export function detectSettingsFromEnvironment(
+  env: Readonly<Record<string, string | undefined>>,
+): DetectSettings {
   const read = (name: string): string => {
     const value = env[name];
     if (value === undefined || value === '') throw new Error(`environment variable ${name} is not set`);
@@ -66,7 +74,8 @@ export function detectSettingsFromEnvironment(env: Readonly<Record<string, strin
   };
   const readNumber = (name: string, range: { min: number; max: number }): number => {
     const text = read(name);
-    if (!/^[0-9]+$/.test(text)) throw new Error(`environment variable ${name} is not a whole number: '${text}'`);
+    if (!/^[0-9]+$/.test(text))
+      throw new Error(`environment variable ${name} is not a whole number: '${text}'`);
     return checkWholeNumberInRange(name, Number(text), range);
   };
   const mode = read(DETECT_ENVIRONMENT.defaultMode);
@@ -81,6 +90,9 @@ export function detectSettingsFromEnvironment(env: Readonly<Record<string, strin
     instanceIdPattern: compileInstanceIdPattern(read(DETECT_ENVIRONMENT.instanceIdPattern)),
     cooldownMinutes: readNumber(DETECT_ENVIRONMENT.cooldownMinutes, COOLDOWN_MINUTES_RANGE),
     defaultMode: mode,
-    incidentRetentionDays: readNumber(DETECT_ENVIRONMENT.incidentRetentionDays, INCIDENT_RETENTION_DAYS_RANGE),
+    incidentRetentionDays: readNumber(
+      DETECT_ENVIRONMENT.incidentRetentionDays,
+      INCIDENT_RETENTION_DAYS_RANGE,
+    ),
   };
 }

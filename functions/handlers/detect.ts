@@ -1,0 +1,189 @@
+import { gunzipSync } from 'node:zlib';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import { parser } from '@aws-lambda-powertools/parser/middleware';
+import {
+  CloudWatchLogsDecodeSchema,
+  CloudWatchLogsSchema,
+} from '@aws-lambda-powertools/parser/schemas/cloudwatch';
+import type { ParsedResult } from '@aws-lambda-powertools/parser/types';
+import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SFNClient } from '@aws-sdk/client-sfn';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import middy from '@middy/core';
+import type { CloudWatchLogsEvent, Context } from 'aws-lambda';
+import type { z } from 'zod';
+import { IncidentStore, type RecordingOutcome } from '../adapters/incident-store.js';
+import { type StartOutcome, startIncidentWorkflow } from '../adapters/incident-workflow.js';
+import { detectInSubscription } from '../core/detect/index.js';
+import type { DropObservation, IncidentPolicy } from '../core/incident/incident.js';
+import { detectSettingsFromEnvironment } from '../core/incident/settings.js';
+import { logger, metrics, tracer } from './powertools.js';
+
+/**
+ * The `detect` function: a CloudWatch Logs subscription delivery of kernel lines in, at most one
+ * open incident per instance and kind out, each with its workflow started exactly once.
+ *
+ * Invoked asynchronously, so a thrown error means "retry, then keep the event in the on-failure
+ * queue": that is what happens to an event that cannot be decoded (logged with the reason, never
+ * with its content) and to a failed AWS call. Retries are harmless: deliveries are recognised,
+ * incidents are opened by conditional writes, and executions are named after their incident.
+ */
+
+// A misconfigured function fails at init, naming the variable, rather than on every event.
+const settings = detectSettingsFromEnvironment(process.env);
+const policy: IncidentPolicy = {
+  cooldownMinutes: settings.cooldownMinutes,
+  defaultMode: settings.defaultMode,
+  incidentRetentionDays: settings.incidentRetentionDays,
+};
+const store = new IncidentStore(
+  DynamoDBDocumentClient.from(tracer.captureAWSv3Client(new DynamoDBClient({}))),
+  settings.incidentTableName,
+);
+const stepFunctions = tracer.captureAWSv3Client(new SFNClient({}));
+
+type SubscriptionEvent = z.infer<typeof CloudWatchLogsSchema>;
+
+/** The event could not be decoded or validated; the message says why, without its content. */
+export class RejectedEventError extends Error {
+  override readonly name = 'RejectedEventError';
+}
+
+export interface DetectResult {
+  readonly messageType: 'DATA_MESSAGE' | 'CONTROL_MESSAGE';
+  readonly incidents: readonly {
+    readonly incidentId: string;
+    readonly host: string;
+    readonly kind: string;
+    readonly outcome: RecordingOutcome;
+    readonly workflow: StartOutcome | 'running';
+  }[];
+  readonly ignored: { readonly 'not-kernel': number; readonly unrelated: number };
+}
+
+export const lambdaHandler = async (
+  parsed: ParsedResult<unknown, SubscriptionEvent>,
+): Promise<DetectResult> => {
+  if (!parsed.success) reject(describeParseFailure(parsed.error, parsed.originalEvent));
+  const data = parsed.data.awslogs.data;
+  if (data.messageType === 'CONTROL_MESSAGE') {
+    logger.info('Acknowledged a CloudWatch Logs control message');
+    return { messageType: 'CONTROL_MESSAGE', incidents: [], ignored: { 'not-kernel': 0, unrelated: 0 } };
+  }
+  if (data.messageType !== 'DATA_MESSAGE') reject(`unknown messageType ${quoted(data.messageType)}`);
+
+  const now = new Date();
+  const detection = detectInSubscription(data, { instanceIdPattern: settings.instanceIdPattern, now });
+  const incidents: DetectResult['incidents'][number][] = [];
+  for (const [index, group] of detection.groups.entries()) {
+    const observation: DropObservation = {
+      ...group,
+      source: { owner: data.owner, logGroup: data.logGroup, logStream: data.logStream },
+      events: detection.events[index] ?? [],
+    };
+    const recorded = await store.recordDrops(observation, now, policy);
+    const { incident } = recorded;
+    if (recorded.outcome !== 'duplicate') {
+      // Remembered before anything can fail, so that a retry counts these lines once.
+      await store.rememberDelivery(recorded, now);
+      metrics.addMetric('DropLinesSeen', MetricUnit.Count, group.dropLines);
+    }
+    let workflow: StartOutcome | 'running' = 'running';
+    if (!incident.executionStarted) {
+      // Also reached by a retry whose first attempt opened the incident but failed before this.
+      workflow = await startIncidentWorkflow(stepFunctions, settings.stateMachineArn, incident);
+      await store.markExecutionStarted(incident.incidentId);
+    }
+    if (recorded.outcome === 'opened') metrics.addMetric('IncidentsOpened', MetricUnit.Count, 1);
+    logger.info('Recorded conntrack drops', {
+      incidentId: incident.incidentId,
+      outcome: recorded.outcome,
+      workflow,
+      host: group.host,
+      kind: group.kind,
+      netns: group.netns,
+      dropLines: group.dropLines,
+      suppressed: group.suppressed,
+    });
+    incidents.push({
+      incidentId: incident.incidentId,
+      host: group.host,
+      kind: group.kind,
+      outcome: recorded.outcome,
+      workflow,
+    });
+  }
+  if (detection.groups.length === 0) {
+    logger.info('No conntrack drops in this delivery', {
+      ignored: detection.ignored,
+      logStream: data.logStream,
+    });
+  }
+  return { messageType: 'DATA_MESSAGE', incidents, ignored: detection.ignored };
+};
+
+function reject(reason: string): never {
+  logger.error('Rejected a subscription event', { reason });
+  metrics.addMetric('EventsRejected', MetricUnit.Count, 1);
+  throw new RejectedEventError(`subscription event rejected: ${reason}`);
+}
+
+function quoted(value: string): string {
+  return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+}
+
+/**
+ * Why the parser refused the event, as precisely as we can tell. The schema reports every failure
+ * after base64 as "Failed to decompress", so those are retraced step by step here.
+ */
+function describeParseFailure(error: Error, originalEvent: unknown): string {
+  const issues = Array.isArray(error.cause)
+    ? (error.cause as { path?: PropertyKey[]; message?: string }[])
+    : [];
+  const schemaReason =
+    issues
+      .map((issue) => `${(issue.path ?? []).map(String).join('.') || '(event)'}: ${issue.message}`)
+      .join('; ') || error.message;
+  const data = (originalEvent as { awslogs?: { data?: unknown } } | undefined)?.awslogs?.data;
+  if (
+    typeof data !== 'string' ||
+    !issues.some((issue) => issue.message === 'Failed to decompress CloudWatch log data')
+  ) {
+    return schemaReason;
+  }
+  let text: string;
+  try {
+    text = gunzipSync(Buffer.from(data, 'base64')).toString('utf8');
+  } catch (gzipError) {
+    return `awslogs.data: not gzip-compressed (${(gzipError as Error).message})`;
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return 'awslogs.data: decompressed to something that is not JSON';
+  }
+  const decoded = CloudWatchLogsDecodeSchema.safeParse(json);
+  if (decoded.success) return schemaReason;
+  return decoded.error.issues
+    .map((issue) => `awslogs.data(decoded).${issue.path.map(String).join('.')}: ${issue.message}`)
+    .join('; ');
+}
+
+const middyfied = middy(lambdaHandler)
+  .use(captureLambdaHandler(tracer))
+  .use(injectLambdaContext(logger, { resetKeys: true }))
+  .use(logMetrics(metrics, { captureColdStartMetric: true }))
+  .use(parser({ schema: CloudWatchLogsSchema, safeParse: true }));
+
+/**
+ * The Lambda entry point. It takes the raw subscription event (`awslogs.data` still encoded); the
+ * parser middleware hands the handler its decoded form, which is the type middy infers.
+ */
+export const handler = middyfied as unknown as (
+  event: CloudWatchLogsEvent,
+  context: Context,
+) => Promise<DetectResult>;
