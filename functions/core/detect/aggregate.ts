@@ -68,6 +68,7 @@ export class DropAggregator<Evidence = never> {
   private readonly active = new Set<string>();
   private notKernel = 0;
   private unrelated = 0;
+  private lastGroup: MutableGroup | null = null;
 
   constructor(private readonly evidenceLimit = 0) {}
 
@@ -153,6 +154,9 @@ export class DropAggregator<Evidence = never> {
   }
 
   private group(host: string, netns: string | null, kind: DropKind): MutableGroup {
+    // Drop lines come in runs of the same group: skip building the key for a repeat.
+    const last = this.lastGroup;
+    if (last !== null && last.host === host && last.netns === netns && last.kind === kind) return last;
     // JSON keeps the three parts apart whatever characters a host name contains.
     const key = JSON.stringify([host, netns, kind]);
     let group = this.groups.get(key);
@@ -160,6 +164,7 @@ export class DropAggregator<Evidence = never> {
       group = { host, netns, kind, dropLines: 0, suppressed: 0, firstMs: null, lastMs: null, evidence: [] };
       this.groups.set(key, group);
     }
+    this.lastGroup = group;
     return group;
   }
 

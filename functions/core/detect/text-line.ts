@@ -106,6 +106,35 @@ const DMESG_CTIME_LINE =
 const DMESG_DECODED_PREFIX =
   /^(kern|user|mail|daemon|auth|syslog|lpr|news|uucp|cron|authpriv|ftp|local[0-7]) *:(emerg|alert|crit|err|warn|notice|info|debug) *: ?/;
 
+// Consecutive lines mostly share their second: remember the last conversion.
+let lastBsdStamp = -1;
+let lastBsdReference = -1;
+let lastBsdTimeMs: number | null = null;
+
+function bsdTimeMs(
+  month: number,
+  day: number,
+  hour: number,
+  minute: number,
+  second: number,
+  referenceTimeMs: number,
+) {
+  const stamp = (((month * 32 + day) * 24 + hour) * 60 + minute) * 61 + second;
+  if (stamp === lastBsdStamp && referenceTimeMs === lastBsdReference) return lastBsdTimeMs;
+  const referenceYear = new Date(referenceTimeMs).getUTCFullYear();
+  let timeMs = utc(referenceYear, month, day, hour, minute, second);
+  if (timeMs !== null && timeMs > referenceTimeMs + TWO_DAYS_MS) {
+    timeMs = utc(referenceYear - 1, month, day, hour, minute, second);
+  }
+  // Feb 29 when the reference year has none: the year before may (a log read early in a year).
+  if (timeMs === null && month === 1 && day === 29)
+    timeMs = utc(referenceYear - 1, month, day, hour, minute, second);
+  lastBsdStamp = stamp;
+  lastBsdReference = referenceTimeMs;
+  lastBsdTimeMs = timeMs;
+  return timeMs;
+}
+
 function parseBsd(line: string, context: TextLineContext): LogLine | null {
   const match = BSD_LINE.exec(line);
   if (match === null) return null;
@@ -113,14 +142,7 @@ function parseBsd(line: string, context: TextLineContext): LogLine | null {
   if (month === undefined) return null;
   const day = Number(match[3]);
   const [hour, minute, second] = [Number(match[4]), Number(match[5]), Number(match[6])];
-  const referenceYear = new Date(context.referenceTimeMs).getUTCFullYear();
-  let timeMs = utc(referenceYear, month, day, hour, minute, second);
-  if (timeMs !== null && timeMs > context.referenceTimeMs + TWO_DAYS_MS) {
-    timeMs = utc(referenceYear - 1, month, day, hour, minute, second);
-  }
-  // Feb 29 of a year that has none: try the reference year's neighbours before giving up.
-  if (timeMs === null && month === 1 && day === 29)
-    timeMs = utc(referenceYear - 1, month, day, hour, minute, second);
+  const timeMs = bsdTimeMs(month, day, hour, minute, second, context.referenceTimeMs);
   const { kernel, message } = splitTag(match[9] ?? '');
   return {
     format: 'rfc3164',

@@ -198,5 +198,9 @@ describe('parseTextLine: formats', () => {
     expect(parseTextLine('Mar 13 20:21:45 h kernel: x', context)?.timeMs).toBe(
       Date.parse('2026-03-13T20:21:45Z'),
     );
+    const afterLeapYear = { referenceTimeMs: Date.parse('2025-01-02T00:00:00Z') };
+    expect(parseTextLine('Feb 29 10:00:00 h kernel: x', afterLeapYear)?.timeMs).toBe(
+      Date.parse('2024-02-29T10:00:00Z'),
+    );
   });
 });
