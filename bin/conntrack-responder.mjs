@@ -1,7 +1,20 @@
 #!/usr/bin/env node
-// Runs the TypeScript CLI through tsx so a fresh clone needs no build step.
-import { register } from 'tsx/esm/api';
+// Runs the TypeScript CLI through tsx so a fresh clone needs no build step. `detect`, which large
+// logs are piped into, runs from a cached esbuild bundle when it can (see bundle-cache.mjs).
+import { fileURLToPath } from 'node:url';
 
-register();
-const { main } = await import('../functions/cli/main.ts');
-process.exitCode = await main(process.argv.slice(2));
+const args = process.argv.slice(2);
+let bundled = null;
+if (args[0] === 'detect') {
+  const { importBundled } = await import('./bundle-cache.mjs');
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  bundled = await importBundled(root, 'functions/cli/detect-process.ts', 'detect');
+}
+if (bundled !== null) {
+  process.exitCode = await bundled.runDetectProcess(args.slice(1));
+} else {
+  const { register } = await import('tsx/esm/api');
+  register();
+  const { main } = await import('../functions/cli/main.ts');
+  process.exitCode = await main(args);
+}

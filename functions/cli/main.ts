@@ -1,4 +1,5 @@
-import { type CliIo, type Command, processIo, UsageError } from './io.js';
+import { type CliIo, type Command, processIo } from './io.js';
+import { runCommand } from './run-command.js';
 
 interface CommandEntry {
   readonly summary: string;
@@ -39,14 +40,5 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
     io.stderr.write(`conntrack-responder: unknown command '${name}'\n\n${usage()}`);
     return 2;
   }
-  try {
-    const command = await entry.load();
-    return await command(rest, io);
-  } catch (error) {
-    if (error instanceof UsageError) {
-      io.stderr.write(`conntrack-responder ${name}: ${error.message}\n`);
-      return 2;
-    }
-    throw error;
-  }
+  return runCommand(name, await entry.load(), rest, io);
 }

@@ -1,10 +1,10 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../../functions/cli/main.js';
+import { captureIo } from '../support/capture-io.js';
 import {
   journalEntry,
   KERNEL_6_18_NETNS,
@@ -13,19 +13,6 @@ import {
   SEED_002_KERNEL_TAGGED,
   SEED_003_DMESG,
 } from './real-lines.js';
-
-function captureIo(stdinText?: string | Buffer) {
-  const stdin = new PassThrough();
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  const out: string[] = [];
-  const err: string[] = [];
-  stdout.on('data', (chunk) => out.push(String(chunk)));
-  stderr.on('data', (chunk) => err.push(String(chunk)));
-  if (stdinText !== undefined) stdin.end(stdinText);
-  else stdin.end();
-  return { io: { stdin, stdout, stderr }, stdout: () => out.join(''), stderr: () => err.join('') };
-}
 
 async function run(args: string[], stdinText?: string | Buffer) {
   const captured = captureIo(stdinText);
