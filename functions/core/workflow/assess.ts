@@ -1,0 +1,73 @@
+import { z } from 'zod';
+import { type DiagnosticsReport, DiagnosticsReportSchema } from '../diagnostics/report.js';
+import { type Classification, type Plan, planRemediation } from '../plan/index.js';
+import { alertOf, parseWith, WorkflowIncidentSchema, WorkflowInputError } from './incident.js';
+import type { WorkflowSettings } from './settings.js';
+
+/** What an SSM command block leaves in the state (see infra/workflow/definition.ts). */
+export const CommandOutputSchema = z.looseObject({
+  commandId: z.string(),
+  status: z.string(),
+  stdout: z.string(),
+  stderr: z.string(),
+});
+
+export class DiagnosticsUnreadable extends Error {
+  override readonly name = 'DiagnosticsUnreadable';
+}
+
+/** The collect-diagnostics output, parsed as the report contract (untrusted host output). */
+export function readDiagnostics(output: unknown, which: string): DiagnosticsReport {
+  const command = parseWith(CommandOutputSchema, output, `the ${which} diagnostics command output`);
+  let json: unknown;
+  try {
+    json = JSON.parse(command.stdout);
+  } catch {
+    throw new DiagnosticsUnreadable(
+      `the ${which} diagnostics are not JSON (command ${command.commandId}): ${command.stdout.slice(0, 200)}`,
+    );
+  }
+  const parsed = DiagnosticsReportSchema.safeParse(json);
+  if (!parsed.success) {
+    const problems = parsed.error.issues
+      .slice(0, 5)
+      .map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    throw new DiagnosticsUnreadable(
+      `the ${which} diagnostics do not follow the report contract (command ${command.commandId}): ${problems.join('; ')}`,
+    );
+  }
+  return parsed.data;
+}
+
+export interface Assessment {
+  /** The alert is confirmed by the host's own counters (and names the right namespace). */
+  readonly confirmed: boolean;
+  readonly classification: Classification;
+  readonly summary: string;
+  readonly confirmation: readonly string[];
+  readonly plan: Plan;
+}
+
+const AssessInputSchema = z.object({ incident: z.unknown(), diagnostics: z.unknown() });
+
+/** "Confirm the drops and plan the remediation": the diagnostics before any change, into a plan. */
+export function assessIncident(payload: unknown, settings: WorkflowSettings): Assessment {
+  const input = parseWith(AssessInputSchema, payload, 'the assess input');
+  const incident = parseWith(WorkflowIncidentSchema, input.incident, 'the incident');
+  const before = readDiagnostics(input.diagnostics, 'before');
+  if (incident.instanceId === null)
+    throw new WorkflowInputError('the incident has no instance id to plan for');
+  const plan = planRemediation({
+    before,
+    alert: alertOf(incident),
+    policy: settings.policy,
+    changeIdPrefix: incident.incidentId,
+  });
+  return {
+    confirmed: plan.confirmed && plan.classification !== 'not-confirmed',
+    classification: plan.classification,
+    summary: plan.summary,
+    confirmation: plan.confirmation,
+    plan,
+  };
+}

@@ -1,0 +1,70 @@
+import { z } from 'zod';
+import type { Alert } from '../plan/index.js';
+
+/**
+ * The execution input the detect function starts the workflow with (one incident, fields fixed at
+ * opening). Parsed leniently — fields this side does not use are kept as they are — but every
+ * field the workflow relies on is checked, so a malformed start fails with a clear message.
+ */
+export const RESPONSE_MODES = ['auto', 'approve', 'dry-run'] as const;
+export type ResponseMode = (typeof RESPONSE_MODES)[number];
+
+const LogEventSchema = z.looseObject({
+  id: z.string().optional(),
+  timestamp: z.number(),
+  message: z.string(),
+});
+
+export const WorkflowIncidentSchema = z.looseObject({
+  incidentId: z.string().regex(/^[A-Za-z0-9_-]{1,80}$/, 'an execution-name-safe id of 1 to 80 characters'),
+  host: z.string().optional(),
+  /** Null when the host is not an EC2 instance (the workflow escalates it). */
+  instanceId: z.string().nullable(),
+  kind: z.enum(['table-full', 'expect-table-full']),
+  /** The most the workflow may do on its own for this incident (a ceiling over the policy's modes). */
+  mode: z.enum(RESPONSE_MODES).default('auto'),
+  openedAt: z.string().optional(),
+  trigger: z.looseObject({
+    netns: z.string().nullable(),
+    dropLines: z.number().int().nonnegative(),
+    suppressed: z.number().int().nonnegative(),
+    firstSeen: z.string().nullable().optional(),
+    lastSeen: z.string().nullable().optional(),
+    events: z.array(LogEventSchema).default([]),
+  }),
+});
+
+export type WorkflowIncident = z.infer<typeof WorkflowIncidentSchema>;
+
+/** Parses untrusted input with a message that names the offending fields. */
+export function parseWith<T extends z.ZodType>(schema: T, value: unknown, what: string): z.infer<T> {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map(
+      (issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`,
+    );
+    throw new WorkflowInputError(`${what} is invalid: ${problems.join('; ')}`);
+  }
+  return parsed.data;
+}
+
+/** A Task state received input it cannot work with (its name is the error Step Functions sees). */
+export class WorkflowInputError extends Error {
+  override readonly name = 'WorkflowInputError';
+}
+
+export function alertOf(incident: WorkflowIncident): Alert {
+  return {
+    kind: incident.kind,
+    netns: incident.trigger.netns,
+    dropLines: incident.trigger.dropLines,
+    suppressed: incident.trigger.suppressed,
+  };
+}
+
+const STRICTNESS: Record<ResponseMode, number> = { auto: 0, approve: 1, 'dry-run': 2 };
+
+/** The stricter of two modes: the incident's mode caps what the policy allows, never loosens it. */
+export function stricterMode(a: ResponseMode, b: ResponseMode): ResponseMode {
+  return STRICTNESS[a] >= STRICTNESS[b] ? a : b;
+}

@@ -1,0 +1,118 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { classifyKernelMessage } from '../../core/detect/messages.js';
+import { parseTextLine } from '../../core/detect/text-line.js';
+import { namespaceInode } from '../netns.js';
+
+/**
+ * Follows the kernel log (`dmesg --follow-new`, wall-clock ISO times) and reports the drop lines of
+ * one network namespace, which current kernels name by inode ("table full in netns N"). Lines go
+ * through the detect core's parser and classifier, the same code the Lambda runs on CloudWatch
+ * events.
+ */
+
+/** The kernel lines that triggered a response: what `watch` hands to `respond`. */
+export interface LocalTrigger {
+  readonly firstSeen: string | null;
+  readonly lastSeen: string | null;
+  readonly dropLines: number;
+  readonly suppressed: number;
+  readonly events: ReadonlyArray<{ readonly timestamp: number; readonly message: string }>;
+}
+
+export interface KernelLogFollower {
+  /** Resolves with the first burst of drops of the namespace (lines seen within `gatherMs` of the first). */
+  readonly drops: Promise<LocalTrigger & { readonly detectedAt: string }>;
+  stop(): void;
+}
+
+export interface FollowOptions {
+  readonly netns: string;
+  /** After the first drop line, keep gathering for this long before reporting. @default 300 */
+  readonly gatherMs?: number;
+  /** The program that prints the kernel log (tests pass their own). @default dmesg --follow-new */
+  readonly command?: readonly [string, ...string[]];
+}
+
+const DMESG: readonly [string, ...string[]] = ['dmesg', '--follow-new', '--time-format', 'iso'];
+
+export async function followKernelLog(options: FollowOptions): Promise<KernelLogFollower> {
+  const inode = await namespaceInode(options.netns);
+  const [program, ...args] = options.command ?? DMESG;
+  const child: ChildProcess = spawn(program, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString('utf8');
+  });
+  const gatherMs = options.gatherMs ?? 300;
+  const events: Array<{ timestamp: number; message: string }> = [];
+  let dropLines = 0;
+  let suppressed = 0;
+  let firstSeen: number | null = null;
+  let lastSeen: number | null = null;
+  let detectedAt: string | null = null;
+  let lastWasOurDrop = false;
+  let settle: (value: LocalTrigger & { detectedAt: string }) => void = () => {};
+  let fail: (error: Error) => void = () => {};
+  const drops = new Promise<LocalTrigger & { detectedAt: string }>((resolve, reject) => {
+    settle = resolve;
+    fail = reject;
+  });
+  let done = false;
+  const finish = () => {
+    if (done) return;
+    done = true;
+    settle({
+      firstSeen: firstSeen === null ? null : new Date(firstSeen).toISOString(),
+      lastSeen: lastSeen === null ? null : new Date(lastSeen).toISOString(),
+      dropLines,
+      suppressed,
+      events,
+      detectedAt: detectedAt ?? new Date().toISOString(),
+    });
+  };
+
+  const lines = createInterface({ input: child.stdout as NonNullable<typeof child.stdout> });
+  lines.on('line', (line) => {
+    if (done) return;
+    const parsed = parseTextLine(line, { referenceTimeMs: Date.now() });
+    if (parsed === null || !parsed.kernel) return;
+    const message = classifyKernelMessage(parsed.message);
+    if (message === null) return;
+    const time = parsed.timeMs ?? Date.now();
+    if (message.type === 'suppression') {
+      // net_ratelimit counts are shared by every caller; they are attributed to our drops only
+      // when they follow one of ours directly, and stay an upper bound.
+      if (lastWasOurDrop) suppressed += message.count;
+      return;
+    }
+    lastWasOurDrop = message.netns === inode;
+    if (!lastWasOurDrop) return;
+    dropLines += 1;
+    if (events.length < 20) events.push({ timestamp: time, message: parsed.message });
+    lastSeen = time;
+    if (firstSeen === null) {
+      firstSeen = time;
+      detectedAt = new Date().toISOString();
+      setTimeout(finish, gatherMs).unref();
+    }
+  });
+  child.on('error', (error) =>
+    fail(new Error(`cannot follow the kernel log with ${program}: ${error.message}`)),
+  );
+  child.on('exit', (code) => {
+    if (!done)
+      fail(new Error(`${program} ${args.join(' ')} ended (exit ${code}) before any drop: ${stderr.trim()}`));
+  });
+  // dmesg seeks to the end of the ring buffer as it starts; lines logged before that are not "new".
+  await sleep(300);
+  return {
+    drops,
+    stop: () => {
+      done = true;
+      lines.close();
+      child.kill('SIGTERM');
+    },
+  };
+}
