@@ -204,7 +204,11 @@ export class TextLogScanner {
     if (first === OPEN_BRACKET || first === LESS_THAN) return true;
     if (first >= DIGIT_ZERO && first <= DIGIT_NINE && end - start > 19 && buffer[start + 19] === COMMA)
       return true;
-    return this.kernelWord.next(start) < end;
+    if (this.kernelWord.next(start) >= end) return false;
+    // A plain `Mmm dd hh:mm:ss host …` line can only be parsed as RFC 3164 (see parseTextLine),
+    // and then its host is that token: a kernel line of a host with no state changes nothing.
+    const host = bsdHostToken(buffer, start, end);
+    return host === null || this.session.aggregator.isActive(host);
   }
 
   private line(buffer: Buffer, start: number, end: number, offset: number): void {
@@ -232,4 +236,33 @@ function countNewlines(buffer: Buffer, start: number, end: number): number {
     position = buffer.indexOf(NEWLINE, position + 1);
   }
   return count;
+}
+
+const SPACE = 0x20;
+const COLON = 0x3a;
+
+function isDigit(byte: number | undefined): boolean {
+  return byte !== undefined && byte >= DIGIT_ZERO && byte <= DIGIT_NINE;
+}
+
+function isLetter(byte: number | undefined, upper: boolean): boolean {
+  return byte !== undefined && (upper ? byte >= 0x41 && byte <= 0x5a : byte >= 0x61 && byte <= 0x7a);
+}
+
+/**
+ * The host of a line that starts exactly like `Mar 13 20:21:45 host ` (or `Mar  3 …`), else null
+ * (any other shape is left to the full parser).
+ */
+function bsdHostToken(buffer: Buffer, start: number, end: number): string | null {
+  const at = (index: number) => buffer[start + index];
+  if (end - start < 17 || !isLetter(at(0), true) || !isLetter(at(1), false) || !isLetter(at(2), false))
+    return null;
+  if (at(3) !== SPACE || !(at(4) === SPACE || isDigit(at(4))) || !isDigit(at(5)) || at(6) !== SPACE)
+    return null;
+  if (!isDigit(at(7)) || !isDigit(at(8)) || at(9) !== COLON || !isDigit(at(10)) || !isDigit(at(11)))
+    return null;
+  if (at(12) !== COLON || !isDigit(at(13)) || !isDigit(at(14)) || at(15) !== SPACE) return null;
+  const hostEnd = buffer.indexOf(SPACE, start + 16);
+  if (hostEnd < 0 || hostEnd >= end || hostEnd === start + 16) return null;
+  return buffer.toString('utf8', start + 16, hostEnd);
 }
