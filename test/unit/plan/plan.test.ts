@@ -148,6 +148,20 @@ const cases: Case[] = [
     },
   },
   {
+    rule: 'hash chains too long on a host over the memory budget: the resize is refused, not planned',
+    report: ReportBuilder.healthy()
+      .host({ memTotalBytes: 1 * GIB })
+      .table({ max: 262_144, count: 120_000, buckets: 16_384 })
+      .stat('chaintoolong', 0, 80)
+      .insertFailed(80)
+      .drops(80),
+    check: (plan) => {
+      expect(plan.classification).toBe('hash-chains-too-long');
+      expect(plan.actions).toEqual([]);
+      expect(refused(plan, /resize the hash table/)[0]).toMatch(/memory budget/);
+    },
+  },
+  {
     rule: 'expectation table full: no raise of nf_conntrack_max, helper advice instead',
     report: ReportBuilder.healthy()
       .sysctl('expect_max', 4_096)
@@ -208,6 +222,21 @@ const cases: Case[] = [
     check: (plan) => {
       expect(kinds(plan)).not.toContain('raise-limits');
       expect(refused(plan, /raise nf_conntrack_max/)[0]).toMatch(/memory budget is spent/);
+    },
+  },
+  {
+    rule: 'table full, budget spent: shorter timeouts are refused too (the document checks the budget on every call) and go to the launch template',
+    report: ReportBuilder.healthy()
+      .host({ memTotalBytes: 1 * GIB })
+      .table({ max: 262_144, count: 262_144 })
+      .states({ 'tcp TIME_WAIT': 230_000, 'tcp ESTABLISHED': 32_144 })
+      .drops(50),
+    check: (plan) => {
+      expect(plan.actions).toEqual([]);
+      expect(refused(plan, /shorten timeouts/)[0]).toMatch(/checks the memory budget on every call/);
+      const template = plan.recommendations.find((r) => r.scope === 'launch-template');
+      expect(template?.snippet).toContain('nf_conntrack_tcp_timeout_time_wait = 30');
+      expect(template?.detail).toMatch(/larger instance type/);
     },
   },
   {
