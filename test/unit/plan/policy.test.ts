@@ -33,6 +33,17 @@ describe('resolvePolicy', () => {
   });
 });
 
+describe('a resolved policy', () => {
+  it('resolves to itself after a trip through JSON (the workflow re-reads the plan’s policy to verify)', () => {
+    const policy = resolvePolicy({
+      memoryBudgetPercent: 7,
+      modes: { 'notrack-ports': 'auto' },
+      notrack: { maxPorts: 2 },
+    });
+    expect(resolvePolicy(JSON.parse(JSON.stringify(policy)))).toEqual(policy);
+  });
+});
+
 describe('withMode', () => {
   it('sets one mode for every action kind and leaves the rest alone', () => {
     const policy = withMode(resolvePolicy({ memoryBudgetPercent: 7 }), 'dry-run');
