@@ -355,7 +355,10 @@ validate_parameters() {
     [[ $hash_size =~ ^[1-9][0-9]{0,9}$ ]] ||
       refuse "HashSize '$hash_size' is invalid: expected empty or a decimal number from 1 to $INT_MAX"
     [ "$hash_size" -le "$INT_MAX" ] || refuse "HashSize $hash_size is above $INT_MAX"
-    [ "$hash_size" -le "$max_entries" ] ||
+    local granularity
+    granularity=$(bucket_granularity)
+    # Compared after the kernel's rounding: a 1:1 size rounded up to whole pages is fine.
+    [ $(((hash_size + granularity - 1) / granularity)) -le $(((max_entries + granularity - 1) / granularity)) ] ||
       refuse "HashSize $hash_size is larger than MaxEntries $max_entries: more buckets than entries only wastes memory"
   fi
   [[ $budget_percent =~ ^([1-9]|[1-4][0-9]|50)$ ]] ||
