@@ -90,15 +90,15 @@ describe.skipIf(labUnavailable)('notrack-ports on a full table', () => {
       seen.before = await rulesSnapshot(instance);
       await withConntrackMax(LOW_MAX, async () => {
         seen.full = await reproduceTableFull({ hosts, port: SERVICE_PORT });
-        seen.otherBefore = await probeConnections(clients, instanceAddress, OTHER_PORT, { count: 3 });
-        seen.outboundBefore = await probeConnections(instance, clientAddress, BACKEND_PORT, { count: 3 });
+        seen.otherBefore = await probeConnections(clients, instanceAddress, OTHER_PORT, { count: 5 });
+        seen.outboundBefore = await probeConnections(instance, clientAddress, BACKEND_PORT, { count: 5 });
 
         seen.first = await runRemediation('notrack-ports', inbound, instance, dirs);
         seen.afterFirst = await rulesSnapshot(instance);
         seen.stateAfterFirst = await directoryContents(dirs.stateDir);
         seen.countAfterNotrack = await conntrackCount(instance);
         seen.servicePort = await probeConnections(clients, instanceAddress, SERVICE_PORT, { count: 5 });
-        seen.otherPort = await probeConnections(clients, instanceAddress, OTHER_PORT, { count: 3 });
+        seen.otherPort = await probeConnections(clients, instanceAddress, OTHER_PORT, { count: 5 });
         seen.second = await runRemediation('notrack-ports', inbound, instance, dirs);
         seen.afterSecond = await rulesSnapshot(instance);
         seen.stateAfterSecond = await directoryContents(dirs.stateDir);
@@ -133,10 +133,12 @@ describe.skipIf(labUnavailable)('notrack-ports on a full table', () => {
       await dirs?.remove();
     });
 
+    // "Fails" below means at least 3 of 5: above 95 % of max the kernel's GC evicts some TIME_WAIT
+    // entries, so the odd connection slips into a freed slot. With NOTRACK all 5 succeed.
     it('starts from a full table on which new connections fail', () => {
       expect(seen.full?.probe.succeeded).toBe(0);
-      expect(seen.otherBefore).toMatchObject({ succeeded: 0 });
-      expect(seen.outboundBefore).toMatchObject({ succeeded: 0 });
+      expect(seen.otherBefore?.failed).toBeGreaterThanOrEqual(3);
+      expect(seen.outboundBefore?.failed).toBeGreaterThanOrEqual(3);
     });
 
     it('uses the namespace’s own backend and adds the pair in both directions plus the UNTRACKED accept', () => {
@@ -180,7 +182,7 @@ describe.skipIf(labUnavailable)('notrack-ports on a full table', () => {
     });
 
     it('leaves connections to another port failing', () => {
-      expect(seen.otherPort).toMatchObject({ succeeded: 0 });
+      expect(seen.otherPort?.failed).toBeGreaterThanOrEqual(3);
     });
 
     it('adds nothing when run a second time', () => {
@@ -201,7 +203,7 @@ describe.skipIf(labUnavailable)('notrack-ports on a full table', () => {
     it('rolls the outbound change back alone, leaving the inbound one as it was', () => {
       expect(seen.rollbackOutbound?.result).toMatchObject({ status: 'rolled-back', change: 'notrack-ports' });
       expect(seen.afterRollbackOutbound).toEqual(seen.afterFirst);
-      expect(seen.outboundAfterRollback).toMatchObject({ succeeded: 0 });
+      expect(seen.outboundAfterRollback?.failed).toBeGreaterThanOrEqual(3);
     });
 
     it('restores the raw and filter rules exactly, and is idempotent', () => {
@@ -213,8 +215,6 @@ describe.skipIf(labUnavailable)('notrack-ports on a full table', () => {
 
     it('tracks the port again after the rollback, so the still-full table drops it again', () => {
       expect(seen.countAtEnd).toBeGreaterThanOrEqual(LOW_MAX);
-      // Above 95 % of max the kernel's GC evicts some TIME_WAIT entries, so the odd connection can
-      // slip into a freed slot; with NOTRACK in place all five succeeded.
       expect(seen.servicePortAfterRollback?.failed).toBeGreaterThanOrEqual(3);
     });
   });
