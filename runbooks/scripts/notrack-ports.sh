@@ -413,38 +413,49 @@ legacy_active() {
   return 1
 }
 
-nft_tables='' # "family name" per line
 nft_ruleset=''
+nft_classes='' # "family name class" per line
+iptables_nft_table_list=' '
 
-classify_nft_table() { # family name -> ours | iptables | other | native
-  if [ "$1" = inet ] && [ "$2" = "$OWN_TABLE" ]; then
-    echo ours
-  elif [[ $1 =~ ^(ip|ip6)$ && $2 =~ ^(filter|nat|raw|mangle|security)$ ]]; then
-    echo iptables
-  elif [[ $1 =~ ^(arp|bridge|netdev)$ ]]; then
-    echo other
-  else
-    echo native
-  fi
+# Tables iptables-nft made are ip/ip6 filter|nat|raw|mangle|security whose base chains all carry
+# the upper-case built-in names; a hand-written `table ip nat { chain prerouting ... }` is native.
+# shellcheck disable=SC2016 # an awk program
+readonly AWK_CLASSIFY='
+function flush() {
+  if (key == "") return
+  if (fam == "inet" && name == own_table) cls = "ours"
+  else if (fam ~ /^(arp|bridge|netdev)$/) cls = "other"
+  else if (fam ~ /^(ip|ip6)$/ && name ~ /^(filter|nat|raw|mangle|security)$/ && !lowercase_base) cls = "iptables"
+  else cls = "native"
+  print fam, name, cls
+  key = ""
 }
+/^table / { flush(); fam = $2; name = $3; key = fam " " name; lowercase_base = 0; next }
+/^\tchain / { chain = $2; next }
+/^\t\ttype .* hook / { if (chain !~ /^(INPUT|OUTPUT|FORWARD|PREROUTING|POSTROUTING)$/) lowercase_base = 1 }
+END { flush() }
+'
 
 detect_backend() {
   resolve_binaries
   local legacy=false iptables_nft_tables=false native_tables=false ours=false family name kind
   if legacy_active; then legacy=true; fi
   if [ "$have_nft" = true ]; then
-    nft_tables=$(nft list tables 2>/dev/null | awk '$1 == "table" { print $2, $3 }') ||
-      fail "nft list tables failed"
-    nft_ruleset=$(nft -a list ruleset 2>/dev/null) || fail "nft list ruleset failed"
-    while read -r family name; do
+    nft_ruleset=$(nft -a list ruleset 2>/dev/null) ||
+      refuse "nft list ruleset failed: cannot judge the change without reading the rules"
+    nft_classes=$(printf '%s\n' "$nft_ruleset" | sed -e 's/ # handle [0-9]*$//' |
+      awk -v own_table="$OWN_TABLE" "$AWK_CLASSIFY")
+    while read -r family name kind; do
       [ -n "$family" ] || continue
-      kind=$(classify_nft_table "$family" "$name")
       case $kind in
         ours) ours=true ;;
-        iptables) iptables_nft_tables=true ;;
+        iptables)
+          iptables_nft_tables=true
+          iptables_nft_table_list+="$family/$name "
+          ;;
         native) native_tables=true ;;
       esac
-    done <<<"$nft_tables"
+    done <<<"$nft_classes"
   elif [ "${#ipt_nft_save[@]}" -gt 0 ] && "${ipt_nft_save[0]}" 2>/dev/null | grep -q '^-A '; then
     iptables_nft_tables=true
   fi
@@ -608,7 +619,7 @@ END {
 '
 
 # Reads `nft -a list ruleset`. Prints tab-separated facts:
-#   nat <family> <table> <rule>                      a NAT statement that touches our ports
+#   nat <class> <family> <table> <rule>              a NAT statement that touches our ports
 #   dynamic <family> <table>                         a table that container tooling owns
 #   chain <family> <table> <chain> <hook> <drops> <established-handle> <broad>
 #                                                    filter base chains on input/output (native tables)
@@ -634,7 +645,7 @@ function normalise(r) {
 }
 function nat_rule(r,   n, t, i, proto, found, touch, v, spec) {
   n = split(r, t, " "); proto = ""; found = 0; touch = 0
-  if (r ~ /@| map | vmap /) { print "nat\t" family "\t" tname "\t" r; return }
+  if (r ~ /@| map | vmap /) { print "nat\t" class "\t" family "\t" tname "\t" r; return }
   for (i = 1; i <= n; i++) {
     if ((t[i] == "tcp" || t[i] == "udp") && (t[i + 1] == "dport" || t[i + 1] == "sport")) proto = t[i]
     if ((t[i] == "l4proto" || t[i] == "protocol" || t[i] == "nexthdr") && t[i + 1] ~ /^(tcp|udp|6|17)$/) proto = t[i + 1]
@@ -648,7 +659,7 @@ function nat_rule(r,   n, t, i, proto, found, touch, v, spec) {
   }
   if (proto == "6") proto = "tcp"; if (proto == "17") proto = "udp"
   if (proto != "" && proto != want_proto) return
-  if (!found || touch) print "nat\t" family "\t" tname "\t" r
+  if (!found || touch) print "nat\t" class "\t" family "\t" tname "\t" r
 }
 function opens(r, j,   spec) {
   r = normalise(r)
@@ -672,7 +683,7 @@ BEGIN { load_ranges() }
 /^table / {
   flush_chain(); family = $2; tname = $3; class = "native"
   if (family == "inet" && tname == own_table) class = "ours"
-  else if ((family == "ip" || family == "ip6") && tname ~ /^(filter|nat|raw|mangle|security)$/) class = "iptables"
+  else if (index(iptables_tables, " " family "/" tname " ")) class = "iptables"
   else if (family ~ /^(arp|bridge|netdev)$/) class = "other"
   lowered = tolower(tname)
   if (class == "native" && lowered ~ dynamic_tables) print "dynamic\t" family "\t" tname
@@ -687,7 +698,7 @@ BEGIN { load_ranges() }
 /^\t\t[^ \t]/ && cname != "" {
   r = $0; sub(/^\t+/, "", r)
   if (r ~ /^(policy|devices|flags) /) next
-  if (class == "native" && r ~ /(^| )(dnat|snat|masquerade|redirect)( |$)/) nat_rule(r)
+  if (class != "ours" && r ~ /(^| )(dnat|snat|masquerade|redirect)( |$)/) nat_rule(r)
   if (class == "native") for (j = 1; j <= nwant; j++) if (opens(r, j)) print "open\t" family "\t" tname "\t" j
   if (ctype == "filter" && hook != "") print "rule\t" family "\t" tname "\t" cname "\t" hook "\t" prio "\t" normalise(r)
   if (ctype == "filter" && (hook == "input" || hook == "output")) {
@@ -710,7 +721,8 @@ analyse_iptables() { # save-text
 analyse_nft() {
   printf '%s\n' "$nft_ruleset" | awk -v ranges="$(ranges_arg)" -v want_proto="$protocol" \
     -v want_proto_number="$(if [ "$protocol" = tcp ]; then echo 6; else echo 17; fi)" \
-    -v own_table="$OWN_TABLE" -v dynamic_tables="$DYNAMIC_TABLES" "$AWK_PORTS$AWK_NFT"
+    -v own_table="$OWN_TABLE" -v dynamic_tables="$DYNAMIC_TABLES" -v iptables_tables="$iptables_nft_table_list" \
+    "$AWK_PORTS$AWK_NFT"
 }
 
 # ---- planning ---------------------------------------------------------------------------------
@@ -778,7 +790,8 @@ rule_json() { # backend family table chain rule
 plan_iptables_family() { # family-index
   local fam=$1 family save analysis line kind a b c d j chain side words saved_form label pos
   family=${families[fam]}
-  save=$("$(ipt_save_bin "$fam")" 2>/dev/null) || fail "$(ipt_save_bin "$fam") failed"
+  save=$("$(ipt_save_bin "$fam")" 2>/dev/null) ||
+    refuse "$(ipt_save_bin "$fam") failed: cannot judge the change without reading the rules"
   # What rollback restores: the raw and filter tables (the ones this document edits).
   printf '%s\n' "$save" | awk '/^\*/ { keep = ($0 == "*raw" || $0 == "*filter") } keep' \
     >"$change_dir.snapshot/iptables-$family.save"
@@ -847,9 +860,12 @@ plan_nft_accepts() {
   local -a chain_lines=() existing=()
   local -A opened=()
   analysis=$(analyse_nft)
+  local -a nat_seen_by_iptables=()
   while IFS=$'\t' read -r kind a b c d e f g; do
     case $kind in
-      nat) nat_conflicts+=("nftables $a $b: $c") ;;
+      # NAT in iptables-nft tables was judged from iptables-save already; nft's view of the same
+      # rules only counts when that found nothing (a table iptables-nft-save cannot print fully).
+      nat) if [ "$a" = iptables ]; then nat_seen_by_iptables+=("nftables $b $c: $d"); else nat_conflicts+=("nftables $b $c: $d"); fi ;;
       dynamic) nat_conflicts+=("nftables table $a $b belongs to container or mesh tooling") ;;
       chain) chain_lines+=("$a $b $c $d $e $f $g") ;;
       open) opened["$a $b $c"]=1 ;;
@@ -857,6 +873,9 @@ plan_nft_accepts() {
     esac
   done <<<"$analysis"
   nft_existing_rules=(${existing[@]+"${existing[@]}"})
+  if [ "${#nat_conflicts[@]}" -eq 0 ] && [ "${#nat_seen_by_iptables[@]}" -gt 0 ]; then
+    nat_conflicts=("${nat_seen_by_iptables[@]}")
+  fi
   [ "${#nat_conflicts[@]}" -eq 0 ] || return 0
   local family table chain hook drops handle broad j side rule expected label initiating_hook=input
   [ "$direction" = outbound ] && initiating_hook=output
