@@ -1,0 +1,325 @@
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ParameterValidationError } from '../../../functions/core/runbook/document.js';
+import { execInNetns, withConntrackMax } from '../../../functions/local/netns.js';
+import { runDocument } from '../../../functions/local/ssm-executor.js';
+import {
+  type ChurnResult,
+  conntrackMax,
+  probeConnections,
+  reproduceTableFull,
+  type TableFullResult,
+} from '../../../functions/local/traffic.js';
+import { readConntrackBuckets, withConntrackBucketsRestored } from '../support/global-settings.js';
+import { createServedLabHosts, type ServedLabHosts } from '../support/lab.js';
+import { labUnavailable } from '../support/prerequisites.js';
+import {
+  createRemediationDirs,
+  directoryContents,
+  type RemediationDirs,
+  type RemediationRun,
+  readSysctl,
+  runRemediation,
+} from '../support/remediation.js';
+
+const SERVICE_PORT = 8080;
+const LOW_MAX = 2048;
+const SCRIPT = fileURLToPath(new URL('../../../runbooks/scripts/raise-limits.sh', import.meta.url));
+
+interface Settings {
+  readonly max: number;
+  readonly buckets: number;
+  readonly timeWait: number;
+  readonly udp: number;
+}
+
+async function settings(namespace: string): Promise<Settings> {
+  return {
+    max: await conntrackMax(namespace),
+    buckets: await readConntrackBuckets(),
+    timeWait: await readSysctl(namespace, 'nf_conntrack_tcp_timeout_time_wait'),
+    udp: await readSysctl(namespace, 'nf_conntrack_udp_timeout'),
+  };
+}
+
+async function writeUnder(root: string, path: string, content: string): Promise<void> {
+  await mkdir(dirname(join(root, path)), { recursive: true });
+  await writeFile(join(root, path), content);
+}
+
+/**
+ * raise-limits on a full table: the new max lifts the drops, the hash size is resized (and
+ * rounded by the kernel), timeouts change in the instance's own namespace, the persisted files
+ * land under a temporary root, and rollback undoes all of it. The global max and hash size are
+ * restored by withConntrackMax / withConntrackBucketsRestored whatever happens.
+ */
+describe.skipIf(labUnavailable)('raise-limits on a full table', () => {
+  let hosts: ServedLabHosts;
+  let dirs: RemediationDirs;
+  let parameters: Record<string, string>;
+  const seen: {
+    full?: TableFullResult;
+    before?: Settings;
+    first?: RemediationRun;
+    afterFirst?: Settings;
+    rootAfterFirst?: Record<string, string>;
+    stateAfterFirst?: Record<string, string>;
+    probeAfterRaise?: ChurnResult;
+    second?: RemediationRun;
+    afterSecond?: Settings;
+    rootAfterSecond?: Record<string, string>;
+    stateAfterSecond?: Record<string, string>;
+    rollback?: RemediationRun;
+    afterRollback?: Settings;
+    rootAfterRollback?: Record<string, string>;
+    rollbackAgain?: RemediationRun;
+    afterRollbackAgain?: Settings;
+    refill?: TableFullResult;
+  } = {};
+  let rootBefore: Record<string, string>;
+  let originalBuckets: number;
+  let bucketsAfterAll: number;
+
+  beforeAll(async () => {
+    hosts = await createServedLabHosts({ role: 'rl', backend: 'iptables-nft', servicePorts: [SERVICE_PORT] });
+    dirs = await createRemediationDirs();
+    // Another owner of the same key that boots after our file, and an older copy of our own
+    // modprobe.d file from a previous change: one must be reported, the other restored.
+    await writeUnder(dirs.root, 'etc/sysctl.d/99-sysctl.conf', 'net.netfilter.nf_conntrack_max = 65536\n');
+    await writeUnder(
+      dirs.root,
+      'etc/modprobe.d/conntrack-responder.conf',
+      'options nf_conntrack hashsize=1024\n',
+    );
+    rootBefore = await directoryContents(dirs.root);
+    originalBuckets = await readConntrackBuckets();
+    await withConntrackBucketsRestored(() =>
+      withConntrackMax(LOW_MAX, async () => {
+        const { instance, clients, instanceAddress } = hosts;
+        seen.full = await reproduceTableFull({ hosts, port: SERVICE_PORT });
+        seen.before = await settings(instance);
+        parameters = {
+          ChangeId: 'rl-1',
+          // The hash size can only grow (it is global and starts at 262144 here), and buckets may
+          // not outnumber entries, so the max goes above it too.
+          MaxEntries: String(seen.before.buckets + 40_000),
+          HashSize: String(seen.before.buckets + 1), // the kernel rounds this up to a whole page
+          Timeouts: 'tcp_timeout_time_wait=60,udp_timeout=20',
+          MemoryBudgetPercent: '5',
+          Persist: 'true',
+        };
+        seen.first = await runRemediation('raise-limits', parameters, instance, dirs);
+        seen.afterFirst = await settings(instance);
+        seen.rootAfterFirst = await directoryContents(dirs.root);
+        seen.stateAfterFirst = await directoryContents(dirs.stateDir);
+        seen.probeAfterRaise = await probeConnections(clients, instanceAddress, SERVICE_PORT, { count: 5 });
+        seen.second = await runRemediation('raise-limits', parameters, instance, dirs);
+        seen.afterSecond = await settings(instance);
+        seen.rootAfterSecond = await directoryContents(dirs.root);
+        seen.stateAfterSecond = await directoryContents(dirs.stateDir);
+        seen.rollback = await runRemediation('rollback', { ChangeId: 'rl-1' }, instance, dirs);
+        seen.afterRollback = await settings(instance);
+        seen.rootAfterRollback = await directoryContents(dirs.root);
+        seen.rollbackAgain = await runRemediation('rollback', { ChangeId: 'rl-1' }, instance, dirs);
+        seen.afterRollbackAgain = await settings(instance);
+        // Back at the low max, the port's connections fill the table and fail again.
+        seen.refill = await reproduceTableFull({
+          hosts,
+          port: SERVICE_PORT,
+          batchSize: 128,
+          concurrency: 64,
+        });
+      }),
+    );
+    bucketsAfterAll = await readConntrackBuckets();
+  });
+  afterAll(async () => {
+    await hosts?.destroy();
+    await dirs?.remove();
+  });
+
+  it('starts from a full table at the lowered max', () => {
+    expect(seen.full?.probe.succeeded).toBe(0);
+    expect(seen.before?.max).toBe(LOW_MAX);
+  });
+
+  it('raises the max, resizes the hash (rounded by the kernel) and sets the timeouts', () => {
+    const before = seen.before as Settings;
+    const { result, exitCode } = seen.first as RemediationRun;
+    expect(exitCode, JSON.stringify(result)).toBe(0);
+    expect(result).toMatchObject({
+      document: 'raise-limits',
+      status: 'applied',
+      before: {
+        nf_conntrack_max: LOW_MAX,
+        nf_conntrack_buckets: before.buckets,
+        timeouts: { tcp_timeout_time_wait: before.timeWait, udp_timeout: before.udp },
+      },
+      after: {
+        nf_conntrack_max: before.buckets + 40_000,
+        nf_conntrack_buckets: before.buckets + 512,
+        timeouts: { tcp_timeout_time_wait: 60, udp_timeout: 20 },
+      },
+    });
+    expect(seen.afterFirst).toEqual({
+      max: before.buckets + 40_000,
+      buckets: before.buckets + 512,
+      timeWait: 60,
+      udp: 20,
+    });
+  });
+
+  it('reports the memory cost from the slab object size and the budget', () => {
+    const memory = seen.first?.result.memory as Record<string, number | string>;
+    expect(memory.entryBytesSource).toMatch(/^slabinfo: \d+-byte nf_conntrack object \+ 128-byte extension$/);
+    expect(memory.maxEntriesBytes).toBe(Number(parameters.MaxEntries) * Number(memory.entryBytes));
+    expect(Number(memory.maxEntriesBytes)).toBeLessThanOrEqual(Number(memory.budgetBytes));
+  });
+
+  it('persists to sysctl.d, modules-load.d and modprobe.d under the root, and names the other owner', () => {
+    const root = seen.rootAfterFirst as Record<string, string>;
+    expect(root['etc/sysctl.d/90-conntrack-responder.conf']).toMatch(
+      /net\.netfilter\.nf_conntrack_max = \d+\nnet\.netfilter\.nf_conntrack_tcp_timeout_time_wait = 60\nnet\.netfilter\.nf_conntrack_udp_timeout = 20\n$/,
+    );
+    expect(root['etc/modules-load.d/conntrack-responder.conf']).toMatch(/\nnf_conntrack\n$/);
+    expect(root['etc/modprobe.d/conntrack-responder.conf']).toMatch(
+      new RegExp(`\\noptions nf_conntrack hashsize=${(seen.before?.buckets ?? 0) + 512}\\n$`),
+    );
+    expect(seen.first?.result.owners).toContainEqual(
+      expect.objectContaining({
+        kind: 'sysctl.d',
+        file: join(dirs.root, 'etc/sysctl.d/99-sysctl.conf'),
+        key: 'net.netfilter.nf_conntrack_max',
+        value: '65536',
+        appliedAfterOurs: true,
+      }),
+    );
+  });
+
+  it('lifts the drops: new connections succeed again', () => {
+    expect(seen.probeAfterRaise).toMatchObject({ attempted: 5, succeeded: 5, failed: 0 });
+  });
+
+  it('changes nothing when run a second time with the same parameters', () => {
+    expect(seen.second?.result).toMatchObject({ status: 'unchanged', changes: [] });
+    expect(seen.afterSecond).toEqual(seen.afterFirst);
+    expect(seen.rootAfterSecond).toEqual(seen.rootAfterFirst);
+    expect(seen.stateAfterSecond).toEqual(seen.stateAfterFirst);
+  });
+
+  it('rolls back the sysctls, the hash size and the files exactly, and is idempotent', () => {
+    expect(seen.rollback?.result).toMatchObject({ status: 'rolled-back', change: 'raise-limits' });
+    expect(seen.afterRollback).toEqual(seen.before);
+    expect(seen.rootAfterRollback).toEqual(rootBefore);
+    expect(seen.rollbackAgain?.result).toMatchObject({ status: 'unchanged', restored: [] });
+    expect(seen.afterRollbackAgain).toEqual(seen.before);
+  });
+
+  it('drops again once rolled back to the low max', () => {
+    expect(seen.refill?.probe.succeeded).toBe(0);
+  });
+
+  it('leaves the global hash size as it found it', () => {
+    expect(bucketsAfterAll).toBe(originalBuckets);
+  });
+});
+
+describe.skipIf(labUnavailable)('raise-limits refusals (exit 3, nothing changed)', () => {
+  let hosts: ServedLabHosts;
+  let dirs: RemediationDirs;
+  let before: Settings;
+
+  beforeAll(async () => {
+    hosts = await createServedLabHosts({ role: 'rlref', backend: 'nftables', servicePorts: [SERVICE_PORT] });
+    dirs = await createRemediationDirs();
+    before = await settings(hosts.instance);
+  });
+  afterAll(async () => {
+    await hosts?.destroy();
+    await dirs?.remove();
+  });
+
+  async function expectRefused(overrides: Record<string, string>, reason: RegExp) {
+    const run = await runRemediation(
+      'raise-limits',
+      { ChangeId: 'refused-1', MaxEntries: String(before.max * 2), Persist: 'true', ...overrides },
+      hosts.instance,
+      dirs,
+    );
+    expect(run.exitCode, run.stderr).toBe(3);
+    expect(run.result).toMatchObject({ status: 'refused', changes: [], stateDir: null });
+    expect(run.result.reasons.join('\n')).toMatch(reason);
+    expect(await settings(hosts.instance)).toEqual(before);
+    expect(await directoryContents(dirs.root)).toEqual({});
+    expect(existsSync(join(dirs.stateDir, 'changes', 'refused-1'))).toBe(false);
+  }
+
+  it('refuses to lower nf_conntrack_max', async () => {
+    await expectRefused({ MaxEntries: String(before.max - 1) }, /below the current nf_conntrack_max/);
+  });
+
+  it('refuses a max above INT_MAX', async () => {
+    await expectRefused({ MaxEntries: '2147483648' }, /above 2147483647/);
+  });
+
+  it('refuses a max whose memory cost exceeds the budget', async () => {
+    await expectRefused(
+      { MaxEntries: '2000000000', MemoryBudgetPercent: '1' },
+      /exceeds the memory budget of 1%/,
+    );
+  });
+
+  it('refuses to shrink the hash table', async () => {
+    await expectRefused({ HashSize: String(before.buckets - 4096) }, /never shrinks the hash table/);
+  });
+
+  it('refuses a timeout the kernel does not have', async () => {
+    await expectRefused({ Timeouts: 'tcp_timeout_bogus=30' }, /does not exist on this kernel/);
+  });
+
+  it('refuses 0 (unlimited): the document rejects it, and so does the script run directly', async () => {
+    await expect(
+      runDocument({
+        name: 'raise-limits',
+        parameters: { ChangeId: 'zero', MaxEntries: '0' },
+        netns: hosts.instance,
+        env: dirs.env,
+      }),
+    ).rejects.toBeInstanceOf(ParameterValidationError);
+    for (const value of ['0', '00']) {
+      const direct = await execInNetns(hosts.instance, 'bash', [SCRIPT], {
+        env: { ...dirs.env, SSM_ChangeId: 'zero', SSM_MaxEntries: value },
+        allowFailure: true,
+      });
+      expect(direct.code).toBe(3);
+      expect(JSON.parse(direct.stdout)).toMatchObject({ status: 'refused' });
+      expect(direct.stdout).toContain("MaxEntries 0 means 'no limit'");
+    }
+    expect(await settings(hosts.instance)).toEqual(before);
+  });
+
+  it('refuses to reuse a change id with other parameters', async () => {
+    const ok = await runRemediation(
+      'raise-limits',
+      { ChangeId: 'reuse-1', MaxEntries: String(before.max), Persist: 'false' },
+      hosts.instance,
+      dirs,
+    );
+    expect(ok.result).toMatchObject({ status: 'unchanged' });
+    const reused = await runRemediation(
+      'raise-limits',
+      { ChangeId: 'reuse-1', MaxEntries: String(before.max + 1), Persist: 'false' },
+      hosts.instance,
+      dirs,
+    );
+    expect(reused.exitCode).toBe(3);
+    expect(reused.result.reasons.join()).toMatch(/was used with other parameters/);
+    expect(await readFile(join(dirs.stateDir, 'changes', 'reuse-1', 'params'), 'utf8')).toContain(
+      `MaxEntries=${before.max}\n`,
+    );
+    expect(await settings(hosts.instance)).toEqual(before);
+  });
+});
