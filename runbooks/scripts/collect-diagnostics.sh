@@ -9,7 +9,7 @@
 #                                 test can make /proc/net/nf_conntrack look missing (conntrack -L/-S path)
 #   CONNTRACK_RESPONDER_ROOT      prefix for configuration files read (sysctl.d, modprobe.d, ...)
 set -euo pipefail
-export LC_ALL=C
+export LC_ALL=C TZ=UTC
 PATH=$PATH:/usr/sbin:/sbin:/usr/bin:/bin
 
 readonly OUTPUT_LIMIT=23500 # SSM keeps the first 24,000 characters of stdout; keep a margin
@@ -54,26 +54,31 @@ fact() {
 
 warn() { fact warning "$*"; }
 
-read_first_line() { # file → first line, or empty
-  local line=''
-  if [[ -r $1 ]]; then IFS= read -r line <"$1" 2>/dev/null || true; fi
-  printf '%s' "$line"
+# Helpers set LINE / NOW instead of printing: command substitutions would fork a subshell each.
+LINE=''
+read_first_line() { # file → LINE (empty when unreadable)
+  LINE=''
+  if [[ -r $1 ]]; then IFS= read -r LINE <"$1" 2>/dev/null || true; fi
 }
 
-# Centiseconds since boot: a monotonic clock available on every Linux without GNU date.
+# Centiseconds since boot (a monotonic clock on every Linux, without GNU date) → NOW.
+NOW=0
 uptime_cs() {
   local up _
   read -r up _ </proc/uptime
   up=${up/./}
-  printf '%d' "$((10#$up))"
+  NOW=$((10#$up))
 }
 
 # ---------------------------------------------------------------------------------------------
 # Host
+DIST_ID=''
 collect_host() {
-  local hostname kernel memtotal=0 cpus='' key value netns
-  hostname=$(read_first_line /proc/sys/kernel/hostname)
-  kernel=$(read_first_line /proc/sys/kernel/osrelease)
+  local hostname kernel memtotal=0 cpus='' key value netns ranges=()
+  read_first_line /proc/sys/kernel/hostname
+  hostname=$LINE
+  read_first_line /proc/sys/kernel/osrelease
+  kernel=$LINE
   [[ -n $kernel ]] || kernel=$(uname -r 2>/dev/null || true)
   fact host hostname "${hostname:-unknown}"
   fact host kernel "${kernel:-unknown}"
@@ -84,14 +89,29 @@ collect_host() {
       value=${value#\'}
       value=${value%\'}
       case $key in
-      ID) fact host distId "$value" ;;
+      ID)
+        DIST_ID=$value
+        fact host distId "$value"
+        ;;
       VERSION_ID) fact host distVersionId "$value" ;;
       PRETTY_NAME) fact host distPrettyName "$value" ;;
       esac
     done </etc/os-release
   fi
-  cpus=$(getconf _NPROCESSORS_ONLN 2>/dev/null || true)
-  [[ $cpus =~ ^[0-9]+$ ]] || cpus=$(grep -c '^processor' /proc/cpuinfo 2>/dev/null || true)
+  # Online CPUs from /sys/devices/system/cpu/online ("0-3,6,8-9"), else /proc/cpuinfo.
+  read_first_line /sys/devices/system/cpu/online
+  local range first last
+  cpus=0
+  IFS=',' read -r -a ranges <<<"$LINE"
+  for range in ${ranges[@]+"${ranges[@]}"}; do
+    if [[ $range =~ ^([0-9]+)-([0-9]+)$ ]]; then
+      first=${BASH_REMATCH[1]} last=${BASH_REMATCH[2]}
+      cpus=$((cpus + 10#$last - 10#$first + 1))
+    elif [[ $range =~ ^[0-9]+$ ]]; then
+      cpus=$((cpus + 1))
+    fi
+  done
+  ((cpus > 0)) || cpus=$(grep -c '^processor' /proc/cpuinfo 2>/dev/null || true)
   [[ $cpus =~ ^[1-9][0-9]*$ ]] || cpus=1
   fact host cpuCount "$cpus"
   while read -r key value _; do
@@ -116,7 +136,8 @@ collect_sysctls() {
   shopt -u nullglob
   for file in ${files[@]+"${files[@]}"}; do
     [[ -f $file && -r $file ]] || continue
-    value=$(read_first_line "$file")
+    read_first_line "$file"
+    value=$LINE
     [[ $value =~ ^-?[0-9]+$ ]] || continue
     name=${file#/proc/sys/}
     name=${name//\//.}
@@ -309,101 +330,111 @@ collect_listeners() {
 
 # ---------------------------------------------------------------------------------------------
 # The table, in one streaming pass. The facts file comes first (local addresses, listeners).
-# Port and address counts use a Misra-Gries summary (at most CAP keys): exact while the number of
-# distinct keys stays under CAP, lower bounds (flagged "approximate") beyond, in bounded memory.
+# Remote ports and addresses use Misra-Gries summaries (at most PCAP/ACAP keys): exact while the
+# distinct keys fit, lower bounds flagged "approximate" beyond, in bounded memory either way.
 # shellcheck disable=SC2016
 readonly TABLE_AWK='
 BEGIN {
-  CAP = 4096
-  split("SYN_SENT SYN_SENT2 SYN_RECV FIN_WAIT CLOSE_WAIT LAST_ACK TIME_WAIT CLOSE", names, " ")
-  for (i in names) SHORT[names[i]] = 1
+  ACAP = 4096; PCAP = 8192
+  PORTED["tcp"] = PORTED["udp"] = PORTED["sctp"] = PORTED["dccp"] = PORTED["udplite"] = 1
 }
 FNR == NR {
   if (substr($0, 1, 10) == "localaddr\t") LOCAL[substr($0, 11)] = 1
-  else if (substr($0, 1, 9) == "listener\t") { split($0, f, "\t"); LISTEN[f[2] "/" f[4]] = 1 }
+  else if (substr($0, 1, 9) == "listener\t") { split($0, f, "\t"); LISTEN[f[2] " dport=" f[4]] = 1 }
   next
 }
+FNR == 1 { o = ($1 == "ipv4" || $1 == "ipv6") ? 2 : 0 }
 {
-  o = ($1 == "ipv4" || $1 == "ipv6") ? 2 : 0
-  if (substr($(o + 4), 1, 4) == "src=") { s = o + 4; st = "" }
-  else if (substr($(o + 5), 1, 4) == "src=") { s = o + 5; st = $(o + 4) }
-  else {
+  # Fast path for "[l3 l3num] l4 l4num ttl [STATE] src=.. dst=.. sport=.. dport=..": states are
+  # upper-case, so a field sorting below "a" is a state and "src=..." is not.
+  st = $(o + 4)
+  if (st < "a") s = o + 5; else { s = o + 4; st = "" }
+  if (substr($s, 1, 4) != "src=") {
     s = 0
-    for (i = o + 3; i <= NF; i++) if (substr($i, 1, 4) == "src=") { s = i; break }
-    if (!s) { unparsed++; next }
-    st = $(s - 1); if (st ~ /^[0-9]+$/) st = ""
+    for (i = 1; i <= NF; i++) if (substr($i, 1, 4) == "src=") { s = i; break }
+    if (s < 2) { unparsed++; next }
+    st = $(s - 1); if (st !~ /^[A-Z]/) st = ""
   }
-  p = $(o + 1); total++
-  if (index($0, "[UNREPLIED]")) { unreplied++; if (st == "") st = "UNREPLIED" }
-  if (index($0, "[ASSURED]")) { assured++; if (st == "") st = "ASSURED" }
-  if (st == "") st = "REPLIED"
-  short = (p == "udp" || p == "udplite") || (st in SHORT)
-  STATE[p "\t" st]++
-  src = substr($s, 5); dst = substr($(s + 1), 5)
-  dp = $(s + 3); hasport = (substr(dp, 1, 6) == "dport=")
-  if (hasport) dp = substr(dp, 7)
+  p = $(o + 1)
+  if (st == "") st = index($0, "[UNREPLIED]") ? "UNREPLIED" : index($0, "[ASSURED]") ? "ASSURED" : "REPLIED"
+  dst = substr($(s + 1), 5)
+  remote = substr($s, 5)
+  # Exact counters per (direction, protocol, state[, listening port]); states, directions and
+  # service ports are summed from them at the end, which keeps the per-line work small.
+  ks = p " " st
   if (dst in LOCAL) {
-    k = p "/" dp
-    if (hasport && (k in LISTEN)) {
-      inbound++; LP[k]++
-      if (short) LPS[k]++
-      if (st == "TIME_WAIT") LPT[k]++
-    } else inboundOther++
-    remote = src
-  } else if (src in LOCAL) {
-    outbound++; remote = dst
-    if (hasport) {
-      k = p "/" dp
-      if (k in RP) RP[k]++
-      else if (rpn < CAP) { RP[k] = 1; rpn++ }
-      else { rpdec(); k = "" }
-      if (k != "") { if (short) RPS[k]++; if (st == "TIME_WAIT") RPT[k]++ }
+    k = p " " $(s + 3)
+    if (k in LISTEN) EL[st " " k]++; else EI[ks]++
+  } else if (remote in LOCAL) {
+    EO[ks]++
+    remote = dst
+    if (p in PORTED) {
+      k = ks " " $(s + 3)
+      if (++OP[k] == 1 && ++opn > PCAP) opdec()
     }
-  } else { forwarded++; remote = src }
-  if (remote in RA) RA[remote]++
-  else if (ran < CAP) { RA[remote] = 1; ran++ }
-  else radec()
+  } else EF[ks]++
+  if (++RA[remote] == 1 && ++ran > ACAP) radec()
 }
-function rpdec(   k, m, d) {
+# Misra-Gries step: every counter loses one; the survivors go back in after a whole-array delete
+# (much cheaper than deleting thousands of keys one by one).
+function radec(   k, m, keep, val) {
   approx = 1; m = 0
-  for (k in RP) if (--RP[k] <= 0) d[++m] = k
-  for (; m > 0; m--) { k = d[m]; delete RP[k]; delete RPS[k]; delete RPT[k]; rpn-- }
+  for (k in RA) if (RA[k] > 1) { keep[++m] = k; val[m] = RA[k] - 1 }
+  delete RA
+  for (ran = 0; ran < m; ) { ran++; RA[keep[ran]] = val[ran] }
 }
-function radec(   k, m, d) {
+function opdec(   k, m, keep, val) {
   approx = 1; m = 0
-  for (k in RA) if (--RA[k] <= 0) d[++m] = k
-  for (; m > 0; m--) { delete RA[d[m]]; ran-- }
+  for (k in OP) if (OP[k] > 1) { keep[++m] = k; val[m] = OP[k] - 1 }
+  delete OP
+  for (opn = 0; opn < m; ) { opn++; OP[keep[opn]] = val[opn] }
 }
-# Prints the n largest entries of arr (ties by key), one "tag key count" line each.
-function top(arr, n, tag,   k, bk, bv, i, taken) {
-  for (i = 0; i < n; i++) {
-    bk = ""; bv = -1
-    for (k in arr) if (!(k in taken) && (arr[k] > bv || (arr[k] == bv && k < bk))) { bk = k; bv = arr[k] }
-    if (bv < 0) break
-    taken[bk] = 1
-    OUT[tag, i + 1] = bk
+# The n largest entries of arr, ties by key, in one pass: OUT[tag, 1..n].
+function top(arr, n, tag,   k, v, c, i) {
+  c = 0
+  for (k in arr) {
+    v = arr[k]
+    if (c == n && (v < TV[c] || (v == TV[c] && k > TK[c]))) continue
+    if (c < n) c++
+    for (i = c; i > 1 && (TV[i - 1] < v || (TV[i - 1] == v && TK[i - 1] > k)); i--) { TV[i] = TV[i - 1]; TK[i] = TK[i - 1] }
+    TV[i] = v; TK[i] = k
   }
-  return i
+  for (i = 1; i <= c; i++) OUT[tag, i] = TK[i]
+  return c
 }
 END {
+  split("SYN_SENT SYN_SENT2 SYN_RECV FIN_WAIT CLOSE_WAIT LAST_ACK TIME_WAIT CLOSE", names, " ")
+  for (i in names) SHORT[names[i]] = 1
+  for (k in EL) {
+    split(k, f, " "); v = EL[k]; p = f[2]; pk = p " " substr(f[3], 7)
+    DIR["inboundToListener"] += v; STATE[p " " f[1]] += v
+    LP[pk] += v; if (f[1] in SHORT || p == "udp" || p == "udplite") LPS[pk] += v; if (f[1] == "TIME_WAIT") LPT[pk] += v
+  }
+  for (k in EI) { DIR["inboundOther"] += EI[k]; STATE[k] += EI[k] }
+  for (k in EO) { DIR["outbound"] += EO[k]; STATE[k] += EO[k] }
+  for (k in EF) { DIR["forwarded"] += EF[k]; STATE[k] += EF[k] }
+  for (k in DIR) total += DIR[k]
+  for (k in OP) {
+    split(k, f, " "); v = OP[k]; p = f[1]; pk = p " " substr(f[3], 7)
+    RP[pk] += v; if (f[2] in SHORT || p == "udp" || p == "udplite") RPS[pk] += v; if (f[2] == "TIME_WAIT") RPT[pk] += v
+  }
   printf "table\tentries\t%.0f\n", total
   printf "table\tunparsed\t%.0f\n", unparsed
-  printf "table\tassured\t%.0f\n", assured
-  printf "table\tunreplied\t%.0f\n", unreplied
-  printf "table\tinboundToListener\t%.0f\n", inbound
-  printf "table\tinboundOther\t%.0f\n", inboundOther
-  printf "table\toutbound\t%.0f\n", outbound
-  printf "table\tforwarded\t%.0f\n", forwarded
+  printf "table\tinboundToListener\t%.0f\n", DIR["inboundToListener"]
+  printf "table\tinboundOther\t%.0f\n", DIR["inboundOther"]
+  printf "table\toutbound\t%.0f\n", DIR["outbound"]
+  printf "table\tforwarded\t%.0f\n", DIR["forwarded"]
   printf "table\tapproximate\t%d\n", approx
   n = top(STATE, N, "s")
-  for (i = 1; i <= n; i++) { k = OUT["s", i]; printf "state\t%s\t%.0f\n", k, STATE[k] }
+  for (i = 1; i <= n; i++) { k = OUT["s", i]; split(k, f, " "); printf "state\t%s\t%s\t%.0f\n", f[1], f[2], STATE[k] }
   n = top(LP, N, "l")
-  for (i = 1; i <= n; i++) { k = OUT["l", i]; split(k, f, "/"); printf "lport\t%s\t%s\t%.0f\t%.0f\t%.0f\n", f[1], f[2], LP[k], LPS[k], LPT[k] }
+  for (i = 1; i <= n; i++) { k = OUT["l", i]; split(k, f, " "); printf "lport\t%s\t%s\t%.0f\t%.0f\t%.0f\n", f[1], f[2], LP[k], LPS[k], LPT[k] }
   n = top(RP, N, "r")
-  for (i = 1; i <= n; i++) { k = OUT["r", i]; split(k, f, "/"); printf "rport\t%s\t%s\t%.0f\t%.0f\t%.0f\n", f[1], f[2], RP[k], RPS[k], RPT[k] }
+  for (i = 1; i <= n; i++) { k = OUT["r", i]; split(k, f, " "); printf "rport\t%s\t%s\t%.0f\t%.0f\t%.0f\n", f[1], f[2], RP[k], RPS[k], RPT[k] }
   n = top(RA, N, "a")
   for (i = 1; i <= n; i++) { k = OUT["a", i]; printf "raddr\t%s\t%.0f\n", k, RA[k] }
-}'
+}
+'
 
 collect_table() {
   local start end source='' status=0
@@ -411,7 +442,8 @@ collect_table() {
     fact table source unavailable
     return 0
   fi
-  start=$(uptime_cs)
+  uptime_cs
+  start=$NOW
   if [[ -r $PROC_NET/nf_conntrack ]]; then
     source=procfs
     awk -v N="$TOP_N" "$TABLE_AWK" "$FACTS" "$PROC_NET/nf_conntrack" >"$WORK/table" || status=$?
@@ -427,7 +459,8 @@ collect_table() {
     fact table source unavailable
     return 0
   fi
-  end=$(uptime_cs)
+  uptime_cs
+  end=$NOW
   if ((status != 0)); then
     warn "reading the conntrack table ($source) failed with status $status"
   fi
@@ -626,12 +659,13 @@ END {
   }
 }'
 
-iptables_variant() { # → nf_tables | legacy | "" (not installed)
+VARIANT='' # what plain `iptables` is here: nf_tables, legacy, or "" (not installed)
+iptables_variant() {
   local version
   have iptables || return 0
   version=$(iptables -V 2>/dev/null || true)
   fact firewall iptablesVersion "$version"
-  if [[ $version == *nf_tables* ]]; then echo nf_tables; else echo legacy; fi
+  if [[ $version == *nf_tables* ]]; then VARIANT=nf_tables; else VARIANT=legacy; fi
 }
 
 save_and_parse() { # label command...
@@ -646,20 +680,21 @@ save_and_parse() { # label command...
 }
 
 collect_firewall() {
-  local variant legacy4='' legacy6='' name nft_ipt=0 nft_ok=0 ipt_too=0
-  variant=$(iptables_variant)
+  local variant legacy4='' legacy6='' name nft_ipt='' nft_ok=0 ipt_too=0
+  iptables_variant
+  variant=$VARIANT
   # Legacy tables exist in this namespace only once something used them here; listing them with
   # iptables-legacy would create them, so look at /proc first.
-  [[ -r /proc/net/ip_tables_names ]] && legacy4=$(tr '\n' ' ' </proc/net/ip_tables_names)
-  [[ -r /proc/net/ip6_tables_names ]] && legacy6=$(tr '\n' ' ' </proc/net/ip6_tables_names)
+  [[ -r /proc/net/ip_tables_names ]] && legacy4=$(</proc/net/ip_tables_names)
+  [[ -r /proc/net/ip6_tables_names ]] && legacy6=$(</proc/net/ip6_tables_names)
   for name in $legacy4; do fact fwtable legacy "ip $name"; done
   for name in $legacy6; do fact fwtable legacy "ip6 $name"; done
-  if [[ -n ${legacy4// /} ]]; then
+  if [[ -n $legacy4 ]]; then
     save_and_parse iptables-legacy iptables-legacy-save ||
       { [[ $variant == legacy ]] && save_and_parse iptables-legacy iptables-save; } ||
       warn "legacy iptables tables present but no iptables-legacy-save to read them"
   fi
-  if [[ -n ${legacy6// /} ]]; then
+  if [[ -n $legacy6 ]]; then
     save_and_parse ip6tables-legacy ip6tables-legacy-save ||
       { [[ $variant == legacy ]] && save_and_parse ip6tables-legacy ip6tables-save; } ||
       warn "legacy ip6tables tables present but no ip6tables-legacy-save to read them"
@@ -673,22 +708,22 @@ collect_firewall() {
     fi
   fi
   if ((nft_ok)); then
-    grep -q -E '^table ip6? (raw|filter|nat|mangle|security) ' "$WORK/nft" && nft_ipt=1
+    nft_ipt=$(grep -E '^table ip6? (raw|filter|nat|mangle|security) ' "$WORK/nft" || true)
   elif [[ $variant == nf_tables ]]; then
-    nft_ipt=1
+    nft_ipt='table ip table ip6 '
     warn "nft not available: native nftables tables not inspected"
   fi
-  if ((nft_ipt)); then
+  if [[ -n $nft_ipt ]]; then
     if have iptables-nft-save; then
-      save_and_parse iptables-nft iptables-nft-save
-      save_and_parse ip6tables-nft ip6tables-nft-save || true
+      [[ $nft_ipt == *'table ip '* ]] && save_and_parse iptables-nft iptables-nft-save
+      [[ $nft_ipt == *'table ip6 '* ]] && save_and_parse ip6tables-nft ip6tables-nft-save
     elif [[ $variant == nf_tables ]]; then
-      save_and_parse iptables-nft iptables-save
-      save_and_parse ip6tables-nft ip6tables-save || true
+      [[ $nft_ipt == *'table ip '* ]] && save_and_parse iptables-nft iptables-save
+      [[ $nft_ipt == *'table ip6 '* ]] && save_and_parse ip6tables-nft ip6tables-save
     else
       ipt_too=1
     fi
-    if ((!nft_ok)); then
+    if ((!nft_ok)) && [[ -r $WORK/save-iptables-nft ]]; then
       awk '/^\*/ { print "fwtable\tiptables-nft\tip " substr($0, 2) }' "$WORK/save-iptables-nft" >>"$FACTS" 2>/dev/null || true
     fi
   fi
@@ -701,10 +736,12 @@ collect_firewall() {
 # ---------------------------------------------------------------------------------------------
 # Owners: programs and files that set conntrack sysctls at boot or at run time.
 collect_owners() {
-  local pid pids=() cmdline flags config detail file files=() id
+  local pid pids=() cmdline flags config detail file files=()
   # kube-proxy rewrites max, hash size and timeouts whenever it starts.
-  mapfile -t pids < <(grep -l -x kube-proxy /proc/[0-9]*/comm 2>/dev/null | awk -F/ '{ print $3 }')
+  mapfile -t pids < <(grep -l -x kube-proxy /proc/[0-9]*/comm 2>/dev/null || true)
   for pid in ${pids[@]+"${pids[@]:0:3}"}; do
+    pid=${pid#/proc/}
+    pid=${pid%/comm}
     cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)
     flags=$(printf '%s' "$cmdline" | tr ' ' '\n' | grep -E '^--conntrack' | tr '\n' ' ' || true)
     config=$(printf '%s' "$cmdline" | tr ' ' '\n' | sed -n 's/^--config=//p' | head -n 1 || true)
@@ -739,8 +776,7 @@ collect_owners() {
           }
         }' >>"$FACTS" || true
   fi
-  id=$(awk -F= '$1 == "ID" { gsub(/"/, "", $2); print $2 }' /etc/os-release 2>/dev/null || true)
-  if [[ $id == bottlerocket ]]; then
+  if [[ $DIST_ID == bottlerocket ]]; then
     fact owner bottlerocket "release-sysctl.conf sets net.netfilter.nf_conntrack_max=1048576 and nf_conntrack_generic_timeout=120; change them through the Bottlerocket settings API"
   fi
 }
@@ -756,10 +792,11 @@ BEGIN {
   ESC["\n"] = "\\n"; ESC["\t"] = "\\t"; ESC["\r"] = "\\r"; ESC["\""] = "\\\""; ESC["\\"] = "\\\\"
   for (i = 127; i < 256; i++) ESC[sprintf("%c", i)] = "?"
   split("tcp udp sctp dccp icmp icmpv6", a, " "); for (i in a) PROTO[a[i]] = 1
-  # per level: topN, raw rules, nat rules, nat ports, listeners, owners, warnings, string length, sysctls
-  split("50 40 20 100 50 12 12 240 1", L0, " "); split("20 15 5 60 25 6 8 160 1", L1, " ")
-  split("10 5 0 40 10 4 5 120 0", L2, " "); split("5 0 0 30 5 2 3 80 0", L3, " ")
-  for (i = 1; i <= 9; i++) CAP[i] = (level == 0) ? L0[i] : (level == 1) ? L1[i] : (level == 2) ? L2[i] : L3[i]
+  # Per level: topN, raw rules, nat rules, nat ports, listeners, owners, warnings, string length,
+  # all sysctls (1) or the main ones (0), tables, ENA interfaces.
+  split("50 40 20 100 50 12 12 240 1 30 8", L0, " "); split("20 15 5 60 25 6 8 160 1 10 8", L1, " ")
+  split("10 5 0 40 10 4 5 120 0 5 4", L2, " "); split("5 0 0 30 5 2 3 80 0 3 2", L3, " ")
+  for (i = 1; i <= 11; i++) CAP[i] = (level == 0) ? L0[i] : (level == 1) ? L1[i] : (level == 2) ? L2[i] : L3[i]
   TOPN = (topn < CAP[1]) ? topn : CAP[1]; SLEN = CAP[8]
 }
 function str(s, max,   out, i, n, c, e) {
@@ -798,9 +835,9 @@ function arr(list, cap,   i, out) {
   if (N[list] > cap) TRUNC[++NTR] = list
   return "[" out "]"
 }
-function strarr(list, cap,   i, out) {
+function strarr(list, cap, max,   i, out) {
   out = ""
-  for (i = 1; i <= N[list] && i <= cap; i++) out = out (i > 1 ? "," : "") str(ITEM[list, i])
+  for (i = 1; i <= N[list] && i <= cap; i++) out = out (i > 1 ? "," : "") str(ITEM[list, i], max)
   if (N[list] > cap) TRUNC[++NTR] = list
   return "[" out "]"
 }
@@ -874,7 +911,7 @@ END {
     USED[b] = 1
     add("listener", "{\"protocol\":\"" proto(LPROTO[b]) "\",\"address\":" str(LADDR[b], 64) ",\"port\":" LPRT[b] ",\"process\":" (LPROC[b] == "" ? "null" : str(LPROC[b], 64)) "}")
   }
-  for (i = 1; i <= NENA && i <= 8; i++) {
+  for (i = 1; i <= NENA && i <= CAP[11]; i++) {
     d = ENAORDER[i]
     add("ena", "{\"interface\":" str(d, 32) ",\"first\":{\"exceeded\":" numornull(ENA["first", d, "exceeded"]) ",\"available\":" numornull(ENA["first", d, "available"]) "},\"second\":{\"exceeded\":" numornull(ENA["second", d, "exceeded"]) ",\"available\":" numornull(ENA["second", d, "available"]) "}}")
   }
@@ -888,15 +925,15 @@ END {
   printf "\"stats\":{\"first\":{%s},\"second\":{%s},\"intervalSeconds\":%s,\"source\":\"%s\"}},", substr(arr("stat_first", 64), 2, length(arr("stat_first", 64)) - 2), substr(arr("stat_second", 64), 2, length(arr("stat_second", 64)) - 2), interval, stats_source
   printf "\"table\":{\"source\":\"%s\",\"entries\":%s,\"topN\":%d,", (TB["source"] == "" ? "unavailable" : TB["source"]), numornull(TB["entries"] == "" ? 0 : TB["entries"]), TOPN
   printf "\"byState\":%s,\"byLocalServicePort\":%s,\"byRemotePort\":%s,\"byRemoteAddress\":%s,", arr("state", TOPN), arr("lport", TOPN), arr("rport", TOPN), arr("raddr", TOPN)
-  printf "\"assured\":%s,\"unreplied\":%s,\"unparsed\":%s,", numornull(TB["assured"] == "" ? 0 : TB["assured"]), numornull(TB["unreplied"] == "" ? 0 : TB["unreplied"]), numornull(TB["unparsed"] == "" ? 0 : TB["unparsed"])
+  printf "\"unparsed\":%s,", numornull(TB["unparsed"] == "" ? 0 : TB["unparsed"])
   printf "\"flows\":{\"inboundToListener\":%s,\"inboundOther\":%s,\"outbound\":%s,\"forwarded\":%s},", numornull(TB["inboundToListener"] + 0), numornull(TB["inboundOther"] + 0), numornull(TB["outbound"] + 0), numornull(TB["forwarded"] + 0)
   printf "\"approximate\":%s,\"readSeconds\":%s},", (TB["approximate"] == 1 ? "true" : "false"), (TB["readCentiseconds"] ~ /^[0-9]+$/ ? sprintf("%.2f", TB["readCentiseconds"] / 100) : "null")
   printf "\"firewall\":{\"backend\":\"%s\",\"iptablesVersion\":%s,", backend, (FW["iptablesVersion"] == "" ? "null" : str(FW["iptablesVersion"], 80))
-  printf "\"tables\":{\"legacy\":%s,\"nft\":%s},", strarr("tables_legacy", 30), strarr("tables_nft", 30)
+  printf "\"tables\":{\"legacy\":%s,\"nft\":%s},", strarr("tables_legacy", CAP[10], 64), strarr("tables_nft", CAP[10], 64)
   printf "\"rawRules\":%s,", strarr("rawrule", CAP[2])
   printf "\"nat\":{\"allPorts\":%s,\"ports\":%s,\"portRanges\":%s,\"owners\":%s,\"rules\":%s},", nat_all, arr("natport", CAP[4]), arr("natrange", CAP[4]), arr("natowner", 3), strarr("natrule", CAP[3])
   printf "\"untrackedAccepted\":%s,\"untracked\":{\"input\":\"%s\",\"output\":\"%s\",\"ports\":%s}},", untracked, vin, vout, arr("untport", CAP[4])
-  printf "\"listeners\":%s,\"sysctlOwners\":%s,\"ena\":%s,", arr("listener", CAP[5]), arr("owner", CAP[6]), arr("ena", 8)
+  printf "\"listeners\":%s,\"sysctlOwners\":%s,\"ena\":%s,", arr("listener", CAP[5]), arr("owner", CAP[6]), arr("ena", CAP[11])
   w = strarr("warning", CAP[7])
   t = ""; for (i = 1; i <= NTR; i++) if (!(TRUNC[i] in TS)) { TS[TRUNC[i]] = 1; t = t (t == "" ? "" : ",") "\"" TRUNC[i] "\"" }
   printf "\"warnings\":%s,\"truncated\":[%s]}\n", w, t
@@ -913,8 +950,9 @@ main() {
   collect_host
   collect_sysctls
   find_ena_candidates
-  t1=$(uptime_cs)
-  COLLECTED_AT=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  uptime_cs
+  t1=$NOW
+  printf -v COLLECTED_AT '%(%Y-%m-%dT%H:%M:%SZ)T' -1
   sample_stats first
   sample_ena first
   collect_entry_size
@@ -924,13 +962,18 @@ main() {
   collect_firewall
   collect_owners
   # The table read and the firewall dump overlap the pause between the two counter samples.
-  elapsed=$(($(uptime_cs) - t1))
+  uptime_cs
+  elapsed=$((NOW - t1))
   remaining=$((SAMPLE_SECONDS * 100 - elapsed))
-  if ((remaining > 0)); then sleep "$((remaining / 100)).$(printf '%02d' $((remaining % 100)))"; fi
-  t2=$(uptime_cs)
+  if ((remaining > 0)); then
+    printf -v remaining '%d.%02d' $((remaining / 100)) $((remaining % 100))
+    sleep "$remaining"
+  fi
+  uptime_cs
+  t2=$NOW
   sample_stats second
   sample_ena second
-  INTERVAL=$(printf '%d.%02d' $(((t2 - t1) / 100)) $(((t2 - t1) % 100)))
+  printf -v INTERVAL '%d.%02d' $(((t2 - t1) / 100)) $(((t2 - t1) % 100))
   for level in 0 1 2 3; do
     render "$level" >"$WORK/report.json"
     size=$(wc -c <"$WORK/report.json")

@@ -9,6 +9,9 @@ import { z } from 'zod';
  *
  * Bounded by design: every list is top-N, so the document stays under SSM's 24,000-character
  * stdout limit whatever the table size.
+ *
+ * Changes stay additive within version 1: fields added after the first version are optional here
+ * (a report from an older script still parses), although the current script always prints them.
  */
 export const DIAGNOSTICS_SCHEMA_VERSION = 1 as const;
 
@@ -26,10 +29,28 @@ export const PortAggregateSchema = z.object({
   entries: count,
   /** Entries in short-lived states: TCP SYN_SENT, SYN_RECV, FIN_WAIT, CLOSE_WAIT, LAST_ACK, TIME_WAIT, CLOSE; UDP. */
   shortLived: count,
+  /** Of those, TCP TIME_WAIT entries (what nf_conntrack_tcp_timeout_time_wait governs). Added in v1.1. */
+  timeWait: count.optional(),
 });
+
+/** A filter-hook verdict on untracked packets (`notrack` makes packets ctstate UNTRACKED). */
+export const UntrackedVerdictSchema = z.enum([
+  /** A rule accepts ctstate UNTRACKED without a port restriction. */
+  'accepted',
+  /** Policy accept and no drop/reject rule reachable: untracked packets pass anyway. */
+  'not-needed',
+  /** UNTRACKED is accepted only for some ports (listed in `untracked.ports`). */
+  'port-scoped',
+  /** Untracked packets would be dropped. */
+  'missing',
+]);
+
+const portRef = z.object({ protocol: protocol.nullable(), port });
 
 export const DiagnosticsReportSchema = z.object({
   schemaVersion: z.literal(DIAGNOSTICS_SCHEMA_VERSION),
+  /** Always "collect-diagnostics" (like the remediation documents' `document`). Added in v1.1. */
+  document: z.literal('collect-diagnostics').optional(),
   /** ISO 8601 UTC time of the first counter sample. */
   collectedAt: z.string(),
   host: z.object({
@@ -57,6 +78,8 @@ export const DiagnosticsReportSchema = z.object({
       first: ConntrackStatsSchema,
       second: ConntrackStatsSchema,
       intervalSeconds: z.number().positive(),
+      /** Where the counters came from (`conntrack -S` when /proc/net/stat/nf_conntrack is missing). Added in v1.1. */
+      source: z.enum(['procfs', 'conntrack-tool', 'unavailable']).optional(),
     }),
   }),
   table: z.object({
@@ -66,6 +89,10 @@ export const DiagnosticsReportSchema = z.object({
     entries: count,
     /** N in every top-N list below. */
     topN: z.number().int().positive(),
+    /**
+     * TCP (and SCTP/DCCP) by conntrack state; protocols without states by flag: `UNREPLIED` (no reply
+     * seen: early_drop may evict it), `ASSURED`, or `REPLIED`.
+     */
     byState: z.array(z.object({ protocol, state: z.string(), entries: count })),
     /** Inbound flows to a port this host listens on (original direction dport, local destination). */
     byLocalServicePort: z.array(PortAggregateSchema),
@@ -73,21 +100,46 @@ export const DiagnosticsReportSchema = z.object({
     byRemotePort: z.array(PortAggregateSchema),
     /** Peer addresses with the most entries. */
     byRemoteAddress: z.array(z.object({ address: z.string(), entries: count })),
+    /** Lines of the table that could not be parsed (0 on a healthy read). Added in v1.1. */
+    unparsed: count.optional(),
+    /** Entries by direction: to a local listening port, to a local non-listening port, from a local address, neither (routed/NATed). Added in v1.1. */
+    flows: z
+      .object({ inboundToListener: count, inboundOther: count, outbound: count, forwarded: count })
+      .optional(),
+    /**
+     * True when byRemotePort/byRemoteAddress had more distinct keys than the bounded summary holds:
+     * their counts are then lower bounds (the order is still the heavy hitters). Added in v1.1.
+     */
+    approximate: z.boolean().optional(),
+    /** Seconds spent reading the table (centisecond resolution). Added in v1.1. */
+    readSeconds: z.number().nonnegative().optional(),
   }),
   firewall: z.object({
     backend: z.enum(['iptables-legacy', 'iptables-nft', 'nftables', 'legacy-and-nft', 'none']),
     /** `iptables -V` output, null when iptables is not installed. */
     iptablesVersion: z.string().nullable(),
+    /** Tables present in this namespace, as "family name" (legacy: /proc/net/ip{,6}_tables_names; nft: nft list tables). Added in v1.1. */
+    tables: z.object({ legacy: z.array(z.string()), nft: z.array(z.string()) }).optional(),
     /** Raw-table rules as printed by iptables-save (-t raw) or nft, bounded. */
     rawRules: z.array(z.string()),
     /** Ports touched by nat rules (DNAT/SNAT/MASQUERADE/REDIRECT); `allPorts` when a nat rule matches no port. */
     nat: z.object({
+      /** Also true when the port list had to be truncated: a consumer must never miss a NATed port. */
       allPorts: z.boolean(),
-      ports: z.array(z.object({ protocol: protocol.nullable(), port })),
+      /** `protocol: null` means the rule matches the port for any protocol. */
+      ports: z.array(portRef),
+      /** Port ranges (e.g. `--dport 30000:32767`), not expanded into `ports`. Added in v1.1. */
+      portRanges: z.array(z.object({ protocol: protocol.nullable(), from: port, to: port })).optional(),
       owners: z.array(z.enum(['docker', 'kube-proxy', 'other'])),
+      /** The nat rules themselves, bounded, prefixed with the tool that printed them. Added in v1.1. */
+      rules: z.array(z.string()).optional(),
     }),
     /** Whether filter INPUT/OUTPUT accept ctstate UNTRACKED packets, or need not (policy ACCEPT, no rules). */
     untrackedAccepted: z.boolean(),
+    /** The verdict per hook (the worst over every table with a filter chain there) and port-scoped accepts. Added in v1.1. */
+    untracked: z
+      .object({ input: UntrackedVerdictSchema, output: UntrackedVerdictSchema, ports: z.array(portRef) })
+      .optional(),
   }),
   /** Listening sockets (TCP LISTEN and bound UDP), bounded. */
   listeners: z.array(z.object({ protocol, address: z.string(), port, process: z.string().nullable() })),
@@ -103,8 +155,11 @@ export const DiagnosticsReportSchema = z.object({
   ),
   /** Anything the script could not read, in plain words. */
   warnings: z.array(z.string()),
+  /** Lists cut to keep the document under the size limit (e.g. "listener", "rawrule"). Added in v1.1. */
+  truncated: z.array(z.string()).optional(),
 });
 
 export type DiagnosticsReport = z.infer<typeof DiagnosticsReportSchema>;
 export type PortAggregate = z.infer<typeof PortAggregateSchema>;
 export type ConntrackStats = z.infer<typeof ConntrackStatsSchema>;
+export type UntrackedVerdict = z.infer<typeof UntrackedVerdictSchema>;
