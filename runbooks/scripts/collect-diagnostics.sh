@@ -290,7 +290,7 @@ $1 == "tcp" || $1 == "udp" {
   sub(/%.*/, "", addr); gsub(/[][]/, "", addr)
   proc = ""
   u = index($0, "users:((\"")
-  if (u) { rest = substr($0, u + 9); e = index(rest, "\",pid="); if (e) proc = substr(rest, 1, e - 1) }
+  if (u) { rest = substr($0, u + 9); e = index(rest, "\",pid="); if (e) proc = substr(rest, 1, e - 1); gsub(/\t/, " ", proc) }
   printf "listener\t%s\t%s\t%s\t%s\n", $1, addr, port, proc
 }'
 
@@ -499,6 +499,7 @@ function to_port(v,   c, parts) {
   next
 }
 /^-A / {
+  gsub(/\t/, " ")
   line = $0; gsub(/"([^"\\]|\\.)*"/, "\"\"", line)
   n = split(line, t, " ")
   chain = t[2]; target = ""; proto = ""; neg = 0; np = 0; portneg = 0; unt = 0; ntv = 0
@@ -577,7 +578,7 @@ line ~ /^type / {
   next
 }
 line ~ /^(comment|devices) / { next }
-{ RN++; RT[RN] = T; RC[RN] = C; RX[RN] = line }
+{ gsub(/\t/, " ", line); RN++; RT[RN] = T; RC[RN] = C; RX[RN] = line }
 function is_raw(p) { return p ~ /^raw/ || (p ~ /^-?[0-9]+$/ && p + 0 <= -300) }
 function ports(s, label,   rest, v, n, items, i, proto, found) {
   rest = s; found = 0
@@ -764,6 +765,7 @@ collect_owners() {
     grep -H -i -E '^[^#;]*(conntrack|hashsize)' "${files[@]}" 2>/dev/null |
       awk -v root="$ROOT" '
         {
+          gsub(/\t/, " ")
           c = index($0, ":"); file = substr($0, 1, c - 1); text = substr($0, c + 1)
           gsub(/[ \t]+/, " ", text); sub(/^ /, "", text)
           if (!(file in seen)) { order[++n] = file; seen[file] = 1 }
