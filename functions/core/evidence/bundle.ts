@@ -25,6 +25,7 @@ import { buildTimeline } from './timeline.js';
  *       result.json               command id, status, exit code, start and end
  *       stdout.txt, stderr.txt    the command's output
  *   verification.json             the verification result (when verified)
+ *   errors.json                   errors the workflow caught, and what could not be recorded (when any)
  *   timeline.json                 the derived timeline and its consistency problems
  *   impact.json                   the drop estimate from the kernel counters
  *   execution-history.json        the state machine's execution history
@@ -95,6 +96,9 @@ export function buildEvidenceBundle(evidence: IncidentEvidence): EvidenceBundle 
     files.set(`${folder}/stderr.txt`, command.stderr);
   });
   if (evidence.verification) files.set('verification.json', json(evidence.verification));
+  if ((evidence.errors ?? []).length > 0 || (evidence.notes ?? []).length > 0) {
+    files.set('errors.json', json({ errors: evidence.errors ?? [], notes: evidence.notes ?? [] }));
+  }
   files.set('timeline.json', json(timeline));
   files.set('impact.json', json(impact));
   files.set('execution-history.json', json(evidence.executionHistory));

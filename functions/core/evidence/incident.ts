@@ -30,6 +30,17 @@ export interface IncidentEvidence {
   readonly executionHistory: readonly unknown[];
   /** Further counter samples (e.g. from a watcher), merged with the reports' own into the chart. */
   readonly samples?: readonly CounterSample[];
+  /** Errors the workflow caught on the way (a failed command, a timeout), as Step Functions reported them. */
+  readonly errors?: readonly WorkflowError[];
+  /** What the evidence could not record, in plain words (e.g. an after report that was not JSON). */
+  readonly notes?: readonly string[];
+}
+
+export interface WorkflowError {
+  /** Where the workflow stored it ($.error, $.rollbackError, …). */
+  readonly where: string;
+  readonly error: string;
+  readonly cause: string;
 }
 
 export interface LogEvent {

@@ -144,6 +144,21 @@ export function renderPostmortem(input: PostmortemInput): string {
   }
   line();
 
+  const errors = evidence.errors ?? [];
+  const notes = evidence.notes ?? [];
+  if (errors.length > 0 || notes.length > 0) {
+    line('## Errors and gaps');
+    line();
+    for (const error of errors) {
+      line(`- ${codeSpan(error.where)}: **${inline(error.error)}**`);
+      line();
+      line(fence(error.cause));
+      line();
+    }
+    for (const note of notes) line(`- ${inline(note)}`);
+    line();
+  }
+
   line('## Follow-ups');
   line();
   const recommendations = plan?.recommendations ?? [];

@@ -1,0 +1,367 @@
+import { z } from 'zod';
+import { STATE } from '../../../infra/workflow/state-names.js';
+import { type DiagnosticsReport, DiagnosticsReportSchema } from '../diagnostics/report.js';
+import type { Plan } from '../plan/types.js';
+import type { VerificationResult } from '../plan/verify.js';
+import { OUTCOME_STATUSES, type Outcome } from '../workflow/outcome.js';
+import type {
+  ApprovalRecord,
+  CommandRecord,
+  CommandStep,
+  IncidentEvidence,
+  LogEvent,
+  WorkflowError,
+} from './incident.js';
+
+/**
+ * Turns the incident workflow's final state (the object the "Write the evidence bundle" task
+ * receives, see infra/workflow/definition.ts) and its execution history into the evidence the
+ * bundle is built from. The same function serves the Lambda (history from GetExecutionHistory)
+ * and the local twin (history from the local interpreter): both history forms are read.
+ *
+ * Every part but the incident itself is optional, because a failure can end the workflow
+ * anywhere; whatever cannot be read becomes a note in the bundle instead of an exception, so that
+ * a bundle is always written.
+ */
+
+export interface WorkflowEvidenceInput {
+  /** The workflow's state when the evidence task runs. */
+  readonly state: unknown;
+  /** Execution history events, in order: AWS GetExecutionHistory events or the local twin's. */
+  readonly history: readonly unknown[];
+  /** When the bundle is written (the incident's close time). */
+  readonly closedAt: string;
+}
+
+const IncidentSchema = z.looseObject({
+  incidentId: z.string().min(1),
+  instanceId: z.string().nullable().optional(),
+  kind: z.enum(['table-full', 'expect-table-full']),
+  openedAt: z.string().optional(),
+  trigger: z.looseObject({
+    netns: z.string().nullable(),
+    dropLines: z.number().int().nonnegative(),
+    suppressed: z.number().int().nonnegative(),
+    firstSeen: z.string().nullable().optional(),
+    events: z
+      .array(z.looseObject({ timestamp: z.union([z.number(), z.string()]), message: z.string() }))
+      .default([]),
+  }),
+});
+
+const CommandOutputSchema = z.looseObject({
+  commandId: z.string().optional(),
+  status: z.string().optional(),
+  stdout: z.string().default(''),
+  stderr: z.string().default(''),
+});
+
+const BlockResultSchema = z.looseObject({
+  request: z
+    .looseObject({
+      id: z.string().optional(),
+      document: z.string().optional(),
+      changeId: z.string().optional(),
+      parameters: z.record(z.string(), z.union([z.string(), z.array(z.string())])).optional(),
+    })
+    .default({}),
+  command: z.looseObject({ commandId: z.string().optional() }).optional(),
+  invocation: z
+    .looseObject({
+      status: z.string().optional(),
+      responseCode: z.number().optional(),
+      stdout: z.string().optional(),
+      stderr: z.string().optional(),
+    })
+    .optional(),
+});
+
+const ApprovalSchema = z.looseObject({
+  decision: z.enum(['approved', 'rejected']),
+  actionIds: z.array(z.string()).optional(),
+  approver: z.looseObject({ id: z.string(), name: z.string().optional(), via: z.string() }),
+  decidedAt: z.string(),
+  comment: z.string().optional(),
+});
+
+const OutcomeSchema = z.looseObject({
+  status: z.enum(OUTCOME_STATUSES),
+  hostChanged: z.boolean(),
+  summary: z.string(),
+});
+
+const VerificationSchema = z.looseObject({
+  held: z.boolean(),
+  reasons: z.array(z.string()).default([]),
+  checks: z.array(z.looseObject({ name: z.string(), passed: z.boolean(), detail: z.string() })).default([]),
+});
+
+const ErrorSchema = z.looseObject({ Error: z.string().optional(), Cause: z.string().optional() });
+
+const ERROR_FIELDS = ['error', 'rollbackError', 'persistError', 'notificationError'] as const;
+
+export function evidenceFromWorkflow(input: WorkflowEvidenceInput): IncidentEvidence {
+  const state = (typeof input.state === 'object' && input.state !== null ? input.state : {}) as Record<
+    string,
+    unknown
+  >;
+  const parsedIncident = IncidentSchema.safeParse(state.incident);
+  if (!parsedIncident.success) {
+    const problems = parsedIncident.error.issues.map(
+      (issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`,
+    );
+    throw new Error(`evidence: the workflow state has no usable incident (${problems.join('; ')})`);
+  }
+  const incident = parsedIncident.data;
+  const notes: string[] = [];
+  const history = new History(input.history);
+
+  const report = (field: 'before' | 'after'): DiagnosticsReport | null => {
+    if (state[field] === undefined) return null;
+    const output = CommandOutputSchema.safeParse(state[field]);
+    if (!output.success) {
+      notes.push(`the ${field} diagnostics command output has an unexpected shape`);
+      return null;
+    }
+    try {
+      const parsed = DiagnosticsReportSchema.safeParse(JSON.parse(output.data.stdout));
+      if (parsed.success) return parsed.data;
+      notes.push(
+        `the ${field} diagnostics do not follow the report contract; their raw output is kept with the command`,
+      );
+    } catch {
+      notes.push(`the ${field} diagnostics are not JSON; their raw output is kept with the command`);
+    }
+    return null;
+  };
+  const before = report('before');
+  const after = report('after');
+
+  const assessment = state.assessment as { plan?: Plan } | undefined;
+  const plan = assessment?.plan && Array.isArray(assessment.plan.actions) ? assessment.plan : null;
+  if (state.assessment !== undefined && plan === null) notes.push('the assessment holds no readable plan');
+  const actionIdByChangeId = new Map(
+    (plan?.actions ?? []).map((action) => [action.parameters.ChangeId ?? '', action.id] as const),
+  );
+
+  const commands: CommandRecord[] = [];
+  const collect = (field: 'before' | 'after', step: CommandStep, stateName: string) => {
+    const output = CommandOutputSchema.safeParse(state[field]);
+    if (state[field] === undefined || !output.success) return;
+    commands.push({
+      step,
+      document: 'collect-diagnostics',
+      actionId: null,
+      parameters: {},
+      commandId: output.data.commandId ?? null,
+      startedAt: history.entered(stateName),
+      finishedAt: history.exited(stateName),
+      status: output.data.status ?? 'unknown',
+      exitCode: output.data.status === 'Success' ? 0 : null,
+      stdout: output.data.stdout,
+      stderr: output.data.stderr,
+    });
+  };
+  const blocks = (field: 'applied' | 'persisted' | 'rollback', step: CommandStep, stateName: string) => {
+    const value = state[field];
+    if (value === undefined) return;
+    if (!Array.isArray(value)) {
+      notes.push(`$.${field} is not a list of command results`);
+      return;
+    }
+    for (const item of value) {
+      const parsed = BlockResultSchema.safeParse(item);
+      if (!parsed.success) {
+        notes.push(`a result in $.${field} has an unexpected shape`);
+        continue;
+      }
+      const { request, command, invocation } = parsed.data;
+      const parameters = Object.fromEntries(
+        Object.entries(request.parameters ?? {}).map(([name, v]) => [
+          name,
+          Array.isArray(v) ? v.join(',') : v,
+        ]),
+      );
+      const changeId = request.changeId ?? parameters.ChangeId;
+      commands.push({
+        step,
+        document: request.document ?? 'unknown',
+        actionId: request.id ?? (changeId ? (actionIdByChangeId.get(changeId) ?? null) : null),
+        parameters,
+        commandId: command?.commandId ?? null,
+        startedAt: history.entered(stateName),
+        finishedAt: history.exited(stateName),
+        status: invocation?.status ?? 'unknown',
+        exitCode: invocation?.responseCode ?? null,
+        stdout: invocation?.stdout ?? '',
+        stderr: invocation?.stderr ?? '',
+      });
+    }
+  };
+  collect('before', 'collect-before', STATE.collectDiagnostics);
+  blocks('applied', 'apply', STATE.applyRemediation);
+  collect('after', 'collect-after', STATE.collectDiagnosticsAfter);
+  blocks('persisted', 'persist', STATE.persist);
+  blocks('rollback', 'rollback', STATE.rollBack);
+  // In the order they finished (Array.prototype.sort is stable; unknown times go last).
+  const finished = (command: CommandRecord) =>
+    command.finishedAt ? Date.parse(command.finishedAt) : Number.POSITIVE_INFINITY;
+  commands.sort((a, b) => (finished(a) === finished(b) ? 0 : finished(a) < finished(b) ? -1 : 1));
+
+  const approvals: ApprovalRecord[] = [];
+  if (state.approval !== undefined) {
+    const approval = ApprovalSchema.safeParse(state.approval);
+    if (approval.success) {
+      const data = approval.data;
+      approvals.push({
+        decision: data.decision,
+        actionIds:
+          data.actionIds ??
+          (plan?.actions ?? []).filter((action) => action.mode !== 'dry-run').map((action) => action.id),
+        by: data.approver.name ?? data.approver.id,
+        at: data.decidedAt,
+        channel: data.approver.via,
+        ...(data.comment ? { comment: data.comment } : {}),
+      });
+    } else {
+      notes.push('the approval decision has an unexpected shape');
+    }
+  }
+  const timedOutAt = history.entered(STATE.approvalTimedOut);
+  if (timedOutAt) {
+    approvals.push({
+      decision: 'timed-out',
+      actionIds: (plan?.actions ?? [])
+        .filter((action) => action.mode === 'approve')
+        .map((action) => action.id),
+      by: null,
+      at: timedOutAt,
+      channel: 'timeout',
+    });
+  }
+
+  let verification: VerificationResult | null = null;
+  if (state.verification !== undefined) {
+    const parsed = VerificationSchema.safeParse(state.verification);
+    if (parsed.success) {
+      verification = {
+        passed: parsed.data.held,
+        reasons: parsed.data.reasons,
+        checks: parsed.data.checks as unknown as VerificationResult['checks'],
+      };
+    } else {
+      notes.push('the verification result has an unexpected shape');
+    }
+  }
+
+  const parsedOutcome = OutcomeSchema.safeParse(state.outcome);
+  const outcome: Outcome = parsedOutcome.success
+    ? parsedOutcome.data
+    : {
+        status: 'failed',
+        hostChanged: commands.some((command) => command.step === 'apply'),
+        summary: 'The workflow ended without recording an outcome.',
+      };
+  if (!parsedOutcome.success) notes.push('the workflow recorded no outcome');
+
+  const errors: WorkflowError[] = [];
+  for (const field of ERROR_FIELDS) {
+    const parsed = ErrorSchema.safeParse(state[field]);
+    if (state[field] !== undefined && parsed.success) {
+      errors.push({
+        where: `$.${field}`,
+        error: parsed.data.Error ?? 'unknown',
+        cause: parsed.data.Cause ?? '',
+      });
+    }
+  }
+
+  const logEvents: LogEvent[] = incident.trigger.events.map((event) => ({
+    timestamp:
+      typeof event.timestamp === 'number' ? new Date(event.timestamp).toISOString() : event.timestamp,
+    message: event.message,
+    source: 'CloudWatch Logs',
+  }));
+  if (logEvents.length === 0 && incident.trigger.firstSeen) {
+    notes.push('the triggering log events were not kept; the first drop time is the one detection recorded');
+    logEvents.push({
+      timestamp: incident.trigger.firstSeen,
+      message: '(first drop line, as recorded by detection)',
+    });
+  }
+
+  return {
+    incidentId: incident.incidentId,
+    instanceId: incident.instanceId ?? null,
+    alert: {
+      kind: incident.kind,
+      netns: incident.trigger.netns,
+      dropLines: incident.trigger.dropLines,
+      suppressed: incident.trigger.suppressed,
+    },
+    detectedAt: incident.openedAt ?? history.started() ?? input.closedAt,
+    closedAt: input.closedAt,
+    outcome,
+    logEvents,
+    before,
+    after,
+    plan,
+    approvals,
+    commands,
+    verification,
+    executionHistory: input.history,
+    errors,
+    notes,
+  };
+}
+
+/** Times of state transitions, from either history form. */
+class History {
+  private readonly events: { type: string; name: string | null; at: string }[];
+
+  constructor(events: readonly unknown[]) {
+    this.events = events.flatMap((raw) => {
+      if (typeof raw !== 'object' || raw === null) return [];
+      const event = raw as Record<string, unknown>;
+      const at = toIso(event.timestamp);
+      if (at === null || typeof event.type !== 'string') return [];
+      const details = (event.stateEnteredEventDetails ?? event.stateExitedEventDetails) as
+        | { name?: unknown }
+        | undefined;
+      const name =
+        typeof event.state === 'string'
+          ? event.state
+          : typeof details?.name === 'string'
+            ? details.name
+            : null;
+      return [{ type: event.type, name, at }];
+    });
+  }
+
+  /** Last time the state was entered (AWS: …StateEntered; local: StateEntered). */
+  entered(name: string): string | null {
+    return (
+      this.events.filter((event) => event.name === name && /Entered$/.test(event.type)).at(-1)?.at ?? null
+    );
+  }
+
+  /** Last time the state was left, normally or by failing. */
+  exited(name: string): string | null {
+    return (
+      this.events
+        .filter((event) => event.name === name && /(Exited|Failed|Aborted|TimedOut)$/.test(event.type))
+        .at(-1)?.at ?? null
+    );
+  }
+
+  started(): string | null {
+    return this.events.find((event) => event.type === 'ExecutionStarted')?.at ?? null;
+  }
+}
+
+function toIso(value: unknown): string | null {
+  if (typeof value === 'number' && Number.isFinite(value)) return new Date(value).toISOString();
+  if (typeof value === 'string' && !Number.isNaN(Date.parse(value))) return new Date(value).toISOString();
+  if (value instanceof Date && !Number.isNaN(value.getTime())) return value.toISOString();
+  return null;
+}
