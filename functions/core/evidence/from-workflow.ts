@@ -203,10 +203,7 @@ export function evidenceFromWorkflow(input: WorkflowEvidenceInput): IncidentEvid
   collect('after', 'collect-after', STATE.collectDiagnosticsAfter);
   blocks('persisted', 'persist', STATE.persist);
   blocks('rollback', 'rollback', STATE.rollBack);
-  // In the order they finished (Array.prototype.sort is stable; unknown times go last).
-  const finished = (command: CommandRecord) =>
-    command.finishedAt ? Date.parse(command.finishedAt) : Number.POSITIVE_INFINITY;
-  commands.sort((a, b) => (finished(a) === finished(b) ? 0 : finished(a) < finished(b) ? -1 : 1));
+  // Pushed in the only order the workflow can run them: diagnostics, changes, diagnostics, persist or rollback.
 
   const approvals: ApprovalRecord[] = [];
   if (state.approval !== undefined) {

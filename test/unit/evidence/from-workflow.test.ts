@@ -210,7 +210,12 @@ describe('evidenceFromWorkflow on real workflow runs', () => {
     const evidence = await respond({ approval: 'reject' });
     expect(evidence.outcome.status).toBe('rejected');
     expect(evidence.approvals).toMatchObject([
-      { decision: 'rejected', channel: 'flag', actionIds: ['limits', 'notrack-tcp-inbound'] },
+      {
+        decision: 'rejected',
+        channel: 'flag',
+        by: process.env.SUDO_USER ?? process.env.USER ?? 'local-operator',
+        actionIds: ['limits', 'notrack-tcp-inbound'],
+      },
     ]);
     expect(steps(evidence)).toEqual(['collect-before collect-diagnostics']);
     expect(String(buildEvidenceBundle(evidence).files.get('postmortem.md'))).toMatch(
