@@ -102,6 +102,15 @@ function where(incident: IncidentView): string {
   return incident.instanceId ?? incident.host ?? 'an unknown host';
 }
 
+const CLASSIFICATION_TEXT: Record<string, string> = {
+  'table-full': 'conntrack table full',
+  'expect-table-full': 'expectation table full',
+  'insert-races': 'conntrack insert races',
+  'hash-chains-too-long': 'conntrack hash chains too long',
+  'ec2-allowance': 'EC2 conntrack allowance exceeded',
+  'not-confirmed': 'alert not confirmed',
+};
+
 const KIND_TEXT: Record<string, string> = {
   'table-full': 'conntrack table full',
   'expect-table-full': 'conntrack expectation table full',
@@ -264,7 +273,12 @@ export function approvalMessage(view: ApprovalView): SlackMessage {
   const parts: Array<{ block: Block; required: boolean }> = [];
   const add = (block: Block, required: boolean) => parts.push({ block, required });
 
-  add(header(`:raising_hand: Approval needed: ${view.classification} on ${instance}`), true);
+  add(
+    header(
+      `:raising_hand: Approval needed: ${CLASSIFICATION_TEXT[view.classification] ?? view.classification} on ${instance}`,
+    ),
+    true,
+  );
   const confirmation = view.confirmation.slice(0, 5).map((line) => `• ${escapeMrkdwn(line)}`);
   add(
     section(`${escapeMrkdwn(view.summary)}${confirmation.length > 0 ? `\n${confirmation.join('\n')}` : ''}`),
@@ -309,13 +323,11 @@ export function approvalMessage(view: ApprovalView): SlackMessage {
   }
 
   add(divider, false);
-  const optionalPerAction: Block[] = [];
   actions.forEach((action, index) => {
     const blocks = actionBlocks(action, index + 1, report);
     for (const block of blocks.required) add(block, true);
-    optionalPerAction.push(...blocks.optional);
+    for (const block of blocks.optional) add(block, false);
   });
-  for (const block of optionalPerAction) add(block, false);
   add(divider, false);
 
   const memory = actions.reduce((sum, action) => sum + (action.memoryCostBytes ?? 0), 0);

@@ -54,8 +54,9 @@ const RESERVED_ATTRIBUTE = /^(aws\.|amazon\.)/i;
 export function snsSubject(text: string): string {
   let ascii = text
     .normalize('NFKD')
-    .replace(/[^\x20-\x7e]/g, '')
     .replace(/\s+/g, ' ')
+    .replace(/[^\x20-\x7e]/g, '')
+    .replace(/ {2,}/g, ' ')
     .trim();
   if (!/^[A-Za-z0-9!-/:-@[-`{-~]/.test(ascii)) ascii = `Incident ${ascii}`.trim();
   return ascii.length > 99 ? `${ascii.slice(0, 96).trimEnd()}...` : ascii;
