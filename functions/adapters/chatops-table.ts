@@ -1,0 +1,271 @@
+import { ConditionalCheckFailedException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import type {
+  ApprovalRecord,
+  ApprovalStore,
+  DecideResult,
+  IncidentThreadRef,
+  PostedMessage,
+  RecordedDecision,
+  ThreadStore,
+} from '../core/chatops/approval.js';
+
+/**
+ * The ChatOps table (DynamoDB): approvals and incident threads, one item each, keyed by `pk`:
+ * - `approval#<uuid>`: the approval record, its task token (never returned to Slack), `expiresAtMs`
+ *   for the conditional write, and `ttl` (DynamoDB removes it 30 days after it expired);
+ * - `thread#<incident id>`: the channel and ts of the incident's opening message, and its approval.
+ *
+ * The decision is one UpdateItem conditioned on "exists, pending, not expired": however many clicks
+ * race, DynamoDB lets exactly one through, and only that one gets the task token.
+ */
+export const CHATOPS_TABLE = { partitionKey: 'pk', ttlAttribute: 'ttl' } as const;
+
+const KEEP_AFTER_EXPIRY_SECONDS = 30 * 24 * 3600;
+
+const approvalKey = (approvalId: string) => ({ pk: `approval#${approvalId}` });
+const threadKey = (incidentId: string) => ({ pk: `thread#${incidentId}` });
+
+interface StoredMessage {
+  readonly channel: string;
+  readonly ts: string;
+  readonly threadTs: string | null;
+  /** JSON of the SlackMessage (kept as one string: Block Kit has optional fields DynamoDB would reject as undefined). */
+  readonly body: string;
+}
+
+interface ApprovalItem extends Omit<ApprovalRecord, 'message'> {
+  readonly pk: string;
+  readonly kind: 'approval';
+  readonly taskToken: string;
+  readonly expiresAtMs: number;
+  readonly ttl: number;
+  readonly message: StoredMessage | null;
+}
+
+function toRecord(item: Record<string, unknown>): ApprovalRecord {
+  const {
+    pk: _pk,
+    kind: _kind,
+    taskToken: _taskToken,
+    expiresAtMs: _expiresAtMs,
+    ttl: _ttl,
+    message,
+    ...rest
+  } = item as unknown as ApprovalItem;
+  return {
+    ...(rest as Omit<ApprovalRecord, 'message'>),
+    decision: rest.decision ?? null,
+    expiredReason: rest.expiredReason ?? null,
+    alternative: rest.alternative ?? null,
+    message:
+      message === null || message === undefined
+        ? null
+        : {
+            channel: message.channel,
+            ts: message.ts,
+            threadTs: message.threadTs ?? null,
+            body: JSON.parse(message.body) as PostedMessage['body'],
+          },
+  };
+}
+
+function isConditionFailure(error: unknown): boolean {
+  return (
+    error instanceof ConditionalCheckFailedException ||
+    (error as { name?: string }).name === 'ConditionalCheckFailedException'
+  );
+}
+
+export class DynamoChatopsStore implements ApprovalStore, ThreadStore {
+  private readonly documents: DynamoDBDocumentClient;
+
+  constructor(
+    client: DynamoDBClient,
+    private readonly tableName: string,
+  ) {
+    this.documents = DynamoDBDocumentClient.from(client, {
+      marshallOptions: { removeUndefinedValues: true },
+    });
+  }
+
+  async create(record: ApprovalRecord, taskToken: string): Promise<void> {
+    const expiresAtMs = Date.parse(record.expiresAt);
+    if (Number.isNaN(expiresAtMs)) throw new Error(`approval ${record.approvalId}: expiresAt is not a date`);
+    const item: ApprovalItem = {
+      ...record,
+      ...approvalKey(record.approvalId),
+      kind: 'approval',
+      taskToken,
+      expiresAtMs,
+      ttl: Math.ceil(expiresAtMs / 1000) + KEEP_AFTER_EXPIRY_SECONDS,
+      message: null,
+    };
+    await this.documents.send(
+      new PutCommand({
+        TableName: this.tableName,
+        Item: item,
+        // An approval id is used once: a repeated id is a bug, never an overwrite.
+        ConditionExpression: 'attribute_not_exists(pk)',
+      }),
+    );
+  }
+
+  private async item(approvalId: string): Promise<Record<string, unknown> | undefined> {
+    const answer = await this.documents.send(
+      new GetCommand({ TableName: this.tableName, Key: approvalKey(approvalId), ConsistentRead: true }),
+    );
+    return answer.Item;
+  }
+
+  async get(approvalId: string): Promise<ApprovalRecord | undefined> {
+    const item = await this.item(approvalId);
+    return item === undefined ? undefined : toRecord(item);
+  }
+
+  async attachMessage(approvalId: string, message: PostedMessage): Promise<void> {
+    const stored: StoredMessage = {
+      channel: message.channel,
+      ts: message.ts,
+      threadTs: message.threadTs,
+      body: JSON.stringify(message.body),
+    };
+    await this.documents.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: approvalKey(approvalId),
+        UpdateExpression: 'SET message = :message',
+        ConditionExpression: 'attribute_exists(pk)',
+        ExpressionAttributeValues: { ':message': stored },
+      }),
+    );
+  }
+
+  async decide(approvalId: string, decision: RecordedDecision, now: Date): Promise<DecideResult> {
+    try {
+      const answer = await this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: approvalKey(approvalId),
+          UpdateExpression: 'SET #status = :decided, decision = :decision',
+          ConditionExpression: 'attribute_exists(pk) AND #status = :pending AND expiresAtMs > :now',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: {
+            ':decided': 'decided',
+            ':pending': 'pending',
+            ':decision': decision,
+            ':now': now.getTime(),
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      const item = answer.Attributes ?? {};
+      return { outcome: 'decided', record: toRecord(item), taskToken: String(item.taskToken) };
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+    }
+    // Lost the condition: say why, from a consistent read.
+    const item = await this.item(approvalId);
+    if (item === undefined) return { outcome: 'not-found' };
+    const record = toRecord(item);
+    if (record.status === 'decided') return { outcome: 'already-decided', record };
+    return { outcome: 'expired', record };
+  }
+
+  async undoDecision(approvalId: string, attemptId: string): Promise<boolean> {
+    try {
+      await this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: approvalKey(approvalId),
+          UpdateExpression: 'SET #status = :pending REMOVE decision',
+          ConditionExpression: '#status = :decided AND decision.attemptId = :attempt',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: { ':pending': 'pending', ':decided': 'decided', ':attempt': attemptId },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  async expire(approvalId: string, reason: string, attemptId?: string): Promise<boolean> {
+    const mine = attemptId === undefined ? '' : ' OR (#status = :decided AND decision.attemptId = :attempt)';
+    try {
+      await this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: approvalKey(approvalId),
+          UpdateExpression: 'SET #status = :expired, expiredReason = :reason',
+          ConditionExpression: `attribute_exists(pk) AND (#status = :pending${mine})`,
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: {
+            ':expired': 'expired',
+            ':pending': 'pending',
+            ':reason': reason,
+            ...(attemptId === undefined ? {} : { ':decided': 'decided', ':attempt': attemptId }),
+          },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  async getThread(incidentId: string): Promise<IncidentThreadRef | undefined> {
+    const answer = await this.documents.send(
+      new GetCommand({ TableName: this.tableName, Key: threadKey(incidentId), ConsistentRead: true }),
+    );
+    const item = answer.Item;
+    if (item === undefined) return undefined;
+    return {
+      incidentId: String(item.incidentId),
+      channel: String(item.channel),
+      ts: String(item.ts),
+      approvalId: typeof item.approvalId === 'string' ? item.approvalId : null,
+    };
+  }
+
+  async putThread(thread: IncidentThreadRef): Promise<IncidentThreadRef> {
+    try {
+      await this.documents.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: {
+            ...threadKey(thread.incidentId),
+            kind: 'thread',
+            incidentId: thread.incidentId,
+            channel: thread.channel,
+            ts: thread.ts,
+            ...(thread.approvalId === null ? {} : { approvalId: thread.approvalId }),
+            ttl: Math.ceil(Date.now() / 1000) + KEEP_AFTER_EXPIRY_SECONDS,
+          },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+      return thread;
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      const stored = await this.getThread(thread.incidentId);
+      if (stored === undefined)
+        throw new Error(`thread of ${thread.incidentId} vanished while being created`);
+      return stored;
+    }
+  }
+
+  async setThreadApproval(incidentId: string, approvalId: string): Promise<void> {
+    await this.documents.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: threadKey(incidentId),
+        UpdateExpression: 'SET approvalId = :approval',
+        ConditionExpression: 'attribute_exists(pk)',
+        ExpressionAttributeValues: { ':approval': approvalId },
+      }),
+    );
+  }
+}
