@@ -25,7 +25,8 @@ export const CHATOPS_ENVIRONMENT = {
   signingSecretArn: 'SLACK_SIGNING_SECRET_ARN',
   botToken: 'SLACK_BOT_TOKEN',
   signingSecret: 'SLACK_SIGNING_SECRET',
-  table: 'CHATOPS_TABLE_NAME',
+  /** The incidents table, where approvals and threads are kept (shared with the workflow's functions). */
+  incidentTable: 'INCIDENT_TABLE_NAME',
 } as const;
 
 export const DEFAULT_SLACK_API_BASE_URL = 'https://slack.com/api/';

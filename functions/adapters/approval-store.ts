@@ -9,22 +9,33 @@ import type {
   RecordedDecision,
   ThreadStore,
 } from '../core/chatops/approval.js';
+import { INCIDENT_TABLE } from '../core/incident/incident.js';
 
 /**
- * The ChatOps table (DynamoDB): approvals and incident threads, one item each, keyed by `pk`:
- * - `approval#<uuid>`: the approval record, its task token (never returned to Slack), `expiresAtMs`
- *   for the conditional write, and `ttl` (DynamoDB removes it 30 days after it expired);
- * - `thread#<incident id>`: the channel and ts of the incident's opening message, and its approval.
+ * Approvals and incident threads, in the incidents table next to the incident items (generic
+ * `pk`/`sk` keys; `expiresAt` is the table's TTL attribute, in epoch seconds):
+ * - `approval#<uuid>` / `approval`: the approval record, its Step Functions task token (never
+ *   returned to Slack), `approvalExpiresAt` (ISO) and `expiresAtMs` for the conditional write;
+ * - `thread#<incident id>` / `thread`: the channel and ts of the incident's opening message, and its
+ *   latest approval;
+ * - `incident#<incident id>` / `incident` (detect's item): gets `approval`, who decided and when.
  *
  * The decision is one UpdateItem conditioned on "exists, pending, not expired": however many clicks
  * race, DynamoDB lets exactly one through, and only that one gets the task token.
  */
-export const CHATOPS_TABLE = { partitionKey: 'pk', ttlAttribute: 'ttl' } as const;
-
 const KEEP_AFTER_EXPIRY_SECONDS = 30 * 24 * 3600;
 
-const approvalKey = (approvalId: string) => ({ pk: `approval#${approvalId}` });
-const threadKey = (incidentId: string) => ({ pk: `thread#${incidentId}` });
+const approvalKey = (approvalId: string) => ({ pk: `approval#${approvalId}`, sk: 'approval' });
+const threadKey = (incidentId: string) => ({ pk: `thread#${incidentId}`, sk: 'thread' });
+const incidentKey = (incidentId: string) => ({ pk: `incident#${incidentId}`, sk: 'incident' });
+
+// The store relies on the incidents table's key and TTL names.
+const TTL = INCIDENT_TABLE.ttlAttribute;
+if (INCIDENT_TABLE.partitionKey !== 'pk' || INCIDENT_TABLE.sortKey !== 'sk' || TTL !== 'expiresAt') {
+  throw new Error(
+    'the approval store expects the incidents table keyed by pk/sk with TTL attribute expiresAt',
+  );
+}
 
 interface StoredMessage {
   readonly channel: string;
@@ -34,27 +45,33 @@ interface StoredMessage {
   readonly body: string;
 }
 
-interface ApprovalItem extends Omit<ApprovalRecord, 'message'> {
+interface ApprovalItem extends Omit<ApprovalRecord, 'message' | 'expiresAt'> {
   readonly pk: string;
+  readonly sk: string;
   readonly kind: 'approval';
   readonly taskToken: string;
+  readonly approvalExpiresAt: string;
   readonly expiresAtMs: number;
-  readonly ttl: number;
+  /** TTL, epoch seconds: DynamoDB removes the item 30 days after the approval expired. */
+  readonly expiresAt: number;
   readonly message: StoredMessage | null;
 }
 
 function toRecord(item: Record<string, unknown>): ApprovalRecord {
   const {
     pk: _pk,
+    sk: _sk,
     kind: _kind,
     taskToken: _taskToken,
     expiresAtMs: _expiresAtMs,
-    ttl: _ttl,
+    expiresAt: _ttl,
+    approvalExpiresAt,
     message,
     ...rest
   } = item as unknown as ApprovalItem;
   return {
-    ...(rest as Omit<ApprovalRecord, 'message'>),
+    ...(rest as Omit<ApprovalRecord, 'message' | 'expiresAt'>),
+    expiresAt: approvalExpiresAt,
     decision: rest.decision ?? null,
     expiredReason: rest.expiredReason ?? null,
     alternative: rest.alternative ?? null,
@@ -77,12 +94,13 @@ function isConditionFailure(error: unknown): boolean {
   );
 }
 
-export class DynamoChatopsStore implements ApprovalStore, ThreadStore {
+export class DynamoApprovalStore implements ApprovalStore, ThreadStore {
   private readonly documents: DynamoDBDocumentClient;
 
   constructor(
     client: DynamoDBClient,
     private readonly tableName: string,
+    private readonly warn: (message: string, fields: Record<string, unknown>) => void = () => {},
   ) {
     this.documents = DynamoDBDocumentClient.from(client, {
       marshallOptions: { removeUndefinedValues: true },
@@ -92,13 +110,15 @@ export class DynamoChatopsStore implements ApprovalStore, ThreadStore {
   async create(record: ApprovalRecord, taskToken: string): Promise<void> {
     const expiresAtMs = Date.parse(record.expiresAt);
     if (Number.isNaN(expiresAtMs)) throw new Error(`approval ${record.approvalId}: expiresAt is not a date`);
+    const { expiresAt, ...fields } = record;
     const item: ApprovalItem = {
-      ...record,
+      ...fields,
       ...approvalKey(record.approvalId),
       kind: 'approval',
       taskToken,
+      approvalExpiresAt: expiresAt,
       expiresAtMs,
-      ttl: Math.ceil(expiresAtMs / 1000) + KEEP_AFTER_EXPIRY_SECONDS,
+      expiresAt: Math.ceil(expiresAtMs / 1000) + KEEP_AFTER_EXPIRY_SECONDS,
       message: null,
     };
     await this.documents.send(
@@ -160,7 +180,9 @@ export class DynamoChatopsStore implements ApprovalStore, ThreadStore {
         }),
       );
       const item = answer.Attributes ?? {};
-      return { outcome: 'decided', record: toRecord(item), taskToken: String(item.taskToken) };
+      const record = toRecord(item);
+      await this.noteOnIncident(record.incidentId, record.approvalId, decision);
+      return { outcome: 'decided', record, taskToken: String(item.taskToken) };
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
     }
@@ -170,6 +192,42 @@ export class DynamoChatopsStore implements ApprovalStore, ThreadStore {
     const record = toRecord(item);
     if (record.status === 'decided') return { outcome: 'already-decided', record };
     return { outcome: 'expired', record };
+  }
+
+  /**
+   * Who decided, on the incident item itself (when detect opened one: an incident started by hand
+   * has none, and none is created here). The workflow's state and the evidence bundle get the same
+   * identity through the task output.
+   */
+  private async noteOnIncident(
+    incidentId: string,
+    approvalId: string,
+    decision: RecordedDecision,
+  ): Promise<void> {
+    try {
+      await this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: incidentKey(incidentId),
+          UpdateExpression: 'SET approval = :approval',
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeValues: {
+            ':approval': {
+              approvalId,
+              decision: decision.decision,
+              choice: decision.choice,
+              actionIds: decision.actionIds,
+              approver: decision.approver,
+              decidedAt: decision.decidedAt,
+            },
+          },
+        }),
+      );
+    } catch (error) {
+      // Best effort: the decision is made and must reach the workflow even if this note fails.
+      if (!isConditionFailure(error))
+        this.warn('could not note the approval on the incident', { incidentId, error });
+    }
   }
 
   async undoDecision(approvalId: string, attemptId: string): Promise<boolean> {
@@ -242,7 +300,7 @@ export class DynamoChatopsStore implements ApprovalStore, ThreadStore {
             channel: thread.channel,
             ts: thread.ts,
             ...(thread.approvalId === null ? {} : { approvalId: thread.approvalId }),
-            ttl: Math.ceil(Date.now() / 1000) + KEEP_AFTER_EXPIRY_SECONDS,
+            expiresAt: Math.ceil(Date.now() / 1000) + KEEP_AFTER_EXPIRY_SECONDS,
           },
           ConditionExpression: 'attribute_not_exists(pk)',
         }),
