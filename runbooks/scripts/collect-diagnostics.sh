@@ -356,6 +356,8 @@ FNR == 1 { o = ($1 == "ipv4" || $1 == "ipv6") ? 2 : 0 }
     st = $(s - 1); if (st !~ /^[A-Z]/) st = ""
   }
   p = $(o + 1)
+  # No state field: a protocol without states, or an [OFFLOAD]ed flow printed without its timeout.
+  if (st == "" && $(s - 1) >= "A") st = $(s - 1)
   if (st == "") st = index($0, "[UNREPLIED]") ? "UNREPLIED" : index($0, "[ASSURED]") ? "ASSURED" : "REPLIED"
   dst = substr($(s + 1), 5)
   remote = substr($s, 5)
@@ -876,8 +878,12 @@ $1 == "natport" {
   next
 }
 $1 == "natrange" {
-  if ($3 !~ /^[0-9]+$/ || $4 !~ /^[0-9]+$/ || $3 > 65535 || $4 > 65535) { NATALL = 1; next }
+  if ($3 !~ /^[0-9]+$/ || $4 !~ /^[0-9]+$/ || $3 > 65535 || $4 > 65535 || $3 + 0 > $4 + 0) { NATALL = 1; next }
   if (!(($2, $3, $4) in NR_)) { NR_[$2, $3, $4] = 1; add("natrange", "{\"protocol\":" protonull($2) ",\"from\":" $3 ",\"to\":" $4 "}") }
+  # A reader that only knows `ports` must still see every NATed port: small ranges are listed port
+  # by port, wider ones make allPorts true.
+  if ($4 - $3 >= 64) NATALL = 1
+  else for (p = $3 + 0; p <= $4 + 0; p++) if (!(($2, p) in NP)) { NP[$2, p] = 1; add("natport", "{\"protocol\":" protonull($2) ",\"port\":" p "}") }
   next
 }
 $1 == "untracked" { if (verdict_rank($3) >= verdict_rank(UNT[$2])) UNT[$2] = $3; next }

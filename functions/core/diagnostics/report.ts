@@ -29,7 +29,7 @@ export const PortAggregateSchema = z.object({
   entries: count,
   /** Entries in short-lived states: TCP SYN_SENT, SYN_RECV, FIN_WAIT, CLOSE_WAIT, LAST_ACK, TIME_WAIT, CLOSE; UDP. */
   shortLived: count,
-  /** Of those, TCP TIME_WAIT entries (what nf_conntrack_tcp_timeout_time_wait governs). Added in v1.1. */
+  /** Of those, TCP TIME_WAIT entries (what nf_conntrack_tcp_timeout_time_wait governs). (Later addition, optional.) */
   timeWait: count.optional(),
 });
 
@@ -49,7 +49,7 @@ const portRef = z.object({ protocol: protocol.nullable(), port });
 
 export const DiagnosticsReportSchema = z.object({
   schemaVersion: z.literal(DIAGNOSTICS_SCHEMA_VERSION),
-  /** Always "collect-diagnostics" (like the remediation documents' `document`). Added in v1.1. */
+  /** Always "collect-diagnostics" (like the remediation documents' `document`). (Later addition, optional.) */
   document: z.literal('collect-diagnostics').optional(),
   /** ISO 8601 UTC time of the first counter sample. */
   collectedAt: z.string(),
@@ -78,7 +78,7 @@ export const DiagnosticsReportSchema = z.object({
       first: ConntrackStatsSchema,
       second: ConntrackStatsSchema,
       intervalSeconds: z.number().positive(),
-      /** Where the counters came from (`conntrack -S` when /proc/net/stat/nf_conntrack is missing). Added in v1.1. */
+      /** Where the counters came from (`conntrack -S` when /proc/net/stat/nf_conntrack is missing). (Later addition, optional.) */
       source: z.enum(['procfs', 'conntrack-tool', 'unavailable']).optional(),
     }),
   }),
@@ -100,43 +100,49 @@ export const DiagnosticsReportSchema = z.object({
     byRemotePort: z.array(PortAggregateSchema),
     /** Peer addresses with the most entries. */
     byRemoteAddress: z.array(z.object({ address: z.string(), entries: count })),
-    /** Lines of the table that could not be parsed (0 on a healthy read). Added in v1.1. */
+    /** Lines of the table that could not be parsed (0 on a healthy read). (Later addition, optional.) */
     unparsed: count.optional(),
-    /** Entries by direction: to a local listening port, to a local non-listening port, from a local address, neither (routed/NATed). Added in v1.1. */
+    /** Entries by direction: to a local listening port, to a local non-listening port, from a local address, neither (routed/NATed). (Later addition, optional.) */
     flows: z
       .object({ inboundToListener: count, inboundOther: count, outbound: count, forwarded: count })
       .optional(),
     /**
      * True when byRemotePort/byRemoteAddress had more distinct keys than the bounded summary holds:
-     * their counts are then lower bounds (the order is still the heavy hitters). Added in v1.1.
+     * their counts are then lower bounds (the order is still the heavy hitters). (Later addition, optional.)
      */
     approximate: z.boolean().optional(),
-    /** Seconds spent reading the table (centisecond resolution). Added in v1.1. */
+    /** Seconds spent reading the table (centisecond resolution). (Later addition, optional.) */
     readSeconds: z.number().nonnegative().optional(),
   }),
   firewall: z.object({
     backend: z.enum(['iptables-legacy', 'iptables-nft', 'nftables', 'legacy-and-nft', 'none']),
     /** `iptables -V` output, null when iptables is not installed. */
     iptablesVersion: z.string().nullable(),
-    /** Tables present in this namespace, as "family name" (legacy: /proc/net/ip{,6}_tables_names; nft: nft list tables). Added in v1.1. */
+    /** Tables present in this namespace, as "family name" (legacy: /proc/net/ip{,6}_tables_names; nft: nft list tables). (Later addition, optional.) */
     tables: z.object({ legacy: z.array(z.string()), nft: z.array(z.string()) }).optional(),
     /** Raw-table rules as printed by iptables-save (-t raw) or nft, bounded. */
     rawRules: z.array(z.string()),
     /** Ports touched by nat rules (DNAT/SNAT/MASQUERADE/REDIRECT); `allPorts` when a nat rule matches no port. */
     nat: z.object({
-      /** Also true when the port list had to be truncated: a consumer must never miss a NATed port. */
+      /**
+       * True when a nat rule matches no port, and also when the port list had to be truncated or a
+       * range spans more than 64 ports: a reader of `ports` alone never misses a NATed port.
+       */
       allPorts: z.boolean(),
-      /** `protocol: null` means the rule matches the port for any protocol. */
+      /**
+       * Ports matched or produced (`--to-destination :8080`) by nat rules; ranges of up to 64 ports
+       * are listed port by port. `protocol: null` means the port counts for any protocol.
+       */
       ports: z.array(portRef),
-      /** Port ranges (e.g. `--dport 30000:32767`), not expanded into `ports`. Added in v1.1. */
+      /** The port ranges as written (e.g. `--dport 30000:32767`). (Later addition, optional.) */
       portRanges: z.array(z.object({ protocol: protocol.nullable(), from: port, to: port })).optional(),
       owners: z.array(z.enum(['docker', 'kube-proxy', 'other'])),
-      /** The nat rules themselves, bounded, prefixed with the tool that printed them. Added in v1.1. */
+      /** The nat rules themselves, bounded, prefixed with the tool that printed them. (Later addition, optional.) */
       rules: z.array(z.string()).optional(),
     }),
     /** Whether filter INPUT/OUTPUT accept ctstate UNTRACKED packets, or need not (policy ACCEPT, no rules). */
     untrackedAccepted: z.boolean(),
-    /** The verdict per hook (the worst over every table with a filter chain there) and port-scoped accepts. Added in v1.1. */
+    /** The verdict per hook (the worst over every table with a filter chain there) and port-scoped accepts. (Later addition, optional.) */
     untracked: z
       .object({ input: UntrackedVerdictSchema, output: UntrackedVerdictSchema, ports: z.array(portRef) })
       .optional(),
@@ -155,7 +161,7 @@ export const DiagnosticsReportSchema = z.object({
   ),
   /** Anything the script could not read, in plain words. */
   warnings: z.array(z.string()),
-  /** Lists cut to keep the document under the size limit (e.g. "listener", "rawrule"). Added in v1.1. */
+  /** Lists cut to keep the document under the size limit (e.g. "listener", "rawrule"). (Later addition, optional.) */
   truncated: z.array(z.string()).optional(),
 });
 
