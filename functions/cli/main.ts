@@ -13,6 +13,14 @@ const commands: Record<string, CommandEntry> = {
       'find conntrack drop messages in kernel logs (syslog, dmesg, journald JSON, CloudWatch payloads)',
     load: async () => (await import('./detect.js')).detectCommand,
   },
+  respond: {
+    summary: 'handle one conntrack incident on a live network namespace with the deployed workflow, locally',
+    load: async () => (await import('./respond.js')).respondCommand,
+  },
+  watch: {
+    summary: "follow the kernel log and run 'respond' when a namespace's conntrack table drops packets",
+    load: async () => (await import('./watch.js')).watchCommand,
+  },
   'run-document': {
     summary: 'run an SSM document of runbooks/ssm in a network namespace, as the SSM Agent would',
     load: async () => (await import('./run-document.js')).runDocumentCommand,

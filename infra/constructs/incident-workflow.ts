@@ -1,10 +1,12 @@
-import { type Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
+import { buildIncidentDefinition, type IncidentDefinitionProps } from '../workflow/definition.js';
+import { logicalIdOf, WorkflowFunctions } from '../workflow/functions.js';
 import type { RunbookDocuments } from './runbook-documents.js';
 
 /** What the workflow's states may use; the definition grants itself access to what it uses. */
@@ -21,19 +23,51 @@ export interface IncidentWorkflowProps {
   readonly logRetention: logs.RetentionDays;
   /** Upper bound of one incident, approval wait and soak included. */
   readonly timeout: Duration;
+  /** How the workflow decides and waits; every field has a default. */
+  readonly settings?: IncidentWorkflowSettings;
+}
+
+export interface IncidentWorkflowSettings {
+  /**
+   * Policy overrides for planning, gating and verifying (functions/core/plan/policy.ts,
+   * docs/policy.md): per-kind modes, memory budget, NOTRACK rules, verification thresholds.
+   *
+   * @default {} - the documented defaults (limit raises within budget automatic, NOTRACK and
+   *   timeouts after approval)
+   */
+  readonly policy?: Readonly<Record<string, unknown>>;
+  /**
+   * Between the change and the verification.
+   *
+   * @default Duration.minutes(2)
+   */
+  readonly soak?: Duration;
+  /**
+   * How long a change waits for a person before the incident ends with no change, escalated.
+   *
+   * @default Duration.minutes(30)
+   */
+  readonly approvalTimeout?: Duration;
+  /**
+   * How SSM commands are awaited (Wait → GetCommandInvocation loop).
+   *
+   * @default 3 s between checks, at most 60 checks, 60 s delivery timeout
+   */
+  readonly polling?: IncidentDefinitionProps['polling'];
 }
 
 /**
  * The Standard workflow one execution of which handles one incident. Everything it does is logged
  * (level ALL, with execution data) and traced with X-Ray.
  *
- * The states themselves come from `definition()`: for now it only records the incident; the
- * incident workflow (collect, confirm, plan, gate, approve, remediate, verify, notify, bundle)
- * replaces that one method.
+ * The states come from `infra/workflow/definition.ts` (collect, confirm, plan, gate, approve,
+ * remediate, soak, verify, roll back, notify, bundle) and call the functions of
+ * `infra/workflow/functions.ts`; the state machine's role is granted exactly what its states call.
  */
 export class IncidentWorkflow extends Construct {
   readonly stateMachine: sfn.StateMachine;
   readonly logGroup: logs.LogGroup;
+  readonly functions: WorkflowFunctions;
 
   constructor(scope: Construct, id: string, props: IncidentWorkflowProps) {
     super(scope, id);
@@ -41,9 +75,18 @@ export class IncidentWorkflow extends Construct {
       retention: props.logRetention,
       removalPolicy: RemovalPolicy.RETAIN,
     });
+    const settings = props.settings ?? {};
+    this.functions = new WorkflowFunctions(this, 'Functions', {
+      incidentTable: props.resources.incidentTable,
+      evidenceBucket: props.resources.evidenceBucket,
+      notificationTopic: props.resources.notificationTopic,
+      logRetention: props.logRetention,
+      policy: settings.policy ?? {},
+      soak: settings.soak ?? Duration.minutes(2),
+    });
     this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
       stateMachineType: sfn.StateMachineType.STANDARD,
-      definitionBody: sfn.DefinitionBody.fromChainable(this.definition(props.resources)),
+      definitionBody: sfn.DefinitionBody.fromChainable(this.definition(props.resources, settings)),
       comment: 'Handles one conntrack incident from detection to evidence bundle.',
       timeout: props.timeout,
       tracingEnabled: true,
@@ -54,13 +97,37 @@ export class IncidentWorkflow extends Construct {
       reason:
         'X-Ray trace writes and CloudWatch Logs log delivery (CreateLogDelivery and friends) have no resource-level permissions.',
     });
+    this.functions.allowReadingExecutionHistory(this.stateMachine);
+    Validations.of(this.stateMachine.role).acknowledge(
+      {
+        id: 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:instance/*]',
+        reason:
+          "SendCommand names the incident's instance, known only at run time; the statement also names the exact documents, so only the workflow's own runbooks can run.",
+      },
+      ...Object.values(this.functions.functions).map((fn) => ({
+        id: `AwsSolutions-IAM5[Resource::<${logicalIdOf(fn)}.Arn>:*]`,
+        reason:
+          "Step Functions' Lambda integration grants the function's versions and aliases too; these are the workflow's own functions.",
+      })),
+    );
   }
 
   /** The workflow's states, in JSONPath so that the local interpreter runs the same definition. */
-  protected definition(_resources: IncidentWorkflowResources): sfn.IChainable {
-    const record = new sfn.Pass(this, 'Record the incident', {
-      comment: 'The execution input is the incident opened by the detect function.',
+  protected definition(
+    resources: IncidentWorkflowResources,
+    settings: IncidentWorkflowSettings,
+  ): sfn.IChainable {
+    const { documents } = resources;
+    return buildIncidentDefinition(this, {
+      functions: this.functions.functions,
+      documents: {
+        collectDiagnostics: documents.documentName('collect-diagnostics'),
+        raiseLimits: documents.documentName('raise-limits'),
+        notrackPorts: documents.documentName('notrack-ports'),
+        rollback: documents.documentName('rollback'),
+      },
+      ...(settings.approvalTimeout ? { approvalTimeout: settings.approvalTimeout } : {}),
+      ...(settings.polling ? { polling: settings.polling } : {}),
     });
-    return record.next(new sfn.Succeed(this, 'Incident recorded'));
   }
 }

@@ -21,6 +21,9 @@ function statementsOfRole(template: ReturnType<typeof synthesize>['template'], r
 
 /** Actions that have no resource-level permissions, the only ones allowed on Resource "*". */
 const NO_RESOURCE_LEVEL_ACTIONS = new Set([
+  // The workflow's SSM calls: the instance check and the poll of a command's result.
+  'ssm:DescribeInstanceInformation',
+  'ssm:GetCommandInvocation',
   'xray:PutTraceSegments',
   'xray:PutTelemetryRecords',
   'xray:GetSamplingRules',

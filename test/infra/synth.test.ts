@@ -60,9 +60,17 @@ describe('npx cdk synth', () => {
   it('bundles detect locally as one ESM file that loads and acknowledges a control message', async () => {
     // Prepare: find the function's asset and let it resolve the SDK (external, as on Lambda).
     const template = readJson('ConntrackResponder.template.json');
+    // The detect function among the stack's functions (the workflow has its own).
     const [detect] = Object.values(
-      template.Resources as Record<string, { Type: string; Metadata: Record<string, string> }>,
-    ).filter((resource) => resource.Type === 'AWS::Lambda::Function');
+      template.Resources as Record<
+        string,
+        { Type: string; Metadata: Record<string, string>; Properties: { Description?: string } }
+      >,
+    ).filter(
+      (resource) =>
+        resource.Type === 'AWS::Lambda::Function' &&
+        String(resource.Properties.Description).startsWith('Turns conntrack drop lines'),
+    );
     const assetDirectory = join(outdir, String(detect?.Metadata['aws:asset:path']));
     expect(readdirSync(assetDirectory).sort()).toEqual(['index.mjs', 'index.mjs.map']);
     const code = readFileSync(join(assetDirectory, 'index.mjs'), 'utf8');

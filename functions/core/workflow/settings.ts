@@ -9,7 +9,23 @@ export const WORKFLOW_ENVIRONMENT = {
   policy: 'RESPONDER_POLICY',
   /** Seconds between the change and the verification. */
   soakSeconds: 'SOAK_SECONDS',
+  incidentTableName: 'INCIDENT_TABLE_NAME',
+  notificationTopicArn: 'NOTIFICATION_TOPIC_ARN',
+  evidenceBucketName: 'EVIDENCE_BUCKET_NAME',
 } as const;
+
+type ResourceSetting = 'incidentTableName' | 'notificationTopicArn' | 'evidenceBucketName';
+
+/** A resource name a function needs from its environment; a missing one fails at init, naming the variable. */
+export function requiredSetting(
+  env: Readonly<Record<string, string | undefined>>,
+  setting: ResourceSetting,
+): string {
+  const name = WORKFLOW_ENVIRONMENT[setting];
+  const value = env[name]?.trim() ?? '';
+  if (value === '') throw new Error(`${name} must be set (the CDK construct sets it)`);
+  return value;
+}
 
 export const DEFAULT_SOAK_SECONDS = 120;
 export const SOAK_SECONDS_RANGE = { min: 0, max: 86_400 } as const;

@@ -1,0 +1,128 @@
+import { parseArgs } from 'node:util';
+import { RESPONSE_MODES, type ResponseMode } from '../core/workflow/incident.js';
+import { localEvidenceWriter } from '../local/twin/evidence.js';
+import type { LocalApproval } from '../local/twin/local-functions.js';
+import { type RespondOptions, type RespondResult, respond, SETTLED_OUTCOMES } from '../local/twin/respond.js';
+import { type CliIo, type Command, UsageError } from './io.js';
+
+const HELP = `usage: conntrack-responder respond --netns NAME [options]
+
+Handles one conntrack incident on a live network namespace that plays the EC2 instance: runs the
+deployed state machine definition (synthesized from the CDK app) with a local interpreter, SSM
+documents through the local executor in that namespace, and the same decision code as Lambda.
+Notifications, approval requests and the evidence bundle are written under the output folder.
+
+options:
+  --netns NAME        the namespace that plays the instance (required)
+  --mode MODE         auto | approve | dry-run for every action (default: the policy's per-kind
+                      modes: limit raises within budget auto, NOTRACK and timeouts need approval)
+  --out DIR           the incident's output folder (default: ./out/<incident id>)
+  --approve           approve without asking (scripts)
+  --reject            reject without asking (scripts)
+  --soak SECONDS      the soak period before verification (default 5)
+  --policy JSON       policy overrides (default: the RESPONDER_POLICY environment variable)
+  --quiet             print only the summary
+
+exit code: 0 remediated, dry-run, not confirmed, no host change or rejected; 3 rolled back,
+escalated or failed (a person should look); 1 the run itself failed; 2 usage
+`;
+
+export const RESPOND_OPTIONS = {
+  netns: { type: 'string' },
+  mode: { type: 'string' },
+  out: { type: 'string' },
+  approve: { type: 'boolean', default: false },
+  reject: { type: 'boolean', default: false },
+  soak: { type: 'string' },
+  policy: { type: 'string' },
+  quiet: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
+export interface ParsedRespondFlags {
+  readonly netns: string;
+  readonly mode: ResponseMode | undefined;
+  readonly out: string | undefined;
+  readonly approval: LocalApproval;
+  readonly soakSeconds: number;
+  readonly policy: unknown;
+  readonly quiet: boolean;
+}
+
+export function respondFlags(values: Record<string, string | boolean | undefined>): ParsedRespondFlags {
+  const netns = values.netns;
+  if (typeof netns !== 'string' || netns === '') throw new UsageError('--netns NAME is required');
+  const mode = values.mode;
+  if (mode !== undefined && !(RESPONSE_MODES as readonly unknown[]).includes(mode)) {
+    throw new UsageError(`--mode must be one of ${RESPONSE_MODES.join(', ')}, got '${String(mode)}'`);
+  }
+  if (values.approve && values.reject) throw new UsageError('--approve and --reject exclude each other');
+  const soakText = typeof values.soak === 'string' ? values.soak : '5';
+  const soakSeconds = Number(soakText);
+  if (!/^[0-9]+$/.test(soakText) || soakSeconds > 3600) {
+    throw new UsageError(`--soak must be a whole number of seconds from 0 to 3600, got '${soakText}'`);
+  }
+  let policy: unknown;
+  if (typeof values.policy === 'string') {
+    try {
+      policy = JSON.parse(values.policy);
+    } catch (error) {
+      throw new UsageError(`--policy is not valid JSON: ${(error as Error).message}`);
+    }
+  }
+  return {
+    netns,
+    mode: mode as ResponseMode | undefined,
+    out: typeof values.out === 'string' ? values.out : undefined,
+    approval: values.approve ? 'approve' : values.reject ? 'reject' : 'prompt',
+    soakSeconds,
+    policy,
+    quiet: values.quiet === true,
+  };
+}
+
+export function respondOptionsFrom(flags: ParsedRespondFlags, io: CliIo): RespondOptions {
+  return {
+    netns: flags.netns,
+    ...(flags.mode ? { mode: flags.mode } : {}),
+    ...(flags.out ? { outDir: flags.out } : {}),
+    approval: flags.approval,
+    soakSeconds: flags.soakSeconds,
+    ...(flags.policy === undefined ? {} : { policy: flags.policy }),
+    stdin: io.stdin,
+    stdout: io.stdout,
+    progress: !flags.quiet,
+  };
+}
+
+/** The closing summary, and the exit code it implies. */
+export function reportResult(result: RespondResult, io: CliIo): number {
+  const status = result.outcome?.status ?? 'unknown';
+  io.stdout.write(`\nincident ${result.incidentId}: ${status}\n`);
+  if (result.outcome) io.stdout.write(`  ${result.outcome.summary}\n`);
+  if (result.error) io.stdout.write(`  the run failed: ${result.error.message}\n`);
+  if (result.bundle)
+    io.stdout.write(`  evidence bundle: ${result.bundle.directory} (and ${result.bundle.archive})\n`);
+  io.stdout.write(`  output folder: ${result.outDir}\n`);
+  if (result.error || result.outcome === null) return 1;
+  return SETTLED_OUTCOMES.has(status) ? 0 : 3;
+}
+
+export const respondCommand: Command = async (args, io) => {
+  let parsed: ReturnType<typeof parseArgs<{ args: string[]; options: typeof RESPOND_OPTIONS }>>;
+  try {
+    parsed = parseArgs({ args, options: RESPOND_OPTIONS });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  if (parsed.values.help) {
+    io.stdout.write(HELP);
+    return 0;
+  }
+  const flags = respondFlags(parsed.values);
+  const result = await respond(
+    respondOptionsFrom(flags, io),
+    localEvidenceWriter((line) => io.stderr.write(`${line}\n`)),
+  );
+  return reportResult(result, io);
+};

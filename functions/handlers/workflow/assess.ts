@@ -1,0 +1,22 @@
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { assessIncident } from '../../core/workflow/assess.js';
+import { workflowSettingsFrom } from '../../core/workflow/settings.js';
+import { logger, metrics } from '../powertools.js';
+import { workflowHandler } from './middleware.js';
+
+/** "Confirm the drops and plan the remediation". */
+const settings = workflowSettingsFrom(process.env);
+
+export const lambdaHandler = async (event: unknown) => {
+  const assessment = assessIncident(event, settings);
+  logger.info('Assessed the incident', {
+    classification: assessment.classification,
+    confirmed: assessment.confirmed,
+    actions: assessment.plan.actions.map((action) => action.id),
+  });
+  metrics.addDimension('classification', assessment.classification);
+  metrics.addMetric('IncidentsAssessed', MetricUnit.Count, 1);
+  return assessment;
+};
+
+export const handler = workflowHandler(lambdaHandler);

@@ -1,0 +1,14 @@
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { verifyFix } from '../../core/workflow/verify.js';
+import { logger, metrics } from '../powertools.js';
+import { workflowHandler } from './middleware.js';
+
+/** "Verify the fix". */
+export const lambdaHandler = async (event: unknown) => {
+  const verification = verifyFix(event);
+  logger.info('Verified the fix', { held: verification.held, reasons: verification.reasons });
+  metrics.addMetric(verification.held ? 'FixesHeld' : 'FixesFailed', MetricUnit.Count, 1);
+  return verification;
+};
+
+export const handler = workflowHandler(lambdaHandler);

@@ -1,0 +1,41 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SFNClient } from '@aws-sdk/client-sfn';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { executionHistory, putEvidenceBundle } from '../../adapters/evidence-store.js';
+import { WorkflowStore } from '../../adapters/workflow-store.js';
+import { buildEvidenceBundle } from '../../core/evidence/bundle.js';
+import { evidenceFromState } from '../../core/workflow/evidence.js';
+import { requiredSetting } from '../../core/workflow/settings.js';
+import { logger, tracer } from '../powertools.js';
+import { workflowHandler } from './middleware.js';
+
+/** "Write the evidence bundle": the bundle to S3, then the incident record closed with its outcome. */
+const bucket = requiredSetting(process.env, 'evidenceBucketName');
+const tableName = requiredSetting(process.env, 'incidentTableName');
+const s3 = tracer.captureAWSv3Client(new S3Client({}));
+const stepFunctions = tracer.captureAWSv3Client(new SFNClient({}));
+const store = new WorkflowStore(
+  DynamoDBDocumentClient.from(tracer.captureAWSv3Client(new DynamoDBClient({}))),
+  tableName,
+);
+
+export const lambdaHandler = async (event: unknown) => {
+  const state = (typeof event === 'object' && event !== null ? event : {}) as Record<string, unknown>;
+  const executionArn = (state.execution as { id?: unknown } | undefined)?.id;
+  const history = typeof executionArn === 'string' ? await executionHistory(stepFunctions, executionArn) : [];
+  const closedAt = new Date().toISOString();
+  const { evidence, problems } = evidenceFromState({ state, history, closedAt });
+  for (const problem of problems) logger.warn('Evidence is incomplete', { problem });
+  const bundle = buildEvidenceBundle(evidence);
+  const stored = await putEvidenceBundle(s3, bucket, bundle);
+  const closed = await store.closeIncident(evidence.incidentId, evidence.outcome, closedAt, stored.location);
+  logger.info('Wrote the evidence bundle', {
+    location: stored.location,
+    objects: stored.objects,
+    incident: closed,
+  });
+  return { location: stored.location, archive: stored.archive, incidentRecord: closed, problems };
+};
+
+export const handler = workflowHandler(lambdaHandler);

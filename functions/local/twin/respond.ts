@@ -1,0 +1,201 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { resolvePolicy, withMode } from '../../core/plan/index.js';
+import { type ResponseMode, stricterMode } from '../../core/workflow/incident.js';
+import { OUTCOME_STATUSES, type Outcome } from '../../core/workflow/outcome.js';
+import { workflowSettingsFrom } from '../../core/workflow/settings.js';
+import { namespaceExists, namespaceInode } from '../netns.js';
+import type { AslMachine } from './asl.js';
+import { type LocalApproval, localFunctions } from './local-functions.js';
+import { type LocalCommandRecord, localSsm } from './local-ssm.js';
+import { progressPrinter } from './progress.js';
+import { runWorkflowLocally, type WorkflowEvent } from './runner.js';
+import type { LocalTrigger } from './watch.js';
+
+/**
+ * `respond`: one incident on a live network namespace, handled by the deployed workflow's
+ * definition with the same core code, on this machine.
+ */
+
+export interface RespondOptions {
+  readonly netns: string;
+  /** Every action's mode (auto, approve, dry-run); undefined keeps the policy's per-kind modes. */
+  readonly mode?: ResponseMode;
+  /** Parent folder of the incident's output folder. @default ./out */
+  readonly outRoot?: string;
+  /** The incident's output folder. @default <outRoot>/<incident id> */
+  readonly outDir?: string;
+  readonly approval: LocalApproval;
+  /** The soak period, really waited. @default 5 */
+  readonly soakSeconds?: number;
+  readonly trigger?: LocalTrigger;
+  /** A definition synthesized beforehand (watch and bench synthesize once, up front). */
+  readonly definition?: AslMachine;
+  /** JSON policy overrides (see docs/policy.md); @default the RESPONDER_POLICY environment variable */
+  readonly policy?: unknown;
+  readonly stdin: Readable;
+  readonly stdout: Writable;
+  /** Print progress lines. @default true */
+  readonly progress?: boolean;
+  /** Where scripts keep rollback state and persisted files for this namespace (never the host's /etc). */
+  readonly hostStateDir?: string;
+  readonly now?: () => Date;
+}
+
+export interface RespondResult {
+  readonly incidentId: string;
+  readonly outDir: string;
+  readonly outcome: Outcome | null;
+  /** The workflow's final state, or null when the execution failed. */
+  readonly state: Record<string, unknown> | null;
+  readonly error: Error | null;
+  readonly history: readonly WorkflowEvent[];
+  readonly commands: readonly LocalCommandRecord[];
+  /** Where the evidence bundle was written, when it was. */
+  readonly bundle: { readonly directory: string; readonly archive: string } | null;
+  readonly startedAt: string;
+  readonly endedAt: string;
+}
+
+/** Outcomes after which nobody needs to act (exit code 0); the others exit 3. */
+export const SETTLED_OUTCOMES: ReadonlySet<string> = new Set([
+  'remediated',
+  'dry-run',
+  'not-confirmed',
+  'no-host-change',
+  'rejected',
+]);
+
+export type EvidenceWriter = (input: {
+  readonly state: unknown;
+  readonly history: readonly WorkflowEvent[];
+  readonly commands: readonly LocalCommandRecord[];
+  readonly outDir: string;
+  readonly incidentId: string;
+}) => Promise<{ readonly location: string; readonly directory: string; readonly archive: string }>;
+
+function compactTime(date: Date): string {
+  return date
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
+}
+
+export async function respond(
+  options: RespondOptions,
+  writeEvidence: EvidenceWriter,
+): Promise<RespondResult> {
+  const now = options.now ?? (() => new Date());
+  const started = now();
+  const { netns } = options;
+  if (!(await namespaceExists(netns)))
+    throw new Error(`no network namespace named '${netns}' (see 'ip netns list')`);
+  const inode = await namespaceInode(netns);
+  const say = options.progress === false ? () => {} : (line: string) => options.stdout.write(`${line}\n`);
+
+  const definition =
+    options.definition ?? (await (await import('./synth.js')).synthesizedWorkflowDefinition());
+  const incidentId = `local-${netns}-${compactTime(started)}`.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 80);
+  const outDir = resolve(options.outDir ?? join(options.outRoot ?? 'out', incidentId));
+  await mkdir(outDir, { recursive: true });
+
+  const envSettings = workflowSettingsFrom({
+    ...process.env,
+    SOAK_SECONDS: String(options.soakSeconds ?? 5),
+  });
+  const basePolicy = options.policy === undefined ? envSettings.policy : resolvePolicy(options.policy);
+  const settings = {
+    ...envSettings,
+    policy: options.mode === undefined ? basePolicy : withMode(basePolicy, options.mode),
+  };
+  const trigger = options.trigger;
+  const input = {
+    incidentId,
+    host: netns,
+    // The namespace plays the instance; its name is its local "instance id".
+    instanceId: netns,
+    kind: 'table-full',
+    mode: options.mode === undefined ? 'auto' : stricterMode(options.mode, 'auto'),
+    openedAt: started.toISOString(),
+    trigger: {
+      owner: 'local',
+      logGroup: 'kernel',
+      logStream: netns,
+      netns: inode,
+      dropLines: trigger?.dropLines ?? 0,
+      suppressed: trigger?.suppressed ?? 0,
+      firstSeen: trigger?.firstSeen ?? null,
+      lastSeen: trigger?.lastSeen ?? null,
+      events: (trigger?.events ?? []).map((event, index) => ({ id: String(index), ...event })),
+      eventsOmitted: 0,
+    },
+  };
+  await writeFile(join(outDir, 'execution-input.json'), `${JSON.stringify(input, null, 2)}\n`);
+
+  const hostStateDir = options.hostStateDir ?? join('/run/conntrack-responder-twin', netns);
+  const ssm = localSsm({
+    netns,
+    env: {
+      CONNTRACK_RESPONDER_STATE_DIR: join(hostStateDir, 'state'),
+      CONNTRACK_RESPONDER_ROOT: join(hostStateDir, 'root'),
+    },
+  });
+  let history: () => readonly WorkflowEvent[] = () => [];
+  let bundle: { directory: string; archive: string } | null = null;
+  const lambdas = localFunctions({
+    outDir,
+    settings,
+    approval: options.approval,
+    stdin: options.stdin,
+    stdout: options.stdout,
+    now,
+    writeEvidence: async (state) => {
+      const written = await writeEvidence({
+        state,
+        history: history(),
+        commands: ssm.commands(),
+        outDir,
+        incidentId,
+      });
+      bundle = { directory: written.directory, archive: written.archive };
+      return { location: written.location };
+    },
+  });
+
+  say(`respond: incident ${incidentId} on namespace ${netns} (netns inode ${inode})`);
+  say(`respond: mode ${options.mode ?? 'policy defaults'}, soak ${settings.soakSeconds} s, output ${outDir}`);
+  const execution = runWorkflowLocally({
+    definition,
+    input,
+    ssm,
+    lambdas,
+    soakMs: settings.soakSeconds * 1000,
+    executionName: incidentId,
+    onEvent: progressPrinter(say, started.getTime()),
+  });
+  history = execution.history;
+  const ended = await execution.result;
+  await ssm.settle();
+  const state = 'output' in ended ? (ended.output as Record<string, unknown>) : null;
+  const rawOutcome = state?.outcome as Outcome | undefined;
+  const outcome =
+    rawOutcome && (OUTCOME_STATUSES as readonly string[]).includes(rawOutcome.status) ? rawOutcome : null;
+  await writeFile(
+    join(outDir, 'execution-history.json'),
+    `${JSON.stringify(execution.history(), null, 2)}\n`,
+  );
+  if (state) await writeFile(join(outDir, 'execution-output.json'), `${JSON.stringify(state, null, 2)}\n`);
+  return {
+    incidentId,
+    outDir,
+    outcome,
+    state,
+    error: 'error' in ended ? ended.error : null,
+    history: execution.history(),
+    commands: ssm.commands(),
+    bundle,
+    startedAt: started.toISOString(),
+    endedAt: now().toISOString(),
+  };
+}

@@ -1,0 +1,228 @@
+import { fileURLToPath } from 'node:url';
+import { ArnFormat, type CfnElement, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
+import type * as sns from 'aws-cdk-lib/aws-sns';
+import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct } from 'constructs';
+import { EVIDENCE_PREFIX } from '../../functions/adapters/evidence-store.js';
+import { WORKFLOW_ENVIRONMENT } from '../../functions/core/workflow/settings.js';
+import type { WorkflowFunctionRole } from './state-names.js';
+
+const repositoryRoot = fileURLToPath(new URL('../../', import.meta.url));
+
+export interface WorkflowFunctionsProps {
+  readonly incidentTable: dynamodb.ITable;
+  readonly evidenceBucket: s3.IBucket;
+  readonly notificationTopic: sns.ITopic;
+  readonly logRetention: logs.RetentionDays;
+  /** JSON policy overrides for planning, gating and verifying (docs/policy.md); `{}` = the defaults. */
+  readonly policy: Readonly<Record<string, unknown>>;
+  /** Between the change and the verification. */
+  readonly soak: Duration;
+}
+
+interface FunctionSpec {
+  readonly entry: string;
+  readonly description: string;
+  readonly memorySize: number;
+  readonly timeout: Duration;
+  readonly environment: Record<string, string>;
+}
+
+/**
+ * The Lambda functions behind the workflow's Task states: thin handlers over the pure core in
+ * functions/core/workflow, one role each with only what that function calls.
+ */
+export class WorkflowFunctions extends Construct {
+  readonly functions: Record<WorkflowFunctionRole, nodejs.NodejsFunction>;
+  readonly roles: Record<WorkflowFunctionRole, iam.Role>;
+
+  constructor(scope: Construct, id: string, props: WorkflowFunctionsProps) {
+    super(scope, id);
+    const settings = {
+      [WORKFLOW_ENVIRONMENT.policy]: JSON.stringify(props.policy),
+      [WORKFLOW_ENVIRONMENT.soakSeconds]: String(props.soak.toSeconds()),
+    };
+    const table = { [WORKFLOW_ENVIRONMENT.incidentTableName]: props.incidentTable.tableName };
+    const topic = { [WORKFLOW_ENVIRONMENT.notificationTopicArn]: props.notificationTopic.topicArn };
+    const bucket = { [WORKFLOW_ENVIRONMENT.evidenceBucketName]: props.evidenceBucket.bucketName };
+    const specs: Record<WorkflowFunctionRole, FunctionSpec> = {
+      assess: {
+        entry: 'assess.ts',
+        description: 'Confirms a conntrack alert from the host counters and plans the remediation',
+        memorySize: 512,
+        timeout: Duration.seconds(30),
+        environment: settings,
+      },
+      policyGate: {
+        entry: 'policy-gate.ts',
+        description: 'Decides which planned changes run now, wait for approval, or are only recorded',
+        memorySize: 256,
+        timeout: Duration.seconds(15),
+        environment: settings,
+      },
+      requestApproval: {
+        entry: 'request-approval.ts',
+        description: 'Stores the task token under a single-use approval id and announces the request',
+        memorySize: 256,
+        timeout: Duration.seconds(15),
+        environment: { ...table, ...topic },
+      },
+      verify: {
+        entry: 'verify.ts',
+        description: 'Verifies a conntrack fix from the diagnostics before and after the soak',
+        memorySize: 512,
+        timeout: Duration.seconds(30),
+        environment: {},
+      },
+      notify: {
+        entry: 'notify.ts',
+        description: "Publishes an incident's outcome",
+        memorySize: 256,
+        timeout: Duration.seconds(15),
+        environment: topic,
+      },
+      writeEvidence: {
+        entry: 'write-evidence.ts',
+        description: "Writes an incident's evidence bundle to S3 and closes the incident record",
+        memorySize: 1024,
+        timeout: Duration.seconds(90),
+        environment: { ...bucket, ...table },
+      },
+    };
+
+    const functions = {} as Record<WorkflowFunctionRole, nodejs.NodejsFunction>;
+    const roles = {} as Record<WorkflowFunctionRole, iam.Role>;
+    for (const [role, spec] of Object.entries(specs) as Array<[WorkflowFunctionRole, FunctionSpec]>) {
+      const logGroup = new logs.LogGroup(this, `${role}Logs`, {
+        retention: props.logRetention,
+        removalPolicy: RemovalPolicy.DESTROY,
+      });
+      const functionRole = new iam.Role(this, `${role}Role`, {
+        assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+        description: `conntrack-responder workflow: ${spec.description}`,
+      });
+      logGroup.grantWrite(functionRole);
+      Validations.of(functionRole).acknowledge({
+        id: 'AwsSolutions-IAM5[Resource::*]',
+        reason:
+          'X-Ray trace writes (PutTraceSegments, PutTelemetryRecords) have no resource-level permissions.',
+      });
+      const fn = new nodejs.NodejsFunction(this, `${role}Function`, {
+        description: spec.description,
+        entry: `${repositoryRoot}functions/handlers/workflow/${spec.entry}`,
+        handler: 'handler',
+        projectRoot: repositoryRoot,
+        depsLockFilePath: `${repositoryRoot}package-lock.json`,
+        runtime: lambda.Runtime.NODEJS_24_X,
+        architecture: lambda.Architecture.ARM_64,
+        memorySize: spec.memorySize,
+        timeout: spec.timeout,
+        tracing: lambda.Tracing.ACTIVE,
+        role: functionRole,
+        logGroup,
+        environment: {
+          POWERTOOLS_LOG_LEVEL: 'INFO',
+          NODE_OPTIONS: '--enable-source-maps',
+          ...spec.environment,
+        },
+        bundling: {
+          format: nodejs.OutputFormat.ESM,
+          target: 'node24',
+          mainFields: ['module', 'main'],
+          minify: true,
+          sourceMap: true,
+          sourceMapMode: nodejs.SourceMapMode.DEFAULT,
+          sourcesContent: false,
+          banner:
+            "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+        },
+      });
+      Validations.of(fn).acknowledge({
+        id: 'Serverless-LambdaDLQ',
+        reason:
+          'Step Functions invokes this function synchronously and catches its errors; there is no event to keep.',
+      });
+      functions[role] = fn;
+      roles[role] = functionRole;
+    }
+
+    // Least privilege, per function.
+    const approvalItems = new iam.PolicyStatement({
+      sid: 'StorePendingApprovals',
+      actions: ['dynamodb:PutItem'],
+      resources: [props.incidentTable.tableArn],
+      // Only approval items: the detect function's incident records are not this function's.
+      conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['approval#*'] } },
+    });
+    roles.requestApproval.addToPrincipalPolicy(approvalItems);
+    for (const publisher of [roles.requestApproval, roles.notify]) {
+      props.notificationTopic.grantPublish(publisher);
+      if (props.notificationTopic.masterKey) {
+        Validations.of(publisher).acknowledge({
+          id: 'AwsSolutions-IAM5[Action::kms:GenerateDataKey*]',
+          reason:
+            "Publishing to the encrypted topic needs the data-key actions of the topic's own key, and only of that key.",
+        });
+      }
+    }
+    roles.writeEvidence.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'WriteEvidenceBundles',
+        actions: ['s3:PutObject'],
+        resources: [props.evidenceBucket.arnForObjects(`${EVIDENCE_PREFIX}*`)],
+      }),
+    );
+    props.evidenceBucket.encryptionKey?.grantEncrypt(roles.writeEvidence);
+    roles.writeEvidence.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'CloseIncidents',
+        actions: ['dynamodb:UpdateItem'],
+        resources: [props.incidentTable.tableArn],
+        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['incident#*'] } },
+      }),
+    );
+    Validations.of(roles.writeEvidence).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::<${logicalIdOf(props.evidenceBucket)}.Arn>/${EVIDENCE_PREFIX}*]`,
+      reason:
+        'Each incident writes its own bundle files under the incidents/ prefix; their names are known only at run time.',
+    });
+    this.functions = functions;
+    this.roles = roles;
+  }
+
+  /**
+   * Lets the evidence function read the history of this state machine's executions. A separate
+   * policy, because the functions' default policies must not depend on the state machine that
+   * depends on the functions.
+   */
+  allowReadingExecutionHistory(stateMachine: sfn.StateMachine): void {
+    const executions = Stack.of(this).formatArn({
+      service: 'states',
+      resource: 'execution',
+      resourceName: `${stateMachine.stateMachineName}:*`,
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
+    const policy = new iam.Policy(this, 'ReadExecutionHistory', {
+      roles: [this.roles.writeEvidence],
+      statements: [
+        new iam.PolicyStatement({ actions: ['states:GetExecutionHistory'], resources: [executions] }),
+      ],
+    });
+    Validations.of(policy).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:<${logicalIdOf(stateMachine)}.Name>:*]`,
+      reason:
+        "Each incident is its own execution of this one state machine, named at run time by the incident's id.",
+    });
+  }
+}
+
+/** The logical id of a construct's CloudFormation resource (what cdk-nag findings name). */
+export function logicalIdOf(construct: Construct): string {
+  return Stack.of(construct).getLogicalId(construct.node.defaultChild as CfnElement);
+}

@@ -1,0 +1,91 @@
+import { Match } from 'aws-cdk-lib/assertions';
+import { describe, expect, it } from 'vitest';
+import { logicalIdOf, synthesize } from './support.js';
+
+/** The workflow's functions: one role each, with only what that function calls. */
+
+const { template } = synthesize({ documentNamePrefix: 'Ctr-' });
+
+type Statement = { Action: string | string[]; Resource: unknown; Condition?: unknown; Sid?: string };
+type PolicyResource = {
+  Properties: { Roles: Array<{ Ref: string }>; PolicyDocument: { Statement: Statement[] } };
+};
+
+function statementsOf(role: string): Statement[] {
+  const roleId = logicalIdOf(template, 'AWS::IAM::Role', `Workflow/Functions/${role}Role/Resource`);
+  return Object.values(template.findResources('AWS::IAM::Policy') as Record<string, PolicyResource>)
+    .filter((policy) => policy.Properties.Roles.some((ref) => ref.Ref === roleId))
+    .flatMap((policy) => policy.Properties.PolicyDocument.Statement);
+}
+
+function actionsOf(role: string): string[] {
+  return statementsOf(role)
+    .flatMap((statement) => [statement.Action].flat())
+    .filter((action) => !action.startsWith('logs:') && !action.startsWith('xray:'))
+    .sort();
+}
+
+describe('incident workflow functions', () => {
+  it('gives the pure functions (assess, gate, verify) nothing beyond their logs and traces', () => {
+    for (const role of ['assess', 'policyGate', 'verify']) expect(actionsOf(role), role).toEqual([]);
+  });
+
+  it('lets the approval function write approval items only, and publish', () => {
+    expect(actionsOf('requestApproval')).toEqual([
+      'dynamodb:PutItem',
+      'kms:Decrypt',
+      'kms:GenerateDataKey*',
+      'sns:Publish',
+    ]);
+    const put = statementsOf('requestApproval').find((statement) => statement.Action === 'dynamodb:PutItem');
+    expect(put?.Condition).toEqual({ 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['approval#*'] } });
+  });
+
+  it('lets the evidence function write under incidents/, close incident items and read its executions', () => {
+    expect(actionsOf('writeEvidence')).toEqual([
+      'dynamodb:UpdateItem',
+      's3:PutObject',
+      'states:GetExecutionHistory',
+    ]);
+    const statements = statementsOf('writeEvidence');
+    const put = statements.find((statement) => statement.Action === 's3:PutObject');
+    expect(JSON.stringify(put?.Resource)).toMatch(/\/incidents\/\*"\]\]\}$/);
+    const update = statements.find((statement) => statement.Action === 'dynamodb:UpdateItem');
+    expect(update?.Condition).toEqual({
+      'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['incident#*'] },
+    });
+    const history = statements.find((statement) => statement.Action === 'states:GetExecutionHistory');
+    const stateMachineId = logicalIdOf(
+      template,
+      'AWS::StepFunctions::StateMachine',
+      'Workflow/StateMachine/Resource',
+    );
+    expect(JSON.stringify(history?.Resource)).toContain(`{"Fn::GetAtt":["${stateMachineId}","Name"]},":*"`);
+  });
+
+  it('configures each function from the construct (policy, soak, resource names)', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Description: Match.stringLikeRegexp('^Confirms a conntrack alert'),
+      Runtime: 'nodejs24.x',
+      TracingConfig: { Mode: 'Active' },
+      Environment: { Variables: Match.objectLike({ RESPONDER_POLICY: '{}', SOAK_SECONDS: '120' }) },
+    });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Description: Match.stringLikeRegexp('^Writes an incident'),
+      Environment: {
+        Variables: Match.objectLike({
+          EVIDENCE_BUCKET_NAME: Match.anyValue(),
+          INCIDENT_TABLE_NAME: Match.anyValue(),
+        }),
+      },
+    });
+  });
+
+  it('sends commands only for the documents named after the prefix', () => {
+    const { template: custom } = synthesize({ documentNamePrefix: 'Ctr-' });
+    const definition = JSON.stringify(custom.findResources('AWS::StepFunctions::StateMachine'));
+    for (const document of ['collect-diagnostics', 'raise-limits', 'notrack-ports', 'rollback']) {
+      expect(definition).toContain(`\\"DocumentName\\":\\"Ctr-${document}\\"`);
+    }
+  });
+});
