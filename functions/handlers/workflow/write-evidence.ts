@@ -5,7 +5,7 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { executionHistory, putEvidenceBundle } from '../../adapters/evidence-store.js';
 import { WorkflowStore } from '../../adapters/workflow-store.js';
 import { buildEvidenceBundle } from '../../core/evidence/bundle.js';
-import { evidenceFromState } from '../../core/workflow/evidence.js';
+import { evidenceFromWorkflow } from '../../core/evidence/from-workflow.js';
 import { requiredSetting } from '../../core/workflow/settings.js';
 import { logger, tracer } from '../powertools.js';
 import { workflowHandler } from './middleware.js';
@@ -25,7 +25,8 @@ export const lambdaHandler = async (event: unknown) => {
   const executionArn = (state.execution as { id?: unknown } | undefined)?.id;
   const history = typeof executionArn === 'string' ? await executionHistory(stepFunctions, executionArn) : [];
   const closedAt = new Date().toISOString();
-  const { evidence, problems } = evidenceFromState({ state, history, closedAt });
+  const evidence = evidenceFromWorkflow({ state, history, closedAt });
+  const problems = evidence.notes ?? [];
   for (const problem of problems) logger.warn('Evidence is incomplete', { problem });
   const bundle = buildEvidenceBundle(evidence);
   const stored = await putEvidenceBundle(s3, bucket, bundle);
