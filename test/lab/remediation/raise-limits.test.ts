@@ -1,5 +1,7 @@
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -321,5 +323,64 @@ describe.skipIf(labUnavailable)('raise-limits refusals (exit 3, nothing changed)
       `MaxEntries=${before.max}\n`,
     );
     expect(await settings(hosts.instance)).toEqual(before);
+  });
+
+  it('names the owners that will overwrite the change (kube-proxy, Bottlerocket)', async () => {
+    // A process whose name is kube-proxy, and a root whose os-release says Bottlerocket.
+    const bin = await mkdtemp(join(tmpdir(), 'ctr-owner-'));
+    await copyFile('/bin/sleep', join(bin, 'kube-proxy'));
+    const impostor = spawn(join(bin, 'kube-proxy'), ['30'], { stdio: 'ignore' });
+    try {
+      await writeUnder(dirs.root, 'etc/os-release', 'NAME=Bottlerocket\nID=bottlerocket\n');
+      const run = await runRemediation(
+        'raise-limits',
+        { ChangeId: 'owners-1', MaxEntries: String(before.max) },
+        hosts.instance,
+        dirs,
+      );
+      expect(run.result).toMatchObject({ status: 'unchanged' });
+      expect(run.result.owners).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({
+            kind: 'kube-proxy',
+            detail: expect.stringContaining(`pid ${impostor.pid}`),
+          }),
+          expect.objectContaining({ kind: 'bottlerocket' }),
+        ]),
+      );
+    } finally {
+      impostor.kill('SIGKILL');
+      await rm(bin, { recursive: true, force: true });
+      await rm(join(dirs.root, 'etc'), { recursive: true, force: true });
+    }
+  });
+
+  it('leaves a value someone changed after the change, and says so, when rolling back', async () => {
+    const change = await runRemediation(
+      'raise-limits',
+      {
+        ChangeId: 'drift-1',
+        MaxEntries: String(before.max),
+        Timeouts: `tcp_timeout_time_wait=${before.timeWait + 7},udp_timeout=${before.udp + 3}`,
+      },
+      hosts.instance,
+      dirs,
+    );
+    expect(change.result).toMatchObject({ status: 'applied' });
+    await execInNetns(hosts.instance, 'sysctl', [
+      '-q',
+      '-w',
+      'net.netfilter.nf_conntrack_tcp_timeout_time_wait=99',
+    ]);
+    const rollback = await runRemediation('rollback', { ChangeId: 'drift-1' }, hosts.instance, dirs);
+    expect(rollback.result).toMatchObject({
+      status: 'rolled-back',
+      restored: [{ kind: 'sysctl', name: 'nf_conntrack_udp_timeout', from: before.udp + 3, to: before.udp }],
+    });
+    expect(rollback.result.reasons.join()).toMatch(
+      /nf_conntrack_tcp_timeout_time_wait is 99, not the \d+ this change set/,
+    );
+    expect(await readSysctl(hosts.instance, 'nf_conntrack_tcp_timeout_time_wait')).toBe(99);
+    expect(await readSysctl(hosts.instance, 'nf_conntrack_udp_timeout')).toBe(before.udp);
   });
 });

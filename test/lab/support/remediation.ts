@@ -118,7 +118,7 @@ export async function directoryContents(dir: string): Promise<Record<string, str
       } else if (entry.isSymbolicLink()) {
         out[key] = `-> ${await readlink(path)}`;
       } else if (entry.name !== '.lock') {
-        out[key] = `${(await stat(path)).mode.toString(8)} ${await readFile(path, 'utf8')}`;
+        out[key] = `${((await stat(path)).mode & 0o777).toString(8)} ${await readFile(path, 'utf8')}`;
       }
     }
   };
