@@ -902,6 +902,9 @@ plan_nft_accepts() {
         refuse "nftables chain $family $table $chain drops packets by default and no rule in that table accepts new $protocol connections to port ${port_specs[j]} from everywhere: a ct state untracked accept would open that port wider than the firewall does today (add it by hand if that is intended)"
       fi
       add_plan nft "$family $table $chain $handle" "$rule comment \"$COMMENT_PREFIX:$change_id\"" "$label" accept
+      if [ "$table" = firewalld ]; then
+        reasons+=("the accept for port ${port_specs[j]} goes into firewalld's own table: firewall-cmd --reload removes it (the NOTRACK pair stays), so add the port to firewalld's configuration as well")
+      fi
     done
   done
 }
