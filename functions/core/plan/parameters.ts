@@ -44,6 +44,12 @@ const PARAMETER_PATTERNS: Record<DocumentName, Record<string, RegExp>> = {
   },
 };
 
+/** The parameter names of each document, as the contract lists them. */
+export const CONTRACT_PARAMETERS: Readonly<Record<DocumentName, readonly string[]>> = {
+  'raise-limits': Object.keys(PARAMETER_PATTERNS['raise-limits']),
+  'notrack-ports': Object.keys(PARAMETER_PATTERNS['notrack-ports']),
+};
+
 /** The `net.netfilter.nf_conntrack_<name>` timeouts the raise-limits document accepts in `Timeouts`. */
 export const TIMEOUT_NAME_PATTERN =
   /^(tcp_timeout_[a-z_]+|udp_timeout|udp_timeout_stream|generic_timeout|icmp_timeout|icmpv6_timeout)$/;
