@@ -2,6 +2,7 @@ import {
   type DiagnosticsReport,
   DiagnosticsReportSchema,
   type PortAggregate,
+  type UntrackedVerdict,
 } from '../../functions/core/diagnostics/report.js';
 
 type Protocol = PortAggregate['protocol'];
@@ -198,6 +199,33 @@ export class ReportBuilder {
     owners?: NatOwner[];
   }): this {
     Object.assign(this.draft.firewall.nat, options);
+    return this;
+  }
+
+  natRange(protocol: Protocol | null, from: number, to: number): this {
+    const nat = this.draft.firewall.nat;
+    nat.portRanges = [...(nat.portRanges ?? []), { protocol, from, to }];
+    return this;
+  }
+
+  /** Per-hook UNTRACKED verdicts (schema v1.1); `ports` are the port-scoped accepts. */
+  untracked(
+    input: UntrackedVerdict,
+    output: UntrackedVerdict,
+    ports: { protocol: Protocol | null; port: number }[] = [],
+  ): this {
+    this.draft.firewall.untracked = { input, output, ports };
+    this.draft.firewall.untrackedAccepted = input !== 'missing' && output !== 'missing';
+    return this;
+  }
+
+  flows(flows: NonNullable<DiagnosticsReport['table']['flows']>): this {
+    this.draft.table.flows = flows;
+    return this;
+  }
+
+  truncated(...lists: string[]): this {
+    this.draft.truncated = lists;
     return this;
   }
 

@@ -30,6 +30,24 @@ export interface PortSelection {
   readonly refusals: readonly { readonly subject: string; readonly reason: string }[];
 }
 
+/**
+ * Whether the filter table lets UNTRACKED packets of these ports through in both directions today:
+ * from the per-hook verdicts when the report has them, else from its single flag.
+ */
+export function untrackedAcceptedFor(
+  report: DiagnosticsReport,
+  protocol: 'tcp' | 'udp',
+  ports: readonly number[],
+): boolean {
+  const untracked = report.firewall.untracked;
+  if (!untracked) return report.firewall.untrackedAccepted;
+  const covered = (port: number) =>
+    untracked.ports.some((ref) => ref.port === port && (ref.protocol === null || ref.protocol === protocol));
+  const passes = (verdict: typeof untracked.input) =>
+    verdict === 'accepted' || verdict === 'not-needed' || (verdict === 'port-scoped' && ports.every(covered));
+  return passes(untracked.input) && passes(untracked.output);
+}
+
 export function describePort(candidate: Pick<PortCandidate, 'protocol' | 'port' | 'direction'>): string {
   return candidate.direction === 'inbound'
     ? `${candidate.protocol}/${candidate.port} (served here)`
@@ -158,6 +176,15 @@ function portRefusal(
       rule.port === candidate.port && (rule.protocol === null || rule.protocol === candidate.protocol),
   );
   if (natted) return 'a NAT rule matches this port, and untracked packets are never NATed';
+  const range = (report.firewall.nat.portRanges ?? []).find(
+    (rule) =>
+      candidate.port >= rule.from &&
+      candidate.port <= rule.to &&
+      (rule.protocol === null || rule.protocol === candidate.protocol),
+  );
+  if (range) {
+    return `a NAT rule matches the port range ${range.from}:${range.to}, which holds this port, and untracked packets are never NATed`;
+  }
   const churn = candidate.shortLived / Math.max(1, candidate.entries);
   if (churn < policy.minShortLivedRatio) {
     return `only ${Math.round(churn * 100)}% of its entries are in short-lived states: its connections are long-lived, and NOTRACK would drop them from ESTABLISHED-based firewall rules for little relief`;
@@ -167,7 +194,8 @@ function portRefusal(
       (listener) => listener.port === candidate.port && listener.protocol === candidate.protocol,
     );
     if (!listening) {
-      return 'no local socket listens on it: the flows may be forwarded or answered by something the report cannot see';
+      const truncated = (report.truncated ?? []).some((list) => /listener/i.test(list));
+      return `no local socket listens on it: the flows may be forwarded or answered by something the report cannot see${truncated ? ' (the listener list was truncated, so it may only be missing from the report)' : ''}`;
     }
   }
   return undefined;

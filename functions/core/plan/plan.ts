@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { DiagnosticsReport } from '../diagnostics/report.js';
-import { describePort, type PortCandidate, selectNotrackPorts } from './notrack.js';
+import { describePort, type PortCandidate, selectNotrackPorts, untrackedAcceptedFor } from './notrack.js';
 import { assertDocumentParameters, CHANGE_ID_PATTERN, type DocumentName } from './parameters.js';
 import type { ActionKind, Policy } from './policy.js';
 import { mebibytes, percent, readSignals, type Signals } from './signals.js';
@@ -433,10 +433,15 @@ class Planner {
       groups.set(key, [...(groups.get(key) ?? []), candidate]);
     }
     const total = this.report.table.entries;
-    const untrackedAccepted = this.report.firewall.untrackedAccepted;
+    const forwarded = this.report.table.flows?.forwarded ?? 0;
     for (const [key, ports] of groups) {
       const first = ports[0];
       if (!first) continue;
+      const untrackedAccepted = untrackedAcceptedFor(
+        this.report,
+        first.protocol,
+        ports.map((port) => port.port),
+      );
       const sorted = [...ports].sort((a, b) => a.port - b.port);
       const shortLived = ports.reduce((sum, port) => sum + port.shortLived, 0);
       const portList = sorted.map((port) => port.port).join(',');
@@ -447,6 +452,11 @@ class Planner {
         'the host also routes these ports for others (FORWARD): only INPUT and OUTPUT get UNTRACKED accept rules',
         'ICMP errors of these flows (PMTU "fragmentation needed") are no longer RELATED: accept the ICMP types you rely on explicitly',
       ];
+      if (forwarded / total >= MIN_STATE_SHARE) {
+        unsafeIf.unshift(
+          `this host routes traffic: ${percent(forwarded / total)} of its entries are forwarded or NATed flows, and a forwarded flow on these ports would lose its state`,
+        );
+      }
       if (!untrackedAccepted) {
         unsafeIf.unshift(
           'the filter table does not accept UNTRACKED packets today: the document adds port-scoped UNTRACKED accept rules first; if that step fails, every new connection on these ports is dropped (seed 004 learned it this way)',
@@ -480,10 +490,13 @@ class Planner {
     const changeId = `${this.changeIdPrefix}-${action.id}`;
     const parameters = { ChangeId: changeId, ...action.parameters, Persist: 'false' };
     assertDocumentParameters(action.document as DocumentName, parameters);
+    const persistParameters =
+      this.policy.persist === 'after-verify' ? { ...parameters, Persist: 'true' } : null;
+    if (persistParameters) assertDocumentParameters(action.document as DocumentName, persistParameters);
     const planned: PlannedAction = {
       ...action,
       parameters,
-      persistParameters: this.policy.persist === 'after-verify' ? { ...parameters, Persist: 'true' } : null,
+      persistParameters,
       mode: this.policy.modes[action.kind as ActionKind],
     };
     this.actions.push(planned);

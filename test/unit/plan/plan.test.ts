@@ -361,6 +361,54 @@ const cases: Case[] = [
     },
   },
   {
+    rule: 'NOTRACK pre-flight: a port inside a NATed port range (a NodePort range) is refused',
+    report: churnOnLocalPort(30080).natRange('tcp', 30000, 32767),
+    check: (plan) => {
+      expect(kinds(plan)).not.toContain('notrack-ports');
+      expect(refused(plan, /tcp\/30080/)[0]).toMatch(/port range 30000:32767/);
+    },
+  },
+  {
+    rule: 'NOTRACK: UNTRACKED accepted only for other ports → high risk; accepted for this port → medium',
+    report: churnOnLocalPort().untracked('port-scoped', 'port-scoped', [{ protocol: 'tcp', port: 9999 }]),
+    check: (plan) => {
+      expect(action(plan, 'notrack-tcp-inbound').risk).toBe('high');
+      const scoped = planRemediation({
+        before: churnOnLocalPort()
+          .untracked('port-scoped', 'not-needed', [{ protocol: 'tcp', port: 8080 }])
+          .build(),
+        alert: tableFullAlert,
+        policy: resolvePolicy(),
+      });
+      expect(action(scoped, 'notrack-tcp-inbound').risk).toBe('medium');
+    },
+  },
+  {
+    rule: 'NOTRACK: on a host that forwards traffic the hazard is named first',
+    report: churnOnLocalPort().flows({
+      inboundToListener: 200_000,
+      inboundOther: 0,
+      outbound: 12_144,
+      forwarded: 50_000,
+    }),
+    check: (plan) => {
+      expect(action(plan, 'notrack-tcp-inbound').unsafeIf[0]).toMatch(/this host routes traffic: 19%/);
+    },
+  },
+  {
+    rule: 'NOTRACK pre-flight: a missing listener is refused, noting a truncated listener list',
+    report: ReportBuilder.healthy()
+      .table({ max: 262_144, count: 262_144 })
+      .sysctl('tcp_timeout_time_wait', 30)
+      .states({ 'tcp TIME_WAIT': 200_000, 'tcp ESTABLISHED': 62_144 })
+      .localPort('tcp', 8080, 210_000, 198_000)
+      .truncated('listener')
+      .drops(10),
+    check: (plan) => {
+      expect(refused(plan, /tcp\/8080/)[0]).toMatch(/listener list was truncated/);
+    },
+  },
+  {
     rule: 'NOTRACK pre-flight: a NAT rule matching every port rules NOTRACK out',
     report: churnOnLocalPort().nat({ allPorts: true }),
     check: (plan) => {
