@@ -25,6 +25,10 @@ const commands: Record<string, CommandEntry> = {
     summary: 'run an SSM document of runbooks/ssm in a network namespace, as the SSM Agent would',
     load: async () => (await import('./run-document.js')).runDocumentCommand,
   },
+  diagnose: {
+    summary: 'collect diagnostics in a network namespace (or read a saved report) and summarize them',
+    load: async () => (await import('./diagnose.js')).diagnoseCommand,
+  },
   bundle: {
     summary: 'verify an evidence bundle (folder or .tar.gz) against the sha256 in its manifest',
     load: async () => (await import('./bundle.js')).bundleCommand,

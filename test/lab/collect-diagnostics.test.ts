@@ -2,7 +2,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { chmod, copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../../functions/cli/main.js';
 import { type DiagnosticsReport, DiagnosticsReportSchema } from '../../functions/core/diagnostics/report.js';
 import { FIREWALL_BACKENDS, type FirewallBackend, snapshotFirewall } from '../../functions/local/firewall.js';
 import {
@@ -191,6 +193,20 @@ describe.skipIf(labUnavailable)(
       expect(tool.report.table.byLocalServicePort[0]).toMatchObject({ protocol: 'tcp', port: SERVICE_PORT });
       expect(tool.report.table.byState[0]).toMatchObject({ protocol: 'tcp', state: 'TIME_WAIT' });
       expect(tool.report.table.unparsed).toBe(0);
+    });
+
+    it('summarizes the namespace for a human with `conntrack-responder diagnose --netns`', async () => {
+      const stdout = new PassThrough();
+      const out: string[] = [];
+      stdout.on('data', (chunk) => out.push(String(chunk)));
+      const code = await main(['diagnose', '--netns', hosts.instance, '--sample-seconds', '1'], {
+        stdin: new PassThrough(),
+        stdout,
+        stderr: new PassThrough(),
+      });
+      expect(code).toBe(0);
+      expect(out.join('')).toMatch(/served here: tcp\/8080 \[[^\]]+\]: [\d,]+ \(\d+%\)/);
+      expect(out.join('')).toContain('firewall: iptables-nft');
     });
   },
 );
