@@ -1039,7 +1039,11 @@ apply_plan() {
       printf 'nft %s %s %s %s\n' "$family" "$table" "$chain" "${plan_rule[i]}" >>"$change_dir/rules"
     fi
     rules_added_json+=("${plan_label[i]}")
-    changes+=("added ${plan_role[i]} rule: ${plan_label[i]}")
+    if [ "${plan_kind[i]}" = ipt ]; then
+      changes+=("added $(ipt_bin "$fam") -t $table -I $chain $pos ${plan_rule[i]}")
+    else
+      changes+=("added to nftables $family $table $chain: ${plan_rule[i]}")
+    fi
   done
 }
 
