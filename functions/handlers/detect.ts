@@ -11,13 +11,19 @@ import type { ParsedResult } from '@aws-lambda-powertools/parser/types';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SFNClient } from '@aws-sdk/client-sfn';
+import { SNSClient } from '@aws-sdk/client-sns';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import middy from '@middy/core';
 import type { CloudWatchLogsEvent, Context } from 'aws-lambda';
 import type { z } from 'zod';
+import { sdkRetryConfig } from '../adapters/aws-retry.js';
+import { escalateBreakerOnce } from '../adapters/fleet-escalation.js';
+import { GuardrailStore } from '../adapters/guardrail-store.js';
 import { IncidentStore, type RecordingOutcome } from '../adapters/incident-store.js';
 import { type StartOutcome, startIncidentWorkflow } from '../adapters/incident-workflow.js';
 import { detectInSubscription } from '../core/detect/index.js';
+import type { IncidentAdmission } from '../core/guardrails/breaker.js';
+import { guardrailSettingsFromEnvironment } from '../core/guardrails/settings.js';
 import type { DropObservation, IncidentPolicy } from '../core/incident/incident.js';
 import { detectSettingsFromEnvironment } from '../core/incident/settings.js';
 import { logger, metrics, tracer } from './powertools.js';
@@ -39,11 +45,20 @@ const policy: IncidentPolicy = {
   defaultMode: settings.defaultMode,
   incidentRetentionDays: settings.incidentRetentionDays,
 };
-const store = new IncidentStore(
-  DynamoDBDocumentClient.from(tracer.captureAWSv3Client(new DynamoDBClient({}))),
-  settings.incidentTableName,
-);
-const stepFunctions = tracer.captureAWSv3Client(new SFNClient({}));
+const guardrails = guardrailSettingsFromEnvironment(process.env);
+// Throttling and transient errors are retried by the SDK (backoff, full jitter) before they fail
+// the invocation, which Lambda then retries and finally keeps in the failed-events queue.
+const retry = sdkRetryConfig(process.env);
+const documents = DynamoDBDocumentClient.from(tracer.captureAWSv3Client(new DynamoDBClient(retry)));
+const store = new IncidentStore(documents, settings.incidentTableName);
+const guardrailStore = new GuardrailStore(documents, settings.incidentTableName, guardrails);
+const stepFunctions = tracer.captureAWSv3Client(new SFNClient(retry));
+const escalation = {
+  sns: tracer.captureAWSv3Client(new SNSClient(retry)),
+  topicArn: settings.notificationTopicArn,
+  tableName: settings.incidentTableName,
+  region: process.env.AWS_REGION,
+};
 
 type SubscriptionEvent = z.infer<typeof CloudWatchLogsSchema>;
 
@@ -59,9 +74,12 @@ export interface DetectResult {
     readonly host: string;
     readonly kind: string;
     readonly outcome: RecordingOutcome;
-    readonly workflow: StartOutcome | 'running';
+    /** `held`: the fleet breaker is open, so no workflow starts (its one escalation covers it). */
+    readonly workflow: StartOutcome | 'running' | 'held';
   }[];
   readonly ignored: { readonly 'not-kernel': number; readonly unrelated: number };
+  /** Set when this delivery tripped the fleet breaker or sent its escalation. */
+  readonly breaker?: { readonly tripped: boolean; readonly escalationSent: boolean };
 }
 
 export const lambdaHandler = async (
@@ -78,6 +96,8 @@ export const lambdaHandler = async (
   const now = new Date();
   const detection = detectInSubscription(data, { instanceIdPattern: settings.instanceIdPattern, now });
   const incidents: DetectResult['incidents'][number][] = [];
+  let tripped = false;
+  let held = false;
   for (const [index, group] of detection.groups.entries()) {
     const observation: DropObservation = {
       ...group,
@@ -91,17 +111,32 @@ export const lambdaHandler = async (
       await store.rememberDelivery(recorded, now);
       metrics.addMetric('DropLinesSeen', MetricUnit.Count, group.dropLines);
     }
-    let workflow: StartOutcome | 'running' = 'running';
-    if (!incident.executionStarted) {
+    // The breaker decides once per incident whether its workflow may start; a retry or a
+    // concurrent delivery finds that decision stored on the incident.
+    const admitted = await guardrailStore.admit(
+      { incidentId: incident.incidentId, host: incident.host, account: data.owner },
+      incident.admission,
+      now,
+    );
+    tripped ||= admitted.tripped;
+    let workflow: StartOutcome | 'running' | 'held' = 'running';
+    if (admitted.admission.decision === 'hold') {
+      workflow = 'held';
+      held = true;
+    } else if (!incident.executionStarted) {
       // Also reached by a retry whose first attempt opened the incident but failed before this.
       workflow = await startIncidentWorkflow(stepFunctions, settings.stateMachineArn, incident);
       await store.markExecutionStarted(incident.incidentId);
     }
-    if (recorded.outcome === 'opened') metrics.addMetric('IncidentsOpened', MetricUnit.Count, 1);
+    if (recorded.outcome === 'opened') {
+      metrics.addMetric('IncidentsOpened', MetricUnit.Count, 1);
+      if (workflow === 'held') metrics.addMetric('IncidentsHeld', MetricUnit.Count, 1);
+    }
     logger.info('Recorded conntrack drops', {
       incidentId: incident.incidentId,
       outcome: recorded.outcome,
       workflow,
+      admission: describeAdmission(admitted.admission),
       host: group.host,
       kind: group.kind,
       netns: group.netns,
@@ -122,8 +157,29 @@ export const lambdaHandler = async (
       logStream: data.logStream,
     });
   }
-  return { messageType: 'DATA_MESSAGE', incidents, ignored: detection.ignored };
+  let escalationSent = false;
+  if (tripped) {
+    metrics.addMetric('FleetBreakerTripped', MetricUnit.Count, 1);
+    logger.warn('The fleet breaker tripped: automatic changes stop everywhere until a person resets it');
+  }
+  if (held) {
+    // Whoever claims it sends the one escalation; a failure here fails the invocation, and its
+    // retry (or the next held delivery) sends it.
+    const sent = await escalateBreakerOnce(guardrailStore, escalation, now);
+    escalationSent = sent.sent;
+    if (sent.sent) logger.warn('Sent the fleet breaker escalation', { messageId: sent.messageId });
+  }
+  return {
+    messageType: 'DATA_MESSAGE',
+    incidents,
+    ignored: detection.ignored,
+    ...(tripped || escalationSent ? { breaker: { tripped, escalationSent } } : {}),
+  };
 };
+
+function describeAdmission(admission: IncidentAdmission): string {
+  return `${admission.decision}: ${admission.detail}`;
+}
 
 function reject(reason: string): never {
   logger.error('Rejected a subscription event', { reason });

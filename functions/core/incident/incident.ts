@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { IncidentAdmission } from '../guardrails/breaker.js';
 import type { ResponseMode } from './settings.js';
 
 /**
@@ -73,6 +74,11 @@ export interface Incident {
   readonly trigger: IncidentTrigger;
   readonly executionName: string;
   readonly executionStarted: boolean;
+  /**
+   * The fleet breaker's decision, written once after opening: a held incident never starts a
+   * workflow (the breaker's one escalation covers it). Absent until decided.
+   */
+  readonly admission?: IncidentAdmission;
   /** Epoch seconds after which DynamoDB's TTL may delete the record. */
   readonly expiresAt: number;
 }

@@ -17,6 +17,8 @@ export const DETECT_ENVIRONMENT = {
   cooldownMinutes: 'COOLDOWN_MINUTES',
   defaultMode: 'DEFAULT_MODE',
   incidentRetentionDays: 'INCIDENT_RETENTION_DAYS',
+  /** Where the fleet breaker's one escalation is published. */
+  notificationTopicArn: 'NOTIFICATION_TOPIC_ARN',
 } as const;
 
 export interface DetectSettings {
@@ -29,6 +31,7 @@ export interface DetectSettings {
   readonly defaultMode: ResponseMode;
   /** Days an incident record is kept in the table (DynamoDB TTL). */
   readonly incidentRetentionDays: number;
+  readonly notificationTopicArn: string;
 }
 
 export const COOLDOWN_MINUTES_RANGE = { min: 1, max: 1440 } as const;
@@ -94,5 +97,6 @@ export function detectSettingsFromEnvironment(
       DETECT_ENVIRONMENT.incidentRetentionDays,
       INCIDENT_RETENTION_DAYS_RANGE,
     ),
+    notificationTopicArn: read(DETECT_ENVIRONMENT.notificationTopicArn),
   };
 }

@@ -84,6 +84,7 @@ describe('detect handler', () => {
       COOLDOWN_MINUTES: '30',
       DEFAULT_MODE: 'approve',
       INCIDENT_RETENTION_DAYS: '90',
+      NOTIFICATION_TOPIC_ARN: 'arn:aws:sns:eu-west-1:123456789012:conntrack-responder',
       AWS_REGION: LOCAL_REGION,
       AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
       AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,

@@ -8,6 +8,7 @@ const complete = {
   COOLDOWN_MINUTES: '30',
   DEFAULT_MODE: 'approve',
   INCIDENT_RETENTION_DAYS: '90',
+  NOTIFICATION_TOPIC_ARN: 'arn:aws:sns:eu-west-1:123456789012:conntrack-responder',
 };
 
 describe('detectSettingsFromEnvironment', () => {
@@ -23,6 +24,7 @@ describe('detectSettingsFromEnvironment', () => {
 
   it.each([
     [{ INCIDENT_TABLE_NAME: undefined }, 'environment variable INCIDENT_TABLE_NAME is not set'],
+    [{ NOTIFICATION_TOPIC_ARN: '' }, 'environment variable NOTIFICATION_TOPIC_ARN is not set'],
     [{ COOLDOWN_MINUTES: 'soon' }, "environment variable COOLDOWN_MINUTES is not a whole number: 'soon'"],
     [{ COOLDOWN_MINUTES: '0' }, 'COOLDOWN_MINUTES must be a whole number from 1 to 1440, got 0'],
     [{ DEFAULT_MODE: 'yes' }, "DEFAULT_MODE must be one of auto, approve, dry-run, got 'yes'"],
