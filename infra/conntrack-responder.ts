@@ -9,6 +9,18 @@ import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import {
+  DEFAULT_SDK_RETRY,
+  RETRY_MODES,
+  type RetryMode,
+  SDK_MAX_ATTEMPTS_RANGE,
+  type SdkRetryConfig,
+} from '../functions/adapters/aws-retry.js';
+import {
+  checkGuardrailSettings,
+  DEFAULT_GUARDRAILS,
+  type GuardrailSettings,
+} from '../functions/core/guardrails/settings.js';
+import {
   COOLDOWN_MINUTES_RANGE,
   checkWholeNumberInRange,
   compileInstanceIdPattern,
@@ -20,6 +32,7 @@ import {
 } from '../functions/core/incident/settings.js';
 import { Detection } from './constructs/detection.js';
 import { EvidenceBucket } from './constructs/evidence-bucket.js';
+import { Guardrails } from './constructs/guardrails.js';
 import { IncidentStore } from './constructs/incident-store.js';
 import { IncidentWorkflow } from './constructs/incident-workflow.js';
 import { Notifications } from './constructs/notifications.js';
@@ -138,6 +151,87 @@ export interface ConntrackResponderProps {
    * @default Duration.hours(4)
    */
   readonly workflowTimeout?: Duration;
+
+  // ---- fleet guardrails (docs/guardrails.md) ----------------------------------------------------
+
+  /**
+   * The fleet circuit breaker trips when more than this many instances open incidents within
+   * `breakerWindowMinutes`: automatic changes stop everywhere (running incidents wait for
+   * approval), new incidents are recorded but start no workflow, and one escalation with the
+   * fleet view goes to the notification topic. A person resets it
+   * (`npx conntrack-responder breaker reset`). 0 turns the automatic trip off (a person can still
+   * open it by hand).
+   *
+   * @default 10
+   */
+  readonly breakerMaxInstances?: number;
+
+  /**
+   * The sliding window, in minutes, over which the breaker counts instances (1 to 1440).
+   *
+   * @default 15
+   */
+  readonly breakerWindowMinutes?: number;
+
+  /**
+   * Remediations (apply → soak → verify → persist or roll back) running at the same time,
+   * fleet-wide; further approved or automatic changes wait for a slot (1 to 1000). A slot a dead
+   * execution never gave back is freed after `workflowTimeout`.
+   *
+   * @default 5
+   */
+  readonly maxConcurrentRemediations?: number;
+
+  /**
+   * After a change on an instance (remediated, rolled back, or a failed rollback), further
+   * incidents on that instance need a person for this many minutes (0 to 10080; 0 = never).
+   *
+   * @default 240
+   */
+  readonly remediationCooldownMinutes?: number;
+
+  /**
+   * The instance tag that sets an instance's own mode: `off` (not touched at all), `dry-run`,
+   * `approve` or `auto`; it replaces `defaultMode` for that instance, and the change calendar,
+   * the breaker and the cooldown can only make it stricter. Read with `ec2:DescribeTags` (SSM
+   * `ListTagsForResource` for hybrid `mi-` nodes). Whoever may tag instances may choose their mode:
+   * restrict `ec2:CreateTags` on this key accordingly.
+   *
+   * @default 'conntrack-responder:mode'
+   */
+  readonly modeTagKey?: string;
+
+  /**
+   * An SSM Change Calendar (name or document ARN) whose CLOSED state blocks automatic changes:
+   * while it is closed, changes wait for approval.
+   *
+   * @default - no change calendar
+   */
+  readonly changeCalendar?: string;
+
+  /**
+   * The oldest SSM Agent the runbooks are sent to. Older agents silently ignore ENV_VAR parameters,
+   * so their incidents escalate with the manual runbook instead.
+   *
+   * @default '3.3.2746.0'
+   */
+  readonly minSsmAgentVersion?: string;
+
+  /**
+   * Tries per AWS API call of every function (SDK retries with exponential backoff and full
+   * jitter on throttling and transient errors), 1 to 20.
+   *
+   * @default 8
+   */
+  readonly awsMaxAttempts?: number;
+
+  /**
+   * The SDK retry algorithm: `standard` (backoff and jitter) or `adaptive` (also rate-limits the
+   * client once it is throttled).
+   *
+   * @default 'standard'
+   */
+  readonly awsRetryMode?: RetryMode;
 }
 
 const DOCUMENT_NAME_PREFIX = /^[A-Za-z0-9_.-]{0,100}$/;
@@ -157,6 +251,8 @@ export class ConntrackResponder extends Construct {
   readonly notificationTopic: sns.ITopic;
   readonly stateMachine: sfn.IStateMachine;
   readonly documents: RunbookDocuments;
+  /** The guardrails function the workflow's guardrail states call. */
+  readonly guardrailsFunction: lambda.IFunction;
 
   constructor(scope: Construct, id: string, props: ConntrackResponderProps = {}) {
     super(scope, id);
@@ -174,6 +270,13 @@ export class ConntrackResponder extends Construct {
       objectLockMode: settings.objectLockMode,
     });
     const notifications = new Notifications(this, 'Notifications');
+    const guardrails = new Guardrails(this, 'Guardrails', {
+      settings: settings.guardrails,
+      sdkRetry: settings.sdkRetry,
+      incidentTable: store.table,
+      incidentRetentionDays: settings.incidentRetentionDays,
+      logRetention: settings.logRetention,
+    });
     const workflow = new IncidentWorkflow(this, 'Workflow', {
       resources: {
         incidentTable: store.table,
@@ -196,7 +299,10 @@ export class ConntrackResponder extends Construct {
       incidentTable: store.table,
       stateMachine: workflow.stateMachine,
       alarmTopic: notifications.topic,
+      guardrails: settings.guardrails,
+      sdkRetry: settings.sdkRetry,
     });
+    guardrails.releaseSlotsOfEndedExecutions(workflow.stateMachine);
 
     this.detectFunction = detection.function;
     this.failedEventsQueue = detection.failedEventsQueue;
@@ -205,10 +311,25 @@ export class ConntrackResponder extends Construct {
     this.evidenceBucket = evidence.bucket;
     this.notificationTopic = notifications.topic;
     this.stateMachine = workflow.stateMachine;
+    this.guardrailsFunction = guardrails.function;
   }
 }
 
-type ResolvedProps = Required<ConntrackResponderProps>;
+type GuardrailProp =
+  | 'breakerMaxInstances'
+  | 'breakerWindowMinutes'
+  | 'maxConcurrentRemediations'
+  | 'remediationCooldownMinutes'
+  | 'modeTagKey'
+  | 'changeCalendar'
+  | 'minSsmAgentVersion'
+  | 'awsMaxAttempts'
+  | 'awsRetryMode';
+
+type ResolvedProps = Required<Omit<ConntrackResponderProps, GuardrailProp>> & {
+  readonly guardrails: GuardrailSettings;
+  readonly sdkRetry: SdkRetryConfig;
+};
 
 /** Applies the defaults and rejects what would only fail at deploy time, naming the prop. */
 function resolveProps(props: ConntrackResponderProps): ResolvedProps {
@@ -227,6 +348,25 @@ function resolveProps(props: ConntrackResponderProps): ResolvedProps {
     incidentRetentionDays: props.incidentRetentionDays ?? 90,
     logRetention: props.logRetention ?? logs.RetentionDays.THREE_MONTHS,
     workflowTimeout: props.workflowTimeout ?? Duration.hours(4),
+    guardrails: {
+      breaker: {
+        maxInstances: props.breakerMaxInstances ?? DEFAULT_GUARDRAILS.breaker.maxInstances,
+        windowMinutes: props.breakerWindowMinutes ?? DEFAULT_GUARDRAILS.breaker.windowMinutes,
+      },
+      maxConcurrentRemediations:
+        props.maxConcurrentRemediations ?? DEFAULT_GUARDRAILS.maxConcurrentRemediations,
+      // A slot outlives no execution: it is freed at the latest when its execution would have timed out.
+      slotLeaseSeconds: (props.workflowTimeout ?? Duration.hours(4)).toSeconds(),
+      remediationCooldownMinutes:
+        props.remediationCooldownMinutes ?? DEFAULT_GUARDRAILS.remediationCooldownMinutes,
+      modeTagKey: props.modeTagKey ?? DEFAULT_GUARDRAILS.modeTagKey,
+      changeCalendar: props.changeCalendar ?? null,
+      minAgentVersion: props.minSsmAgentVersion ?? DEFAULT_GUARDRAILS.minAgentVersion,
+    },
+    sdkRetry: {
+      maxAttempts: props.awsMaxAttempts ?? DEFAULT_SDK_RETRY.maxAttempts,
+      retryMode: props.awsRetryMode ?? DEFAULT_SDK_RETRY.retryMode,
+    },
   };
   try {
     compileInstanceIdPattern(resolved.instanceIdPattern);
@@ -274,6 +414,21 @@ function resolveProps(props: ConntrackResponderProps): ResolvedProps {
   }
   if (resolved.workflowTimeout.toSeconds() < 60) {
     throw new Error('ConntrackResponder workflowTimeout must be at least one minute');
+  }
+  checkGuardrailSettings(resolved.guardrails, (field) =>
+    field === 'remediationSlotLeaseSeconds'
+      ? 'ConntrackResponder workflowTimeout'
+      : `ConntrackResponder ${field}`,
+  );
+  checkWholeNumberInRange(
+    'ConntrackResponder awsMaxAttempts',
+    resolved.sdkRetry.maxAttempts,
+    SDK_MAX_ATTEMPTS_RANGE,
+  );
+  if (!(RETRY_MODES as readonly string[]).includes(resolved.sdkRetry.retryMode)) {
+    throw new Error(
+      `ConntrackResponder awsRetryMode must be one of ${RETRY_MODES.join(', ')}, got '${resolved.sdkRetry.retryMode}'`,
+    );
   }
   return resolved;
 }

@@ -13,8 +13,11 @@ import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
+import type { SdkRetryConfig } from '../../functions/adapters/aws-retry.js';
 import { CONNTRACK_FILTER_PATTERN } from '../../functions/core/detect/index.js';
+import type { GuardrailSettings } from '../../functions/core/guardrails/settings.js';
 import { DETECT_ENVIRONMENT, type ResponseMode } from '../../functions/core/incident/settings.js';
+import { guardrailFunctionEnvironment } from './guardrails.js';
 
 /**
  * Which kernel log events reach the `detect` function: the detection core's pattern (every drop
@@ -36,8 +39,11 @@ export interface DetectionProps {
   readonly logRetention: logs.RetentionDays;
   readonly incidentTable: dynamodb.ITable;
   readonly stateMachine: sfn.IStateMachine;
-  /** Told when an event lands in the failed-events queue. */
+  /** Told when an event lands in the failed-events queue, and where the fleet breaker escalates. */
   readonly alarmTopic: sns.ITopic;
+  /** The fleet breaker's settings (detect decides whether an incident's workflow may start). */
+  readonly guardrails: GuardrailSettings;
+  readonly sdkRetry: SdkRetryConfig;
 }
 
 const LOG_GROUP_NAME = /^[.\-_/#A-Za-z0-9]{1,512}$/;
@@ -108,6 +114,8 @@ export class Detection extends Construct {
         [DETECT_ENVIRONMENT.cooldownMinutes]: String(props.cooldownMinutes),
         [DETECT_ENVIRONMENT.defaultMode]: props.defaultMode,
         [DETECT_ENVIRONMENT.incidentRetentionDays]: String(props.incidentRetentionDays),
+        [DETECT_ENVIRONMENT.notificationTopicArn]: props.alarmTopic.topicArn,
+        ...guardrailFunctionEnvironment(props.guardrails, props.sdkRetry),
       },
       // Subscription deliveries are asynchronous: two retries, then the event and its error are kept.
       retryAttempts: 2,
@@ -133,14 +141,22 @@ export class Detection extends Construct {
         'The asynchronous on-failure destination (SQS) keeps failed events with their error, superseding a dead-letter queue.',
     });
 
-    // Least privilege: read and conditionally write incident items, start this workflow, nothing more.
+    // Least privilege: read and conditionally write incident items and the breaker's records
+    // (BatchGetItem: the fleet view reads the window's incidents), start this workflow, publish
+    // the breaker's one escalation, nothing more.
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'OpenIncidents',
-        actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+        actions: ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
         resources: [props.incidentTable.tableArn],
       }),
     );
+    props.alarmTopic.grantPublish(role);
+    Validations.of(role).acknowledge({
+      id: 'AwsSolutions-IAM5[Action::kms:GenerateDataKey*]',
+      reason:
+        'Publishing to the KMS-encrypted topic needs GenerateDataKey for its data keys, scoped to the topic key alone.',
+    });
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'StartIncidentWorkflow',

@@ -36,6 +36,7 @@ const NO_RESOURCE_LEVEL_ACTIONS = new Set([
   'logs:ListLogDeliveries',
   'logs:PutResourcePolicy',
   'logs:UpdateLogDelivery',
+  'ec2:DescribeTags',
 ]);
 
 describe('least privilege', () => {
@@ -49,6 +50,8 @@ describe('least privilege', () => {
   );
   const queueId = logicalIdOf(template, 'AWS::SQS::Queue', 'Detection/FailedEvents/Resource');
   const functionLogsId = logicalIdOf(template, 'AWS::Logs::LogGroup', 'Detection/FunctionLogs/Resource');
+  const topicId = logicalIdOf(template, 'AWS::SNS::Topic', 'Notifications/Topic/Resource');
+  const topicKeyId = logicalIdOf(template, 'AWS::KMS::Key', 'Notifications/Key/Resource');
 
   it('gives detect its own role, assumable by Lambda only, with no managed policy', () => {
     template.hasResource('AWS::IAM::Role', {
@@ -65,7 +68,7 @@ describe('least privilege', () => {
     expect(functionRole.Properties.ManagedPolicyArns).toBeUndefined();
   });
 
-  it('lets detect read and conditionally write incidents, start this workflow, and nothing else', () => {
+  it('lets detect read and conditionally write incidents, start this workflow, escalate, and nothing else', () => {
     // Act
     const statements = statementsOfRole(template, functionRoleId);
     // Assess: the complete list, so that any new permission has to be added here on purpose.
@@ -74,11 +77,18 @@ describe('least privilege', () => {
     ).toEqual(
       expect.arrayContaining([
         {
-          actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+          actions: ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
           resource: { 'Fn::GetAtt': [tableId, 'Arn'] },
           effect: 'Allow',
         },
         { actions: ['states:StartExecution'], resource: { Ref: stateMachineId }, effect: 'Allow' },
+        // The fleet breaker's one escalation, on the encrypted notification topic.
+        { actions: ['sns:Publish'], resource: { Ref: topicId }, effect: 'Allow' },
+        {
+          actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+          resource: { 'Fn::GetAtt': [topicKeyId, 'Arn'] },
+          effect: 'Allow',
+        },
         {
           actions: ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage'],
           resource: { 'Fn::GetAtt': [queueId, 'Arn'] },
@@ -92,7 +102,7 @@ describe('least privilege', () => {
         { actions: ['xray:PutTelemetryRecords', 'xray:PutTraceSegments'], resource: '*', effect: 'Allow' },
       ]),
     );
-    expect(statements).toHaveLength(5);
+    expect(statements).toHaveLength(7);
   });
 
   it('allows Resource "*" only for actions that have no resource-level permissions', () => {
@@ -119,10 +129,9 @@ describe('least privilege', () => {
 
   it('lets CloudWatch Logs invoke detect only from the subscribed log groups', () => {
     const permissions = Object.values(
-      template.findResources('AWS::Lambda::Permission') as Record<
-        string,
-        { Properties: { SourceArn: unknown } }
-      >,
+      template.findResources('AWS::Lambda::Permission', {
+        Properties: { Principal: 'logs.amazonaws.com' },
+      }) as Record<string, { Properties: { SourceArn: unknown } }>,
     );
     expect(permissions.length).toBe(1);
     for (const permission of permissions) {

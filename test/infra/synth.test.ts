@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -60,16 +60,8 @@ describe('npx cdk synth', () => {
   it('bundles detect locally as one ESM file that loads and acknowledges a control message', async () => {
     // Prepare: find the function's asset and let it resolve the SDK (external, as on Lambda).
     const template = readJson('ConntrackResponder.template.json');
-    // The detect function among the stack's functions (the workflow has its own).
-    const [detect] = Object.values(
-      template.Resources as Record<
-        string,
-        { Type: string; Metadata: Record<string, string>; Properties: { Description?: string } }
-      >,
-    ).filter(
-      (resource) =>
-        resource.Type === 'AWS::Lambda::Function' &&
-        String(resource.Properties.Description).startsWith('Turns conntrack drop lines'),
+    const [detect] = functionsOf(template).filter((resource) =>
+      resource.Metadata['aws:cdk:path']?.includes('/Detection/'),
     );
     const assetDirectory = join(outdir, String(detect?.Metadata['aws:asset:path']));
     expect(readdirSync(assetDirectory).sort()).toEqual(['index.mjs', 'index.mjs.map']);
@@ -83,6 +75,7 @@ describe('npx cdk synth', () => {
       COOLDOWN_MINUTES: '30',
       DEFAULT_MODE: 'approve',
       INCIDENT_RETENTION_DAYS: '90',
+      NOTIFICATION_TOPIC_ARN: 'arn:aws:sns:eu-west-1:123456789012:conntrack-responder',
       POWERTOOLS_LOG_LEVEL: 'SILENT',
       POWERTOOLS_METRICS_DISABLED: 'true',
       AWS_REGION: 'eu-west-1',
@@ -108,4 +101,27 @@ describe('npx cdk synth', () => {
     // Assess
     expect(result).toMatchObject({ messageType: 'CONTROL_MESSAGE', incidents: [] });
   });
+
+  it('bundles the guardrails function the same way, and it loads and names a bad input', async () => {
+    const template = readJson('ConntrackResponder.template.json');
+    const [guardrails] = functionsOf(template).filter((resource) =>
+      resource.Metadata['aws:cdk:path']?.includes('/Guardrails/'),
+    );
+    const assetDirectory = join(outdir, String(guardrails?.Metadata['aws:asset:path']));
+    expect(readdirSync(assetDirectory).sort()).toEqual(['index.mjs', 'index.mjs.map']);
+    if (!existsSync(join(outdir, 'node_modules'))) {
+      symlinkSync(join(repositoryRoot, 'node_modules'), join(outdir, 'node_modules'));
+    }
+    Object.assign(process.env, { INCIDENT_TABLE_NAME: 'incidents', AWS_REGION: 'eu-west-1' });
+    const bundled = await import(pathToFileURL(join(assetDirectory, 'index.mjs')).href);
+    await expect(
+      bundled.handler({ operation: 'guess' }, { awsRequestId: 'synth-test', functionName: 'guardrails' }),
+    ).rejects.toThrow(/guardrail step input is invalid: operation/);
+  });
 });
+
+function functionsOf(template: { Resources: unknown }) {
+  return Object.values(
+    template.Resources as Record<string, { Type: string; Metadata: Record<string, string> }>,
+  ).filter((resource) => resource.Type === 'AWS::Lambda::Function');
+}
