@@ -131,13 +131,22 @@ function toWorkflowEvent(event: EventLog): WorkflowEvent {
   return base;
 }
 
+/** Definitions already validated in this process: later runs skip the (slow) schema validation. */
+const validated = new WeakSet<object>();
+
+/** Validates a definition for the local interpreter once, up front (watch does it before drops arrive). */
+export function prepareDefinition(definition: AslMachine): void {
+  if (validated.has(definition)) return;
+  new StateMachine(definition as never, { validationOptions: { checkArn: false } });
+  validated.add(definition);
+}
+
 export function runWorkflowLocally(options: LocalRunOptions): LocalRun {
   const executionName = options.executionName ?? randomUUID();
   const executionArn = `arn:aws:states:local:000000000000:execution:IncidentWorkflow:${executionName}`;
-  const machine = new StateMachine(options.definition as never, {
-    // Placeholder ARNs (region "local") are not real ARNs; every Task is bound locally anyway.
-    validationOptions: { checkArn: false },
-  });
+  prepareDefinition(options.definition);
+  // Placeholder ARNs (region "local") are not real ARNs; every Task is bound locally anyway.
+  const machine = new StateMachine(options.definition as never, { validationOptions: { noValidate: true } });
   const waitTimeOverrides: Record<string, number> = {};
   const retryIntervalOverrides: Record<string, number> = {};
   for (const { name, state } of allStates(options.definition)) {

@@ -21,7 +21,12 @@ export async function synthesizedWorkflowDefinition(
   const context = { ...JSON.parse(await readFile(CDK_JSON, 'utf8')).context, ...extraContext };
   const outdir = await mkdtemp(join(tmpdir(), 'conntrack-responder-synth-'));
   try {
-    const app = new App({ outdir, context: { ...context, 'aws:cdk:bundling-stacks': [] } });
+    // The template's CloudFormation validation is `cdk synth`'s job; here only the definition is read.
+    const app = new App({
+      outdir,
+      builtinCloudFormationValidation: false,
+      context: { ...context, 'aws:cdk:bundling-stacks': [] },
+    });
     const settings = appSettingsFromContext((key) => app.node.tryGetContext(key));
     const stack = new ConntrackResponderStack(app, settings.stackName, { responder: settings.responder });
     const template = app.synth().getStackArtifact(stack.artifactId).template as CfnTemplate;

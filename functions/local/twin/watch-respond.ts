@@ -1,6 +1,7 @@
 import type { AslMachine } from './asl.js';
 import { localEvidenceWriter } from './evidence.js';
 import { type RespondOptions, type RespondResult, respond } from './respond.js';
+import { prepareDefinition } from './runner.js';
 import { synthesizedWorkflowDefinition } from './synth.js';
 import { followKernelLog, type KernelLogFollower } from './watch.js';
 
@@ -33,6 +34,7 @@ export function watchOnce(
   const say = options.progress === false ? () => {} : (line: string) => options.stdout.write(`${line}\n`);
   const ready = (async () => {
     const definition = options.definition ?? (await synthesizedWorkflowDefinition());
+    prepareDefinition(definition);
     follower = await followKernelLog({ netns: options.netns });
     if (stopped) follower.stop();
     return definition;
