@@ -580,7 +580,7 @@ line ~ /^type / {
   next
 }
 line ~ /^(comment|devices) / { next }
-{ gsub(/\t/, " ", line); RN++; RT[RN] = T; RC[RN] = C; RX[RN] = line }
+{ gsub(/\t/, " ", line); RN++; RTAB[RN] = T; RCH[RN] = C; RTXT[RN] = line }
 function is_raw(p) { return p ~ /^raw/ || (p ~ /^-?[0-9]+$/ && p + 0 <= -300) }
 function ports(s, label,   rest, v, n, items, i, proto, found) {
   rest = s; found = 0
@@ -603,8 +603,8 @@ function analyze(T, C0,   reach, added, k, acc, drops, scoped, blocked, verdict,
   while (added) {
     added = 0
     for (k = 1; k <= RN; k++) {
-      if (RT[k] != T || !(RC[k] in reach)) continue
-      rest = RX[k]
+      if (RTAB[k] != T || !(RCH[k] in reach)) continue
+      rest = RTXT[k]
       while (match(rest, /(jump|goto) [^ ,}]+/)) {
         j = substr(rest, RSTART, RLENGTH); rest = substr(rest, RSTART + RLENGTH); sub(/^[a-z]+ /, "", j)
         if (!(j in reach)) { reach[j] = 1; added = 1 }
@@ -612,8 +612,8 @@ function analyze(T, C0,   reach, added, k, acc, drops, scoped, blocked, verdict,
     }
   }
   for (k = 1; k <= RN; k++) {
-    if (RT[k] != T || !(RC[k] in reach) || (RC[k] in blocked)) continue
-    s = strip(RX[k])
+    if (RTAB[k] != T || !(RCH[k] in reach) || (RCH[k] in blocked)) continue
+    s = strip(RTXT[k])
     if (s ~ /ct state (\{[^}]*untracked[^}]*\}|[a-z,]*untracked)/ && s !~ /ct state !=/ && s ~ /(^| )accept( |$)/) {
       if (s ~ / (dport|sport) /) {
         scoped = 1
@@ -623,7 +623,7 @@ function analyze(T, C0,   reach, added, k, acc, drops, scoped, blocked, verdict,
       } else acc = 1
     } else if (s ~ /(^| )(drop|reject)( |$)/) {
       drops = 1
-      if (s ~ /^(counter( packets [0-9]+ bytes [0-9]+)? )?(drop|reject)/) blocked[RC[k]] = 1
+      if (s ~ /^(counter( packets [0-9]+ bytes [0-9]+)? )?(drop|reject)/) blocked[RCH[k]] = 1
     }
   }
   verdict = acc ? "accepted" : (POLICY[T, C0] == "accept" && !drops) ? "not-needed" : scoped ? "port-scoped" : "missing"
@@ -636,13 +636,13 @@ END {
     printf "fwtable\t%s\t%s\n", IPT[T] ? "iptables-nft" : "nft", T
   }
   for (k = 1; k <= RN; k++) {
-    T = RT[k]; C = RC[k]
+    T = RTAB[k]; C = RCH[k]
     if (IPT[T] && !ipt_too) continue
-    s = strip(RX[k]); label = "nft " T "/" C
+    s = strip(RTXT[k]); label = "nft " T "/" C
     if (BASE[T, C] && (HOOK[T, C] == "prerouting" || HOOK[T, C] == "output") && is_raw(PRIO[T, C]))
-      printf "rawrule\t%s: %s\n", label, RX[k]
+      printf "rawrule\t%s: %s\n", label, RTXT[k]
     if (s ~ /(^| )(dnat|snat|masquerade|redirect)( |;|$)/) {
-      printf "natrule\t%s: %s\n", label, RX[k]
+      printf "natrule\t%s: %s\n", label, RTXT[k]
       print "natowner\t" ((T C s) ~ /kube/ ? "kube-proxy" : (T C s) ~ /docker/ ? "docker" : "other")
       if (!ports(s, label)) print "natall\t" label " rule without a port match"
       if (match(s, / to [^ ]*:[0-9]+(-[0-9]+)?( |$)/)) {
