@@ -652,7 +652,7 @@ class Planner {
 
   private natInUse(): boolean {
     const { nat } = this.report.firewall;
-    return nat.allPorts || nat.ports.length > 0 || nat.owners.length > 0;
+    return nat.allPorts || nat.ports.length > 0 || (nat.portRanges ?? []).length > 0 || nat.owners.length > 0;
   }
 
   private longestShortLivedTimeout(): number {

@@ -299,6 +299,17 @@ const cases: Case[] = [
     },
   },
   {
+    rule: 'timeouts: a NATed port range alone also counts as NAT for the UDP timeout',
+    report: ReportBuilder.healthy()
+      .table({ max: 262_144, count: 262_144 })
+      .states({ 'udp UNREPLIED': 200_000, 'tcp ESTABLISHED': 62_144 })
+      .natRange('udp', 30000, 32767)
+      .drops(100),
+    check: (plan) => {
+      expect(kinds(plan)).not.toContain('shorten-timeouts');
+    },
+  },
+  {
     rule: 'timeouts: one-shot UDP dominating on a host without NAT gets udp_timeout=10',
     report: ReportBuilder.healthy()
       .table({ max: 262_144, count: 262_144 })
