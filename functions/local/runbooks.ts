@@ -1,3 +1,4 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,7 +22,24 @@ export interface RunbookLocation {
   readonly directory?: string;
 }
 
-/** Reads `<dir>/ssm/<name>.yaml` and `<dir>/scripts/<name>.sh` and builds the full document. */
+/**
+ * The shared shell libraries of a scripts folder, keyed by include path (`lib/common.sh`), for
+ * `buildDocument`. Synchronous so that the CDK construct (synth is synchronous) reads them the same way.
+ */
+export function readScriptLibraries(scriptsDirectory: string): Record<string, string> {
+  const libraryDirectory = join(scriptsDirectory, 'lib');
+  if (!existsSync(libraryDirectory)) return {};
+  const libraries: Record<string, string> = {};
+  for (const file of readdirSync(libraryDirectory).sort()) {
+    if (file.endsWith('.sh')) libraries[`lib/${file}`] = readFileSync(join(libraryDirectory, file), 'utf8');
+  }
+  return libraries;
+}
+
+/**
+ * Reads `<dir>/ssm/<name>.yaml`, `<dir>/scripts/<name>.sh` and the libraries it includes from
+ * `<dir>/scripts/lib/`, and builds the full document.
+ */
 export async function loadRunbook(name: string, location: RunbookLocation = {}): Promise<LoadedRunbook> {
   if (!DOCUMENT_NAME.test(name)) {
     throw new Error(
@@ -39,7 +57,9 @@ export async function loadRunbook(name: string, location: RunbookLocation = {}):
       throw new Error(`script of document '${name}' not found: ${error.message}`);
     }),
   ]);
-  return { name, document: buildDocument(yamlText, scriptText, yamlPath), yamlPath, scriptPath };
+  const libraries = readScriptLibraries(join(directory, 'scripts'));
+  const document = buildDocument(yamlText, scriptText, yamlPath, { libraries, scriptSource: scriptPath });
+  return { name, document, yamlPath, scriptPath };
 }
 
 /** Names of the documents in `<dir>/ssm/` (sorted). */

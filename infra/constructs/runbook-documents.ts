@@ -4,9 +4,10 @@ import { Arn, Stack } from 'aws-cdk-lib';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import { buildDocument } from '../../functions/core/runbook/document.js';
+import { readScriptLibraries } from '../../functions/local/runbooks.js';
 
 export interface RunbookDocumentsProps {
-  /** A folder laid out like the repository's `runbooks/`: `ssm/<name>.yaml` and `scripts/<name>.sh`. */
+  /** A folder laid out like the repository's `runbooks/`: `ssm/<name>.yaml`, `scripts/<name>.sh`, `scripts/lib/*.sh`. */
   readonly directory: string;
   /** Put in front of each file name to make the document's name in AWS. */
   readonly namePrefix: string;
@@ -18,7 +19,8 @@ export interface RunbookDocumentsProps {
 const DOCUMENT_FILE_NAME = /^[a-z0-9][a-z0-9-]{0,63}$/;
 
 /**
- * One SSM Command document per `ssm/<name>.yaml`, with `scripts/<name>.sh` spliced into its
+ * One SSM Command document per `ssm/<name>.yaml`, with `scripts/<name>.sh` (its `lib/` includes
+ * replaced by their text) spliced into its
  * `runCommand` by the same loader the local executor uses, so AWS runs exactly what the lab ran.
  * Documents are named `<prefix><name>` and updated as new versions: a named document cannot be
  * replaced in place by CloudFormation.
@@ -84,6 +86,7 @@ function readRunbooks(directory: string, mustExist: boolean): Runbook[] {
     if (!mustExist) return [];
     throw new Error(`runbook folder ${shown(documentsDirectory)} does not exist`);
   }
+  const libraries = readScriptLibraries(scriptsDirectory);
   const yamlFiles = readdirSync(documentsDirectory)
     .filter((file) => file.endsWith('.yaml'))
     .sort();
@@ -109,6 +112,7 @@ function readRunbooks(directory: string, mustExist: boolean): Runbook[] {
       readFileSync(yamlPath, 'utf8'),
       readFileSync(scriptPath, 'utf8'),
       shown(yamlPath),
+      { libraries, scriptSource: shown(scriptPath) },
     );
     return { name, content: document as unknown as Record<string, unknown> };
   });

@@ -3,7 +3,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildDocument } from '../../functions/core/runbook/document.js';
+import { loadRunbook } from '../../functions/local/runbooks.js';
 import { FIXTURE_RUNBOOKS, synthesize } from './support.js';
+
+/** The fixture script with an include of lib/common.sh as its third line. */
+function withInclude(script: string): string {
+  const lines = script.split('\n');
+  lines.splice(
+    2,
+    0,
+    `source "$(dirname "\${BASH_SOURCE[0]}")/lib/common.sh"  # conntrack-responder:include lib/common.sh`,
+  );
+  return lines.join('\n');
+}
 
 describe('runbook documents', () => {
   it('turns each ssm/<name>.yaml and its script into a Command document named after the file', () => {
@@ -51,6 +63,32 @@ describe('runbook documents', () => {
     template.hasResourceProperties('AWS::SSM::Document', { Name: 'ConntrackResponder-echo-env' });
   });
 
+  it('splices the scripts/lib/ libraries a script includes, as the local executor does', async () => {
+    // Prepare
+    const folder = mkdtempSync(join(tmpdir(), 'ctr-runbooks-'));
+    try {
+      mkdirSync(join(folder, 'ssm'));
+      mkdirSync(join(folder, 'scripts', 'lib'), { recursive: true });
+      writeFileSync(
+        join(folder, 'ssm', 'echo-env.yaml'),
+        readFileSync(join(FIXTURE_RUNBOOKS, 'ssm/echo-env.yaml')),
+      );
+      const script = withInclude(readFileSync(join(FIXTURE_RUNBOOKS, 'scripts/echo-env.sh'), 'utf8'));
+      writeFileSync(join(folder, 'scripts', 'echo-env.sh'), script);
+      writeFileSync(join(folder, 'scripts', 'lib', 'common.sh'), 'readonly SPLICED=yes\n');
+      // Act
+      const { template } = synthesize({ runbookDirectory: folder });
+      const { document } = await loadRunbook('echo-env', { directory: folder });
+      // Assess
+      template.hasResourceProperties('AWS::SSM::Document', { Content: document });
+      const runCommand = document.mainSteps[0].inputs.runCommand;
+      expect(runCommand.slice(2, 4)).toEqual(['readonly SPLICED=yes', 'set -euo pipefail']);
+      expect(runCommand.join('\n')).not.toContain('conntrack-responder:include');
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
+    }
+  });
+
   describe('refuses a runbook folder that would deploy something else than the lab ran', () => {
     let folder: string;
     const write = (path: string, text: string) => {
@@ -92,6 +130,15 @@ describe('runbook documents', () => {
       write('scripts/broken.sh', fixture('scripts/echo-env.sh'));
       expect(() => synthesize({ runbookDirectory: folder })).toThrow(
         /broken\.yaml:\d+: parameters\.Message\.type/,
+      );
+    });
+
+    it('an include of a library that does not exist, naming the script and line', () => {
+      folder = mkdtempSync(join(tmpdir(), 'ctr-runbooks-'));
+      write('ssm/echo-env.yaml', fixture('ssm/echo-env.yaml'));
+      write('scripts/echo-env.sh', withInclude(fixture('scripts/echo-env.sh')));
+      expect(() => synthesize({ runbookDirectory: folder })).toThrow(
+        /scripts\/echo-env\.sh:3: includes lib\/common\.sh, which does not exist \(libraries: none\)/,
       );
     });
 

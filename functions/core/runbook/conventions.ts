@@ -1,6 +1,8 @@
 import {
   type CommandDocument,
+  composeScript,
   DocumentError,
+  INCLUDE_TAG,
   parameterValueProblems,
   parseDocumentTemplate,
 } from './document.js';
@@ -15,8 +17,10 @@ import {
  * for every parameter a description, `interpolationType: ENV_VAR`, `allowedPattern` or
  * `allowedValues`, a pattern anchored with ^…$ in every alternative, and a default that passes its
  * own constraints; the Linux precondition; `timeoutSeconds`; the `runCommand: []` placeholder.
- * Its script must start with a bash shebang and `set -euo pipefail`, never contain `{{`, use each
- * parameter as `SSM_<Name>`, and reference no undeclared `SSM_*` variable.
+ * Its script must start with a bash shebang and `set -euo pipefail`, include libraries only in the
+ * form `composeScript` accepts, and (with what it includes) never contain `{{`, use each parameter
+ * as `SSM_<Name>` and reference no undeclared `SSM_*` variable: the parameter rules hold for the
+ * composed script, the one SSM runs.
  */
 
 export interface RunbookFiles {
@@ -24,6 +28,8 @@ export interface RunbookFiles {
   readonly yamlText: string;
   /** `undefined` when the script file does not exist. */
   readonly scriptText: string | undefined;
+  /** The scripts folder's libraries by include path (`lib/common.sh`), as `buildDocument` takes them. */
+  readonly libraries?: Readonly<Record<string, string>>;
   /** Shown in messages (default `<name>.yaml` / `<name>.sh`). */
   readonly yamlSource?: string;
   readonly scriptSource?: string;
@@ -108,9 +114,24 @@ function documentViolations(doc: CommandDocument, source: string): string[] {
 const BASH_SHEBANG = /^#!(\/bin\/bash|\/usr\/bin\/env bash)\s*$/;
 const STRICT_MODE = /^set -E?euo pipefail\s*$/;
 
+/** Rules that hold line by line in every file that ends up in the script (its own and its libraries). */
+function lineViolations(text: string, source: string): string[] {
+  const violations: string[] = [];
+  if (text.includes('\r')) violations.push(`${source}: has carriage returns (use LF line endings)`);
+  text.split('\n').forEach((line, index) => {
+    if (line.includes('{{')) {
+      violations.push(
+        `${source}:${index + 1}: contains '{{' (parameters arrive only as SSM_<Name> variables)`,
+      );
+    }
+  });
+  return violations;
+}
+
 function scriptViolations(
   script: string,
   source: string,
+  libraries: Readonly<Record<string, string>>,
   parameterNames: readonly string[] | undefined,
 ): string[] {
   const violations: string[] = [];
@@ -126,22 +147,27 @@ function scriptViolations(
   } else if (!STRICT_MODE.test(lines[firstCommand] ?? '')) {
     violations.push(`${source}:${firstCommand + 1}: the first command must be 'set -euo pipefail'`);
   }
-  if (script.includes('\r')) violations.push(`${source}: has carriage returns (use LF line endings)`);
-  lines.forEach((line, index) => {
-    if (line.includes('{{')) {
-      violations.push(
-        `${source}:${index + 1}: contains '{{' (parameters arrive only as SSM_<Name> variables)`,
-      );
-    }
-  });
+  violations.push(...lineViolations(script, source));
+  for (const match of script.matchAll(new RegExp(`# ${INCLUDE_TAG} (\\S+)`, 'g'))) {
+    const path = match[1] ?? '';
+    const text = Object.hasOwn(libraries, path) ? libraries[path] : undefined;
+    if (text !== undefined) violations.push(...lineViolations(text, path));
+  }
+  let composed = script;
+  try {
+    composed = composeScript(script, libraries, source);
+  } catch (error) {
+    if (!(error instanceof DocumentError)) throw error;
+    violations.push(error.message);
+  }
   if (parameterNames !== undefined) {
     for (const name of parameterNames) {
-      if (!new RegExp(`\\bSSM_${name}\\b`).test(script)) {
+      if (!new RegExp(`\\bSSM_${name}\\b`).test(composed)) {
         violations.push(`${source}: never reads parameter '${name}' as SSM_${name}`);
       }
     }
     const referenced = new Set(
-      Array.from(script.matchAll(/\bSSM_([A-Za-z0-9_]+)/g), (match) => match[1] ?? ''),
+      Array.from(composed.matchAll(/\bSSM_([A-Za-z0-9_]+)/g), (match) => match[1] ?? ''),
     );
     for (const name of referenced) {
       if (!parameterNames.includes(name)) {
@@ -169,7 +195,9 @@ export function runbookViolations(files: RunbookFiles): string[] {
   if (files.scriptText === undefined) {
     violations.push(`${scriptSource}: missing (every document needs a script with the same base name)`);
   } else {
-    violations.push(...scriptViolations(files.scriptText, scriptSource, parameterNames));
+    violations.push(
+      ...scriptViolations(files.scriptText, scriptSource, files.libraries ?? {}, parameterNames),
+    );
   }
   return violations;
 }

@@ -11,7 +11,9 @@ import { z } from 'zod';
  * lab runs is the document AWS runs.
  *
  * API:
- * - `buildDocument(yamlText, scriptText, source?)` → the full document (throws `DocumentError`)
+ * - `buildDocument(yamlText, scriptText, source?, { libraries?, scriptSource? })` → the full
+ *   document, the script's include lines replaced by their libraries (throws `DocumentError`)
+ * - `composeScript(scriptText, libraries, scriptSource?)` → the script as SSM runs it
  * - `parseDocumentTemplate(yamlText, source?)` → the YAML as written (runCommand left as is)
  * - `listParameters(doc)` → name, description, default, constraints of each parameter
  * - `validateParameters(doc, values)` → the values with defaults applied (throws
@@ -119,19 +121,134 @@ export function scriptToRunCommand(scriptText: string): string[] {
 }
 
 /**
- * The full document: the YAML with the script spliced into `runCommand`. The YAML must hold the
- * `runCommand: []` placeholder, so that the script has exactly one source.
+ * Shared shell helpers live once, in `runbooks/scripts/lib/<name>.sh`, and each script names them
+ * with one include line that works when the script runs as a file and is explicit enough to be
+ * replaced safely when a document is built (SSM runs exactly one script per step):
+ *
+ *     # shellcheck source-path=SCRIPTDIR source=lib/common.sh
+ *     source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"  # conntrack-responder:include lib/common.sh
+ *
+ * The include line (and the shellcheck directive right above it) becomes the library's text.
+ * Libraries are keyed by that path; they cannot include anything themselves.
  */
-export function buildDocument(yamlText: string, scriptText: string, source = 'document'): CommandDocument {
+export const INCLUDE_TAG = 'conntrack-responder:include';
+
+const INCLUDE_LINE =
+  /^source "\$\(dirname "\$\{BASH_SOURCE\[0\]\}"\)\/(?<sourced>[^"]*)" {2}# conntrack-responder:include (?<path>\S+)$/;
+/** One file directly in `lib/`: no sub-folders, no `..`, no absolute paths. */
+const LIBRARY_PATH = /^lib\/[a-z0-9][a-z0-9_-]*\.sh$/;
+const SHELLCHECK_SOURCE_DIRECTIVE = /^#\s*shellcheck\s.*\bsource=(?<path>\S+)/;
+/** `source x` or `. x` as a command: anything sourced without the include tag would be missing in SSM. */
+const SOURCE_COMMAND = /^\s*(?:source|\.)\s+\S/;
+
+/** An include line's problem, or the library path it names. */
+function includeTarget(line: string): { path: string } | { problem: string } {
+  const match = INCLUDE_LINE.exec(line);
+  if (!match?.groups) {
+    return {
+      problem: `malformed include: expected exactly 'source "$(dirname "\${BASH_SOURCE[0]}")/lib/<name>.sh"  # ${INCLUDE_TAG} lib/<name>.sh'`,
+    };
+  }
+  const { sourced = '', path = '' } = match.groups;
+  if (sourced !== path) return { problem: `the include sources '${sourced}' but its tag names '${path}'` };
+  if (!LIBRARY_PATH.test(path)) {
+    return {
+      problem: `include path '${path}' must name a file directly in lib/ (lib/<name>.sh: lower-case, no '..', no sub-folders)`,
+    };
+  }
+  return { path };
+}
+
+/**
+ * The script as SSM runs it: each include line replaced by its library's text. Throws a
+ * `DocumentError` naming the file and line of a malformed, path-escaping, unknown, repeated or
+ * nested include, and of a file sourced without the include tag.
+ */
+export function composeScript(
+  scriptText: string,
+  libraries: Readonly<Record<string, string>> = {},
+  scriptSource = 'script',
+): string {
+  const lines = scriptText.split('\n');
+  const composed: string[] = [];
+  const included = new Map<string, number>();
+  lines.forEach((line, index) => {
+    const at = `${scriptSource}:${index + 1}`;
+    if (!line.includes(INCLUDE_TAG)) {
+      if (SOURCE_COMMAND.test(line)) {
+        throw new DocumentError(
+          `${at}: sources a file without '# ${INCLUDE_TAG} <path>' (SSM runs one script, so only tagged lib/ includes are spliced in)`,
+        );
+      }
+      composed.push(line);
+      return;
+    }
+    const target = includeTarget(line);
+    if ('problem' in target) throw new DocumentError(`${at}: ${target.problem}`);
+    const { path } = target;
+    const earlier = included.get(path);
+    if (earlier !== undefined) {
+      throw new DocumentError(`${at}: ${path} is already included at line ${earlier}`);
+    }
+    if (!Object.hasOwn(libraries, path)) {
+      const known = Object.keys(libraries).sort();
+      throw new DocumentError(
+        `${at}: includes ${path}, which does not exist (libraries: ${known.length > 0 ? known.join(', ') : 'none'})`,
+      );
+    }
+    included.set(path, index + 1);
+    const directive = SHELLCHECK_SOURCE_DIRECTIVE.exec(composed.at(-1) ?? '');
+    if (directive) {
+      if (directive.groups?.path !== path) {
+        throw new DocumentError(
+          `${scriptSource}:${index}: the shellcheck directive names '${directive.groups?.path}' but the include is ${path}`,
+        );
+      }
+      composed.pop();
+    }
+    composed.push(...libraryLines(libraries[path] ?? '', `${path} (included at ${at})`));
+  });
+  return composed.join('\n');
+}
+
+function libraryLines(text: string, source: string): string[] {
+  const lines = scriptToRunCommand(text);
+  if (lines[0]?.startsWith('#!')) throw new DocumentError(`${source}:1: a library has no shebang`);
+  lines.forEach((line, index) => {
+    if (line.includes(INCLUDE_TAG) || SOURCE_COMMAND.test(line)) {
+      throw new DocumentError(`${source}:${index + 1}: a library cannot include or source another file`);
+    }
+  });
+  return lines;
+}
+
+export interface BuildOptions {
+  /** Library texts by include path (`lib/common.sh`), from `runbooks/scripts/lib/`. */
+  readonly libraries?: Readonly<Record<string, string>>;
+  /** Shown in include errors (default `script`). */
+  readonly scriptSource?: string;
+}
+
+/**
+ * The full document: the YAML with the composed script spliced into `runCommand`. The YAML must
+ * hold the `runCommand: []` placeholder, so that the script has exactly one source.
+ */
+export function buildDocument(
+  yamlText: string,
+  scriptText: string,
+  source = 'document',
+  options: BuildOptions = {},
+): CommandDocument {
   const template = parseDocumentTemplate(yamlText, source);
   const [step] = template.mainSteps;
   if (step.inputs.runCommand.length > 0) {
     throw new DocumentError(`${source}: mainSteps.0.inputs.runCommand must be the [] placeholder`);
   }
   if (scriptText.trim() === '') throw new DocumentError(`${source}: the script is empty`);
+  const script = composeScript(scriptText, options.libraries, options.scriptSource);
   return {
     ...template,
-    mainSteps: [{ ...step, inputs: { ...step.inputs, runCommand: scriptToRunCommand(scriptText) } }],
+    mainSteps: [{ ...step, inputs: { ...step.inputs, runCommand: scriptToRunCommand(script) } }],
   };
 }
 

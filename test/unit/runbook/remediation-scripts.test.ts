@@ -1,60 +1,78 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from '../../../functions/local/exec.js';
-import { RUNBOOKS_DIR } from '../../../functions/local/runbooks.js';
+import { loadRunbook, RUNBOOKS_DIR } from '../../../functions/local/runbooks.js';
 
 /**
- * What can be checked about the remediation scripts without a kernel: SSM splices one script per
- * document, so the helpers they share are copied into each (and must stay identical), and every
- * parameter refusal happens before anything on the host is read or written, with exit 3 and one
- * well-formed JSON object whatever the value contained. The real effects are in test/lab/remediation.
+ * What can be checked about the remediation scripts without a kernel: their shared helpers live
+ * once, in lib/common.sh, and reach each document through its include line (the mechanism itself
+ * is tested in include.test.ts); and every parameter refusal happens before anything on the host is
+ * read or written, with exit 3 and one well-formed JSON object whatever the value contained, both
+ * when a script runs as a file and as the composed document SSM runs. The real effects are in
+ * test/lab/remediation.
  */
 const SCRIPTS = ['raise-limits', 'notrack-ports', 'rollback'] as const;
-const BEGIN = '# ---- common: begin';
-const END = '# ---- common: end';
+const LIBRARY = 'lib/common.sh';
 
-async function script(name: string): Promise<string> {
-  return readFile(join(RUNBOOKS_DIR, 'scripts', `${name}.sh`), 'utf8');
+async function script(path: string): Promise<string> {
+  return readFile(join(RUNBOOKS_DIR, 'scripts', path), 'utf8');
 }
 
-function sharedBlock(text: string, name: string): string {
-  const start = text.indexOf(BEGIN);
-  const end = text.indexOf(END);
-  if (start < 0 || end < start)
-    throw new Error(`${name}.sh has no shared block between '${BEGIN}' and '${END}'`);
-  return text.slice(start, end);
+/** Names a file defines at top level: functions (`name() {`) and readonly variables. */
+function definedNames(text: string): string[] {
+  return Array.from(
+    text.matchAll(/^(?:([A-Za-z_][A-Za-z0-9_]*)\(\) *\{|readonly ([A-Za-z_][A-Za-z0-9_]*)=)/gm),
+    (match) => match[1] ?? match[2] ?? '',
+  );
 }
 
 describe('remediation scripts', () => {
   let stateDir: string;
+  let composedDir: string;
   beforeAll(async () => {
     stateDir = await mkdtemp(join(tmpdir(), 'ctr-unit-state-'));
+    // The documents' scripts in a folder without lib/: what SSM runs cannot lean on the library file.
+    composedDir = await mkdtemp(join(tmpdir(), 'ctr-unit-composed-'));
+    await mkdir(composedDir, { recursive: true });
+    for (const name of SCRIPTS) {
+      const { document } = await loadRunbook(name);
+      await writeFile(
+        join(composedDir, `${name}.sh`),
+        `${document.mainSteps[0].inputs.runCommand.join('\n')}\n`,
+      );
+    }
   });
   afterAll(async () => {
     await rm(stateDir, { recursive: true, force: true });
+    await rm(composedDir, { recursive: true, force: true });
   });
 
-  async function run(name: string, parameters: Record<string, string>) {
+  async function run(name: string, parameters: Record<string, string>, form: 'file' | 'document') {
     const env: Record<string, string> = {
       CONNTRACK_RESPONDER_STATE_DIR: stateDir,
       CONNTRACK_RESPONDER_ROOT: stateDir,
     };
     for (const [key, value] of Object.entries(parameters)) env[`SSM_${key}`] = value;
-    const result = await execFile('bash', [join(RUNBOOKS_DIR, 'scripts', `${name}.sh`)], {
-      env,
-      allowFailure: true,
-    });
+    const path =
+      form === 'file' ? join(RUNBOOKS_DIR, 'scripts', `${name}.sh`) : join(composedDir, `${name}.sh`);
+    const result = await execFile('bash', [path], { env, allowFailure: true });
     const lines = result.stdout.split('\n').filter(Boolean);
     expect(lines, result.stderr).toHaveLength(1);
     return { ...result, json: JSON.parse(lines[0] ?? '') as Record<string, unknown> };
   }
 
-  it('carry the same shared block', async () => {
-    const blocks = await Promise.all(SCRIPTS.map(async (name) => sharedBlock(await script(name), name)));
-    expect(blocks[1]).toBe(blocks[0]);
-    expect(blocks[2]).toBe(blocks[0]);
+  it.each(SCRIPTS)('%s includes lib/common.sh and defines none of its names again', async (name) => {
+    const [text, library] = await Promise.all([script(`${name}.sh`), script(LIBRARY)]);
+    const shared = definedNames(library);
+    expect(shared).toEqual(
+      expect.arrayContaining(['json_str', 'resolve_init_netns', 'persist_file', 'STATE_DIR']),
+    );
+    expect(text).toMatch(new RegExp(`^source .*  # conntrack-responder:include ${LIBRARY}$`, 'm'));
+    expect(definedNames(text).filter((defined) => shared.includes(defined))).toEqual([]);
+    const { document } = await loadRunbook(name);
+    expect(document.mainSteps[0].inputs.runCommand.join('\n')).toContain(library.trimEnd());
   });
 
   it.each([
@@ -123,23 +141,32 @@ describe('remediation scripts', () => {
     ['rollback', { ChangeId: '-rf' }, /ChangeId '-rf' is invalid/],
     ['rollback', { ChangeId: 'never-applied' }, /unknown ChangeId never-applied/],
   ] as const)('%s refuses %j before touching anything', async (name, parameters, reason) => {
-    const result = await run(name, parameters);
-    expect(result.code).toBe(3);
-    expect(result.json).toMatchObject({ document: name, changeId: parameters.ChangeId, status: 'refused' });
-    expect((result.json.reasons as string[]).join('\n')).toMatch(reason);
-    expect(result.stderr).toMatch(new RegExp(`^${name}: refused: `, 'm'));
+    for (const form of ['file', 'document'] as const) {
+      const result = await run(name, parameters, form);
+      expect(result.code, form).toBe(3);
+      expect(result.json).toMatchObject({ document: name, changeId: parameters.ChangeId, status: 'refused' });
+      expect((result.json.reasons as string[]).join('\n')).toMatch(reason);
+      expect(result.stderr).toMatch(new RegExp(`^${name}: refused: `, 'm'));
+    }
   });
 
   it('escapes whatever a value holds into valid JSON', async () => {
     const hostile = 'a"b\\c\td\ne\u0001f$(id)`id`';
-    for (const name of SCRIPTS) {
-      const result = await run(name, {
-        ChangeId: hostile,
-        MaxEntries: '1',
-        Ports: '1',
-        Protocol: 'tcp',
-        Direction: 'inbound',
-      });
+    for (const [name, form] of SCRIPTS.flatMap((name) => [
+      [name, 'file'] as const,
+      [name, 'document'] as const,
+    ])) {
+      const result = await run(
+        name,
+        {
+          ChangeId: hostile,
+          MaxEntries: '1',
+          Ports: '1',
+          Protocol: 'tcp',
+          Direction: 'inbound',
+        },
+        form,
+      );
       expect(result.code).toBe(3);
       expect(result.json.changeId).toBe(hostile.replace('\u0001', '?'));
       expect((result.json.reasons as string[])[0]).toContain('is invalid');
