@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyHostFirewall } from '../../../functions/local/firewall.js';
 import { execInNetns } from '../../../functions/local/netns.js';
+import { loadRunbook } from '../../../functions/local/runbooks.js';
 import { createServedLabHosts, type ServedLabHosts } from '../support/lab.js';
 import { labUnavailable } from '../support/prerequisites.js';
 import {
@@ -67,7 +68,8 @@ describe.skipIf(labUnavailable)('notrack-ports persistence (iptables-legacy, as 
       servicePorts: [SERVICE_PORT],
     });
     dirs = await createRemediationDirs();
-    script = await readFile(new URL('../../../runbooks/scripts/notrack-ports.sh', import.meta.url), 'utf8');
+    // The copy is of the script the document ran: its lib/ includes spliced in, needing no other file.
+    script = `${(await loadRunbook('notrack-ports')).document.mainSteps[0].inputs.runCommand.join('\n')}\n`;
     const ns = hosts.instance;
     seen.before = await rulesSnapshot(ns);
     seen.applied = await runRemediation('notrack-ports', { ...parameters, Persist: 'false' }, ns, dirs);
