@@ -37,6 +37,7 @@ import { IncidentStore } from './constructs/incident-store.js';
 import { IncidentWorkflow } from './constructs/incident-workflow.js';
 import { Notifications } from './constructs/notifications.js';
 import { RunbookDocuments } from './constructs/runbook-documents.js';
+import { SlackChatops, type SlackProps, validateSlackProps } from './constructs/slack-chatops.js';
 
 /** The repository's `runbooks/` folder. */
 export const REPOSITORY_RUNBOOKS = fileURLToPath(new URL('../runbooks/', import.meta.url));
@@ -232,6 +233,15 @@ export interface ConntrackResponderProps {
    * @default 'standard'
    */
   readonly awsRetryMode?: RetryMode;
+
+  /**
+   * Approval and incident threads in Slack: the channel, the workspace and app ids, and who may
+   * approve. The construct creates the two secrets to fill in (signing secret, bot token) and the
+   * interactivity endpoint whose URL goes into the Slack app (see slack-app-manifest.yaml).
+   *
+   * @default - no Slack: notifications go to the SNS topic only, approvals time out unanswered
+   */
+  readonly slack?: SlackProps;
 }
 
 const DOCUMENT_NAME_PREFIX = /^[A-Za-z0-9_.-]{0,100}$/;
@@ -253,6 +263,8 @@ export class ConntrackResponder extends Construct {
   readonly documents: RunbookDocuments;
   /** The guardrails function the workflow's guardrail states call. */
   readonly guardrailsFunction: lambda.IFunction;
+  /** Present when `slack` was given. */
+  readonly chatops?: SlackChatops;
 
   constructor(scope: Construct, id: string, props: ConntrackResponderProps = {}) {
     super(scope, id);
@@ -304,6 +316,15 @@ export class ConntrackResponder extends Construct {
     });
     guardrails.releaseSlotsOfEndedExecutions(workflow.stateMachine);
 
+    if (props.slack !== undefined) {
+      this.chatops = new SlackChatops(this, 'Slack', {
+        ...props.slack,
+        incidentTable: store.table,
+        logRetention: settings.logRetention,
+      });
+      this.chatops.allowDecisionsOn(workflow.stateMachine);
+    }
+
     this.detectFunction = detection.function;
     this.failedEventsQueue = detection.failedEventsQueue;
     this.kernelLogGroups = detection.subscribedLogGroups;
@@ -326,7 +347,7 @@ type GuardrailProp =
   | 'awsMaxAttempts'
   | 'awsRetryMode';
 
-type ResolvedProps = Required<Omit<ConntrackResponderProps, GuardrailProp>> & {
+type ResolvedProps = Required<Omit<ConntrackResponderProps, GuardrailProp | 'slack'>> & {
   readonly guardrails: GuardrailSettings;
   readonly sdkRetry: SdkRetryConfig;
 };
@@ -412,6 +433,7 @@ function resolveProps(props: ConntrackResponderProps): ResolvedProps {
       `ConntrackResponder subscriptionFilterName '${resolved.subscriptionFilterName}' must be 1 to 512 characters without ':' or '*'`,
     );
   }
+  if (props.slack !== undefined) validateSlackProps(props.slack);
   if (resolved.workflowTimeout.toSeconds() < 60) {
     throw new Error('ConntrackResponder workflowTimeout must be at least one minute');
   }

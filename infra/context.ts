@@ -66,6 +66,20 @@ export function appSettingsFromContext(read: ContextReader): AppSettings {
     documentNamePrefix: text('documentNamePrefix'),
     incidentRetentionDays: wholeNumber('incidentRetentionDays'),
   };
+  // Slack is configured as a whole: a channel id turns it on, and the construct checks the rest.
+  const slackChannelId = text('slackChannelId');
+  if (slackChannelId !== undefined) {
+    const slack: Record<string, unknown> = {
+      channelId: slackChannelId,
+      teamId: text('slackTeamId') ?? fail('slackTeamId', 'set when slackChannelId is', undefined),
+      appId: text('slackAppId') ?? fail('slackAppId', 'set when slackChannelId is', undefined),
+      approverUserIds: list('slackApproverUserIds'),
+      approverUserGroupId: text('slackApproverUserGroupId'),
+      groupCacheSeconds: wholeNumber('slackGroupCacheSeconds'),
+    };
+    for (const key of Object.keys(slack)) if (slack[key] === undefined) delete slack[key];
+    responder.slack = slack;
+  }
   for (const key of Object.keys(responder)) if (responder[key] === undefined) delete responder[key];
   // The construct validates every value (mode, ranges, patterns) and names the prop it rejects.
   return {

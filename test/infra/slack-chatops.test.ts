@@ -1,0 +1,186 @@
+import { describe, expect, it } from 'vitest';
+import type { SlackProps } from '../../infra/constructs/slack-chatops.js';
+import { appSettingsFromContext } from '../../infra/context.js';
+import { policyPacks } from '../../infra/policy-checks.js';
+import { logicalIdOf, synthesize } from './support.js';
+
+const slack: SlackProps = {
+  channelId: 'C0INCIDENTS',
+  teamId: 'T0TESTTEAM',
+  appId: 'A0TESTAPP1',
+  approverUserIds: ['U0APPROVER', 'U0SECONDAPR'],
+  approverUserGroupId: 'S0ONCALL01',
+};
+
+type Statement = {
+  Sid?: string;
+  Effect: string;
+  Action: string | string[];
+  Resource: unknown;
+  Condition?: unknown;
+};
+type Resources = Record<string, { Type: string; Properties: Record<string, unknown> }>;
+
+function interactivity() {
+  const { app, stack, template } = synthesize({ slack });
+  const functionId = logicalIdOf(template, 'AWS::Lambda::Function', '/Slack/Interactivity/Resource');
+  const roleId = logicalIdOf(template, 'AWS::IAM::Role', '/Slack/InteractivityRole/Resource');
+  const policies = Object.values(template.findResources('AWS::IAM::Policy') as Resources).filter((policy) =>
+    JSON.stringify(policy.Properties.Roles).includes(roleId),
+  );
+  const statements = policies.flatMap(
+    (policy) => (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement,
+  );
+  return { app, stack, template, functionId, roleId, statements };
+}
+
+const actionsOf = (statement: Statement) => [statement.Action].flat();
+
+describe('the Slack ChatOps construct', () => {
+  it('adds nothing when Slack is not configured', () => {
+    const { template } = synthesize({});
+    template.resourceCountIs('AWS::Lambda::Url', 0);
+    template.resourceCountIs('AWS::SecretsManager::Secret', 0);
+  });
+
+  it('exposes the endpoint as a Function URL without IAM auth (the Slack signature is the check)', () => {
+    const { template, functionId } = interactivity();
+    template.hasResourceProperties('AWS::Lambda::Url', {
+      AuthType: 'NONE',
+      InvokeMode: 'BUFFERED',
+      TargetFunctionArn: { 'Fn::GetAtt': [functionId, 'Arn'] },
+    });
+  });
+
+  it('creates the two secrets with generated placeholders, never a value in the template', () => {
+    const { template } = interactivity();
+    template.resourceCountIs('AWS::SecretsManager::Secret', 2);
+    for (const secret of Object.values(template.findResources('AWS::SecretsManager::Secret') as Resources)) {
+      expect(secret.Properties.SecretString).toBeUndefined();
+      expect(secret.Properties.GenerateSecretString).toBeDefined();
+    }
+  });
+
+  it('configures the function by environment, secrets by ARN only', () => {
+    const { template, functionId } = interactivity();
+    const fn = (template.findResources('AWS::Lambda::Function') as Resources)[functionId];
+    const variables = (fn?.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+    expect(variables).toMatchObject({
+      SLACK_CHANNEL_ID: 'C0INCIDENTS',
+      SLACK_TEAM_ID: 'T0TESTTEAM',
+      SLACK_APP_ID: 'A0TESTAPP1',
+      SLACK_APPROVER_USER_IDS: 'U0APPROVER,U0SECONDAPR',
+      SLACK_APPROVER_USER_GROUP_ID: 'S0ONCALL01',
+      SLACK_SIGNING_SECRET_ARN: { Ref: expect.stringMatching(/SlackSigningSecret/) },
+      SLACK_BOT_TOKEN_SECRET_ARN: { Ref: expect.stringMatching(/SlackBotToken/) },
+      INCIDENT_TABLE_NAME: { Ref: expect.stringMatching(/IncidentStoreTable/) },
+    });
+    expect(fn?.Properties).toMatchObject({
+      Runtime: 'nodejs24.x',
+      Timeout: 30,
+      TracingConfig: { Mode: 'Active' },
+    });
+  });
+
+  it('grants least privilege: its two secrets, approval items, resuming this workflow, invoking itself', () => {
+    const { statements, functionId } = interactivity();
+    const byAction = (action: string) =>
+      statements.filter((statement) => actionsOf(statement).includes(action));
+
+    const secretResources = byAction('secretsmanager:GetSecretValue').flatMap((statement) =>
+      [statement.Resource].flat(),
+    );
+    expect(secretResources.map((resource) => JSON.stringify(resource)).sort()).toEqual([
+      expect.stringMatching(/SlackBotToken/),
+      expect.stringMatching(/SlackSigningSecret/),
+    ]);
+
+    const [items] = byAction('dynamodb:UpdateItem');
+    expect(actionsOf(items as Statement).sort()).toEqual(['dynamodb:GetItem', 'dynamodb:UpdateItem']);
+    expect(items?.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/IncidentStoreTable/), 'Arn'] });
+    expect(items?.Condition).toEqual({
+      'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['approval#*', 'thread#*', 'incident#*'] },
+    });
+    expect(byAction('dynamodb:PutItem')).toEqual([]);
+    expect(byAction('dynamodb:DeleteItem')).toEqual([]);
+
+    const [resume] = byAction('states:SendTaskSuccess');
+    expect(actionsOf(resume as Statement)).toEqual(['states:SendTaskSuccess']);
+    expect(resume?.Resource).toEqual({ Ref: expect.stringMatching(/WorkflowStateMachine/) });
+
+    const [invoke] = byAction('lambda:InvokeFunction');
+    expect(invoke?.Resource).toEqual({ 'Fn::GetAtt': [functionId, 'Arn'] });
+
+    for (const statement of statements) {
+      for (const action of actionsOf(statement)) expect(action).not.toMatch(/\*$/);
+    }
+  });
+
+  it('tells the operator the Request URL and where to store the secrets', () => {
+    const { template } = interactivity();
+    const outputs = Object.values(template.findOutputs('*')) as Array<{ Description?: string }>;
+    const descriptions = outputs.map((output) => output.Description);
+    expect(descriptions).toEqual(
+      expect.arrayContaining([
+        'Paste into the Slack app: Interactivity & Shortcuts → Request URL',
+        "Store the Slack app's signing secret here",
+        "Store the Slack app's bot token (xoxb-…) here",
+      ]),
+    );
+  });
+
+  it('reports no unacknowledged cdk-nag finding', () => {
+    const { app } = interactivity();
+    const findings = policyPacks().flatMap((pack) =>
+      pack
+        .validateScope(app)
+        .violations.flatMap((violation) =>
+          violation.violatingResources.map(
+            (resource) => `${violation.ruleName} at ${resource.constructPath}`,
+          ),
+        ),
+    );
+    expect(findings).toEqual([]);
+  });
+
+  it.each([
+    [{ channelId: '#incidents' }, /channelId '#incidents' is not a Slack channel id/],
+    [{ teamId: 'acme' }, /teamId 'acme'/],
+    [{ appId: 'B0NOTANAPP' }, /appId/],
+    [{ approverUserIds: ['alice'] }, /approverUserIds 'alice'/],
+    [{ approverUserIds: [], approverUserGroupId: undefined }, /nobody could approve/],
+    [{ approverUserGroupId: 'U0NOTAGROUP' }, /approverUserGroupId/],
+    [{ groupCacheSeconds: 7200 }, /groupCacheSeconds/],
+  ])('refuses %o at synth, naming the prop', (override, message) => {
+    expect(() => synthesize({ slack: { ...slack, ...override } })).toThrow(message);
+  });
+});
+
+describe('Slack settings from CDK context', () => {
+  const reader = (values: Record<string, unknown>) => (key: string) => values[key];
+
+  it('turns Slack on with a channel id and reads the rest', () => {
+    const settings = appSettingsFromContext(
+      reader({
+        'conntrack-responder:slackChannelId': 'C0INCIDENTS',
+        'conntrack-responder:slackTeamId': 'T0TESTTEAM',
+        'conntrack-responder:slackAppId': 'A0TESTAPP1',
+        'conntrack-responder:slackApproverUserIds': 'U0APPROVER, U0SECONDAPR',
+        'conntrack-responder:slackGroupCacheSeconds': '30',
+      }),
+    );
+    expect(settings.responder.slack).toEqual({
+      channelId: 'C0INCIDENTS',
+      teamId: 'T0TESTTEAM',
+      appId: 'A0TESTAPP1',
+      approverUserIds: ['U0APPROVER', 'U0SECONDAPR'],
+      groupCacheSeconds: 30,
+    });
+  });
+
+  it('says what is missing', () => {
+    expect(() =>
+      appSettingsFromContext(reader({ 'conntrack-responder:slackChannelId': 'C0INCIDENTS' })),
+    ).toThrow(/slackTeamId must be set when slackChannelId is/);
+  });
+});
