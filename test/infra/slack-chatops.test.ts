@@ -64,7 +64,8 @@ describe('the Slack ChatOps construct', () => {
   it('configures the function by environment, secrets by ARN only', () => {
     const { template, functionId } = interactivity();
     const fn = (template.findResources('AWS::Lambda::Function') as Resources)[functionId];
-    const variables = (fn?.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+    if (fn === undefined) throw new Error('no interactivity function');
+    const variables = (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
     expect(variables).toMatchObject({
       SLACK_CHANNEL_ID: 'C0INCIDENTS',
       SLACK_TEAM_ID: 'T0TESTTEAM',
@@ -75,7 +76,7 @@ describe('the Slack ChatOps construct', () => {
       SLACK_BOT_TOKEN_SECRET_ARN: { Ref: expect.stringMatching(/SlackBotToken/) },
       INCIDENT_TABLE_NAME: { Ref: expect.stringMatching(/IncidentStoreTable/) },
     });
-    expect(fn?.Properties).toMatchObject({
+    expect(fn.Properties).toMatchObject({
       Runtime: 'nodejs24.x',
       Timeout: 30,
       TracingConfig: { Mode: 'Active' },
