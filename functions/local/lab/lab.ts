@@ -166,7 +166,7 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Pro
  * One lucky connection is not recovery: with a full table the kernel may still early-drop an
  * unassured entry and let a single SYN through.
  */
-async function clientsRecovered(
+export async function clientsRecovered(
   hosts: LabHosts,
   stop: AbortSignal,
   count = 5,

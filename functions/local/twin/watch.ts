@@ -31,6 +31,8 @@ export interface FollowOptions {
   readonly netns: string;
   /** After the first drop line, keep gathering for this long before reporting. @default 300 */
   readonly gatherMs?: number;
+  /** The namespace's inode, when already known (default: read from /run/netns). */
+  readonly inode?: string;
   /** The program that prints the kernel log (tests pass their own). @default dmesg --follow-new */
   readonly command?: readonly [string, ...string[]];
 }
@@ -38,7 +40,7 @@ export interface FollowOptions {
 const DMESG: readonly [string, ...string[]] = ['dmesg', '--follow-new', '--time-format', 'iso'];
 
 export async function followKernelLog(options: FollowOptions): Promise<KernelLogFollower> {
-  const inode = await namespaceInode(options.netns);
+  const inode = options.inode ?? (await namespaceInode(options.netns));
   const [program, ...args] = options.command ?? DMESG;
   const child: ChildProcess = spawn(program, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
@@ -59,6 +61,8 @@ export async function followKernelLog(options: FollowOptions): Promise<KernelLog
     settle = resolve;
     fail = reject;
   });
+  // Failing before anyone awaits (during the start-up pause) must not count as unhandled.
+  drops.catch(() => {});
   let done = false;
   const finish = () => {
     if (done) return;

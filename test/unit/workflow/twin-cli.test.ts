@@ -1,0 +1,81 @@
+import { describe, expect, it } from 'vitest';
+import { UsageError } from '../../../functions/cli/io.js';
+import { respondFlags } from '../../../functions/cli/respond.js';
+import { followKernelLog } from '../../../functions/local/twin/watch.js';
+
+describe('respond flags', () => {
+  it('takes the namespace, mode, output folder, decision and soak', () => {
+    expect(
+      respondFlags({ netns: 'ctr-1-i', mode: 'approve', out: 'o', approve: true, soak: '0' }),
+    ).toMatchObject({
+      netns: 'ctr-1-i',
+      mode: 'approve',
+      out: 'o',
+      approval: 'approve',
+      soakSeconds: 0,
+    });
+    expect(respondFlags({ netns: 'n' })).toMatchObject({
+      mode: undefined,
+      approval: 'prompt',
+      soakSeconds: 5,
+    });
+    expect(respondFlags({ netns: 'n', reject: true }).approval).toBe('reject');
+  });
+
+  it.each([
+    [{}, /--netns NAME is required/],
+    [{ netns: 'n', mode: 'yolo' }, /--mode must be one of auto, approve, dry-run/],
+    [{ netns: 'n', approve: true, reject: true }, /exclude each other/],
+    [{ netns: 'n', soak: '-1' }, /--soak must be a whole number/],
+    [{ netns: 'n', policy: '{' }, /--policy is not valid JSON/],
+  ])('refuses %j', (flags, message) => {
+    expect(() => respondFlags(flags as Record<string, string | boolean>)).toThrow(UsageError);
+    expect(() => respondFlags(flags as Record<string, string | boolean>)).toThrow(message);
+  });
+});
+
+describe('kernel log follower', () => {
+  const lines = [
+    '2026-11-22T01:20:33,100000+00:00 nf_conntrack: nf_conntrack: table full in netns 4026530000, dropping packet',
+    '2026-11-22T01:20:33,793123+00:00 nf_conntrack: nf_conntrack: table full in netns 4026532177, dropping packet',
+    '2026-11-22T01:20:33,800000+00:00 net_ratelimit: 41 callbacks suppressed',
+    '2026-11-22T01:20:33,900000+00:00 eth0: link up',
+    '2026-11-22T01:20:34,000000+00:00 nf_conntrack: nf_conntrack: table full in netns 4026532177, dropping packet',
+  ];
+  const printer = [
+    'node',
+    '-e',
+    `for (const line of ${JSON.stringify(lines)}) console.log(line); setTimeout(() => {}, 5000);`,
+  ] as const;
+
+  it("reports only the namespace's drop lines, their first time and the suppressed repeats that follow them", async () => {
+    const follower = await followKernelLog({
+      netns: 'ctr-x-i',
+      inode: '4026532177',
+      gatherMs: 50,
+      command: printer,
+    });
+    try {
+      const drops = await follower.drops;
+      expect(drops).toMatchObject({
+        dropLines: 2,
+        suppressed: 41,
+        firstSeen: '2026-11-22T01:20:33.793Z',
+        lastSeen: '2026-11-22T01:20:34.000Z',
+      });
+      expect(drops.events).toHaveLength(2);
+      expect(drops.events[0]?.message).toContain('table full in netns 4026532177');
+    } finally {
+      follower.stop();
+    }
+  });
+
+  it('fails clearly when the log program ends before any drop', async () => {
+    const follower = await followKernelLog({
+      netns: 'ctr-x-i',
+      inode: '1',
+      command: ['node', '-e', 'process.exit(3)'],
+    });
+    await expect(follower.drops).rejects.toThrow(/ended \(exit 3\) before any drop/);
+  });
+});
