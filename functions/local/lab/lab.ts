@@ -225,6 +225,7 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
         stdin: options.stdin,
         stdout: options.stdout,
         progress: options.progress ?? true,
+        ...(options.signal ? { signal: options.signal } : {}),
       });
       watchers.push(watcher.stop);
       await abortable(watcher.ready, options.signal);

@@ -41,6 +41,8 @@ export interface RespondOptions {
   /** Where scripts keep rollback state and persisted files for this namespace (never the host's /etc). */
   readonly hostStateDir?: string;
   readonly now?: () => Date;
+  /** Stops the execution where it is (Ctrl-C in the lab); the result then carries the abort error. */
+  readonly signal?: AbortSignal;
 }
 
 export interface RespondResult {
@@ -175,7 +177,11 @@ export async function respond(
     onEvent: progressPrinter(say, started.getTime()),
   });
   history = execution.history;
+  const abort = () => execution.abort();
+  options.signal?.addEventListener('abort', abort, { once: true });
+  if (options.signal?.aborted) abort();
   const ended = await execution.result;
+  options.signal?.removeEventListener('abort', abort);
   await ssm.settle();
   const state = 'output' in ended ? (ended.output as Record<string, unknown>) : null;
   const rawOutcome = state?.outcome as Outcome | undefined;
