@@ -82,6 +82,14 @@ export function progressPrinter(write: (line: string) => void, started = Date.no
         write(`${stamp(event)}   decision: ${String(gate.decision)}`);
         break;
       }
+      case STATE.waitForApproval: {
+        const approval = fields(output.approval);
+        const approver = fields(approval.approver);
+        write(
+          `${stamp(event)}   ${String(approval.decision)} by ${String(approver.name ?? approver.id)} via ${String(approver.via)}`,
+        );
+        break;
+      }
       case STATE.verify: {
         const verification = fields(output.verification);
         write(`${stamp(event)}   ${verification.held ? 'the fix held' : 'the fix did NOT hold'}`);
