@@ -323,6 +323,9 @@ export class ConntrackResponder extends Construct {
         logRetention: settings.logRetention,
       });
       this.chatops.allowDecisionsOn(workflow.stateMachine);
+      // The approval request is posted in the incident's thread, and so is the outcome.
+      this.chatops.connect(workflow.functions.functions.requestApproval);
+      this.chatops.connect(workflow.functions.functions.notify);
     }
 
     this.detectFunction = detection.function;

@@ -212,6 +212,8 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
       incident: sfn.JsonPath.objectAt('$.incident'),
       assessment: sfn.JsonPath.objectAt('$.assessment'),
       gate: sfn.JsonPath.objectAt('$.gate'),
+      // The evidence the approver reads (usage, drops, top ports and states, firewall, NAT).
+      diagnostics: sfn.JsonPath.objectAt('$.before'),
     }),
     taskTimeout: sfn.Timeout.duration(approvalTimeout),
     resultPath: '$.approval',

@@ -70,7 +70,7 @@ export class WorkflowFunctions extends Construct {
         entry: 'request-approval.ts',
         description: 'Stores the task token under a single-use approval id and announces the request',
         memorySize: 256,
-        timeout: Duration.seconds(15),
+        timeout: Duration.seconds(30),
         environment: { ...table, ...topic },
       },
       verify: {
@@ -84,8 +84,10 @@ export class WorkflowFunctions extends Construct {
         entry: 'notify.ts',
         description: "Publishes an incident's outcome",
         memorySize: 256,
-        timeout: Duration.seconds(15),
-        environment: topic,
+        // SNS first, then Slack, whose rate limit may be waited out.
+        timeout: Duration.seconds(30),
+        // The bucket name only says where the evidence will be; this function writes nothing there.
+        environment: { ...topic, ...bucket },
       },
       writeEvidence: {
         entry: 'write-evidence.ts',

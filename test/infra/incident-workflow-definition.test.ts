@@ -196,7 +196,7 @@ describe('incident workflow definition', () => {
     expect(wait.Resource).toBe('arn:aws:states:::lambda:invoke.waitForTaskToken');
     expect(wait.TimeoutSeconds).toBe(1800);
     expect(wait.Parameters).toMatchObject({
-      Payload: { 'taskToken.$': '$$.Task.Token', timeoutSeconds: 1800 },
+      Payload: { 'taskToken.$': '$$.Task.Token', timeoutSeconds: 1800, 'diagnostics.$': '$.before' },
     });
     expect(wait.Catch?.[0]).toEqual({
       ErrorEquals: ['States.Timeout'],

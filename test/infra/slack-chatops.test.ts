@@ -117,6 +117,38 @@ describe('the Slack ChatOps construct', () => {
     }
   });
 
+  it.each([
+    [
+      'requestApproval',
+      '/Functions/requestApprovalFunction/Resource',
+      '/Functions/requestApprovalRole/Resource',
+    ],
+    ['notify', '/Functions/notifyFunction/Resource', '/Functions/notifyRole/Resource'],
+  ])(
+    'connects the %s function to Slack: settings and the bot token, never the signing secret',
+    (_role, fnPath, rolePath) => {
+      const { template } = interactivity();
+      const functionId = logicalIdOf(template, 'AWS::Lambda::Function', fnPath);
+      const roleId = logicalIdOf(template, 'AWS::IAM::Role', rolePath);
+      const fn = (template.findResources('AWS::Lambda::Function') as Resources)[functionId];
+      const variables = (fn?.Properties.Environment as { Variables: Record<string, unknown> } | undefined)
+        ?.Variables;
+      expect(variables).toMatchObject({
+        SLACK_CHANNEL_ID: 'C0INCIDENTS',
+        SLACK_BOT_TOKEN_SECRET_ARN: { Ref: expect.stringMatching(/SlackBotToken/) },
+      });
+      expect(variables?.SLACK_SIGNING_SECRET_ARN).toBeUndefined();
+      const statements = Object.values(template.findResources('AWS::IAM::Policy') as Resources)
+        .filter((policy) => JSON.stringify(policy.Properties.Roles).includes(roleId))
+        .flatMap((policy) => (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement);
+      const secretResources = JSON.stringify(
+        statements.filter((statement) => actionsOf(statement).includes('secretsmanager:GetSecretValue')),
+      );
+      expect(secretResources).toMatch(/SlackBotToken/);
+      expect(secretResources).not.toMatch(/SlackSigningSecret/);
+    },
+  );
+
   it('tells the operator the Request URL and where to store the secrets', () => {
     const { template } = interactivity();
     const outputs = Object.values(template.findOutputs('*')) as Array<{ Description?: string }>;

@@ -19,7 +19,7 @@ export const SUMMARY_MARKER = '--- JSON summary ---';
 export interface NotificationContent {
   readonly subject: string;
   readonly text: string;
-  readonly summary: Readonly<Record<string, unknown>>;
+  readonly summary: object;
   readonly attributes: Readonly<Record<string, string>>;
 }
 

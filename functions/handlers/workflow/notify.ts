@@ -1,41 +1,58 @@
-import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SNSClient } from '@aws-sdk/client-sns';
+import type { Context } from 'aws-lambda';
+import { EVIDENCE_PREFIX } from '../../adapters/evidence-store.js';
+import { SnsPublisher } from '../../adapters/sns-publisher.js';
+import { notifyOutcome } from '../../core/chatops/outcome.js';
+import { bundleRootName } from '../../core/evidence/bundle.js';
 import { incidentNotification, type WorkflowState } from '../../core/workflow/notify.js';
 import { requiredSetting } from '../../core/workflow/settings.js';
+import { chatopsRuntimeFrom, slackConfigured } from '../chatops.js';
 import { logger, tracer } from '../powertools.js';
+import { accountOf } from './account.js';
 import { workflowHandler } from './middleware.js';
 
-/** "Notify": the outcome to SNS (Slack joins in issue 5). */
+/**
+ * "Notify": the outcome to the SNS topic (text for people, a JSON summary, filterable attributes,
+ * under 256 KB) and, when Slack is configured, to the incident's thread. SNS goes first and does
+ * not depend on Slack; a Slack failure is logged and returned, never thrown.
+ */
 const topicArn = requiredSetting(process.env, 'notificationTopicArn');
-const sns = tracer.captureAWSv3Client(new SNSClient({}));
+const bucket = process.env.EVIDENCE_BUCKET_NAME?.trim() ?? '';
+const sns = new SnsPublisher(tracer.captureAWSv3Client(new SNSClient({})), topicArn);
+const runtime = slackConfigured(process.env)
+  ? chatopsRuntimeFrom(process.env, tracer.captureAWSv3Client(new DynamoDBClient({})), (message, fields) =>
+      logger.warn(message, fields),
+    )
+  : null;
 
-/** SNS takes 256 KB per message, attributes included; the bundle has the rest. */
-const MAX_TEXT_BYTES = 200 * 1024;
-
-export const lambdaHandler = async (event: unknown) => {
-  const notification = incidentNotification(event as WorkflowState);
-  const summary = JSON.stringify(notification.summary);
-  let text = notification.text;
-  if (Buffer.byteLength(text) > MAX_TEXT_BYTES) {
-    text = `${Buffer.from(text).subarray(0, MAX_TEXT_BYTES).toString('utf8')}\n… (cut; the evidence bundle has everything)`;
+/** Where the evidence step (which runs next) writes the bundle: functions/adapters/evidence-store.ts. */
+function evidenceLocation(incidentId: string | undefined): string | null {
+  if (bucket === '' || incidentId === undefined) return null;
+  try {
+    return `s3://${bucket}/${EVIDENCE_PREFIX}${bundleRootName(incidentId)}/`;
+  } catch {
+    return null;
   }
-  const published = await sns.send(
-    new PublishCommand({
-      TopicArn: topicArn,
-      Subject: notification.subject,
-      Message: `${text}\n\n${summary}`,
-      MessageAttributes: Object.fromEntries(
-        Object.entries(notification.attributes).map(([name, value]) => [
-          name,
-          { DataType: 'String', StringValue: value },
-        ]),
-      ),
-    }),
+}
+
+export const lambdaHandler = async (event: unknown, context?: Context) => {
+  const state = event as WorkflowState;
+  const notification = incidentNotification(state);
+  const delivery = await notifyOutcome(
+    event,
+    notification,
+    { account: accountOf(event, context), evidenceLocation: evidenceLocation(state.incident?.incidentId) },
+    { publish: (message) => sns.publish(message), chat: runtime?.chat ?? null },
   );
+  const messageId = 'messageId' in delivery.sns ? delivery.sns.messageId : null;
+  if (typeof delivery.slack === 'object') logger.error('Slack was not told the outcome', delivery.slack);
   logger.info('Published the outcome', {
     outcome: notification.summary.outcome,
-    messageId: published.MessageId,
+    messageId,
+    slack: delivery.slack,
   });
-  return { channel: 'sns', messageId: published.MessageId ?? null, subject: notification.subject };
+  return { channel: 'sns', messageId, subject: notification.subject, slack: delivery.slack };
 };
 
 export const handler = workflowHandler(lambdaHandler);

@@ -1,52 +1,41 @@
 import { randomUUID } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { WorkflowStore } from '../../adapters/workflow-store.js';
-import { approvalRequestFrom, approvalText } from '../../core/workflow/approval.js';
-import { asciiSubject } from '../../core/workflow/notify.js';
+import { SNSClient } from '@aws-sdk/client-sns';
+import type { Context } from 'aws-lambda';
+import { DynamoApprovalStore } from '../../adapters/approval-store.js';
+import { SnsPublisher } from '../../adapters/sns-publisher.js';
+import { openApproval } from '../../core/chatops/open-approval.js';
 import { requiredSetting } from '../../core/workflow/settings.js';
+import { chatopsRuntimeFrom, slackConfigured } from '../chatops.js';
 import { logger, tracer } from '../powertools.js';
+import { accountOf } from './account.js';
 import { workflowHandler } from './middleware.js';
 
 /**
  * "Wait for approval" (a `.waitForTaskToken` task): stores the task token under a new single-use
- * approval id and announces the request. The workflow resumes when the approval endpoint calls
- * SendTaskSuccess with the decision, or ends with no change when the task times out.
+ * approval id, announces the request on the SNS topic, and posts it with its buttons in the
+ * incident's Slack thread when Slack is configured. The workflow resumes when the Slack endpoint
+ * calls SendTaskSuccess with the decision, or ends with no change when the task times out.
  */
 const tableName = requiredSetting(process.env, 'incidentTableName');
 const topicArn = requiredSetting(process.env, 'notificationTopicArn');
-const store = new WorkflowStore(
-  DynamoDBDocumentClient.from(tracer.captureAWSv3Client(new DynamoDBClient({}))),
-  tableName,
-);
-const sns = tracer.captureAWSv3Client(new SNSClient({}));
+const dynamo = tracer.captureAWSv3Client(new DynamoDBClient({}));
+const warn = (message: string, fields: Record<string, unknown>) => logger.warn(message, fields);
+const runtime = slackConfigured(process.env) ? chatopsRuntimeFrom(process.env, dynamo, warn) : null;
+const store = runtime?.store ?? new DynamoApprovalStore(dynamo, tableName, warn);
+const sns = new SnsPublisher(tracer.captureAWSv3Client(new SNSClient({})), topicArn);
 
-export const lambdaHandler = async (event: unknown) => {
-  const pending = approvalRequestFrom(event, new Date(), randomUUID());
-  const { request } = pending;
-  await store.putPendingApproval(pending);
-  await sns.send(
-    new PublishCommand({
-      TopicArn: topicArn,
-      Subject: asciiSubject(
-        `conntrack-responder: approval needed on ${request.instanceId ?? 'a host'} (${request.incidentId})`,
-      ),
-      Message: approvalText(request),
-      MessageAttributes: {
-        severity: { DataType: 'String', StringValue: 'warning' },
-        outcome: { DataType: 'String', StringValue: 'approval-needed' },
-        action: { DataType: 'String', StringValue: 'approval' },
-        instance: { DataType: 'String', StringValue: request.instanceId ?? 'unknown' },
-      },
-    }),
-  );
-  logger.info('Approval requested', {
-    approvalId: request.approvalId,
-    incidentId: request.incidentId,
-    expiresAt: request.expiresAt,
+export const lambdaHandler = async (event: unknown, context?: Context) => {
+  const opened = await openApproval(event, {
+    store,
+    chat: runtime?.chat ?? null,
+    publish: (message) => sns.publish(message),
+    now: () => new Date(),
+    newApprovalId: randomUUID,
+    account: accountOf(event, context),
   });
-  return { approvalId: request.approvalId, expiresAt: request.expiresAt };
+  logger.info('Approval requested', { ...opened });
+  return opened;
 };
 
 export const handler = workflowHandler(lambdaHandler);

@@ -135,6 +135,7 @@ describe('workflow handlers', () => {
         incident,
         assessment,
         gate,
+        diagnostics: before,
       },
       context,
     );
@@ -158,16 +159,23 @@ describe('workflow handlers', () => {
   });
 
   it('never reuses an approval id (conditional write)', async () => {
-    const { WorkflowStore } = await import('../../../functions/adapters/workflow-store.js');
-    const store = new WorkflowStore(documents, tableName);
+    const { DynamoApprovalStore } = await import('../../../functions/adapters/approval-store.js');
+    const { newApprovalRecord } = await import('../../../functions/core/chatops/approval.js');
+    const store = new DynamoApprovalStore(dynamo.client, tableName);
     await documents.send(
       new PutCommand({ TableName: tableName, Item: { pk: 'approval#taken', sk: 'approval' } }),
     );
-    const pending = {
-      taskToken: 't',
-      request: { approvalId: 'taken', expiresAt: '2026-11-21T10:30:00.000Z' },
-    } as unknown as Parameters<typeof store.putPendingApproval>[0];
-    await expect(store.putPendingApproval(pending)).rejects.toThrow(/conditional request failed/i);
+    const record = newApprovalRecord({
+      approvalId: 'taken',
+      incidentId: incident.incidentId,
+      instanceId: incident.instanceId,
+      executionId: EXECUTION,
+      now: new Date(),
+      timeoutSeconds: 60,
+      actions: [],
+      alternative: null,
+    });
+    await expect(store.create(record, 't')).rejects.toThrow(/conditional request failed/i);
   });
 
   it('publishes the outcome with filterable attributes and an ASCII subject', async () => {
