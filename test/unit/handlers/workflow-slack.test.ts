@@ -151,7 +151,7 @@ describe('workflow handlers with Slack', () => {
     const [update] = slack.callsTo('chat.update');
     expect(update?.args).toMatchObject({ channel: posted?.message?.channel, ts: posted?.message?.ts });
     expect(JSON.stringify(update?.args.blocks)).toContain('No decision');
-    expect((update?.args.blocks as Block[]).some((block) => block.type === 'actions')).toBe(false);
+    expect(((update?.args.blocks ?? []) as Block[]).some((block) => block.type === 'actions')).toBe(false);
     const replies = slack.callsTo('chat.postMessage');
     expect(replies.map((call) => call.args.thread_ts)).toEqual([
       posted?.message?.threadTs,
