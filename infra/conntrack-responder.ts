@@ -295,6 +295,7 @@ export class ConntrackResponder extends Construct {
         evidenceBucket: evidence.bucket,
         notificationTopic: notifications.topic,
         documents: this.documents,
+        guardrailsFunction: guardrails.function,
       },
       logRetention: settings.logRetention,
       timeout: settings.workflowTimeout,

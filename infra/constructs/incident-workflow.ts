@@ -1,5 +1,6 @@
 import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as sns from 'aws-cdk-lib/aws-sns';
@@ -16,6 +17,11 @@ export interface IncidentWorkflowResources {
   readonly notificationTopic: sns.ITopic;
   /** The SSM documents; `documentName`/`documentArn` give what SendCommand and its policy need. */
   readonly documents: RunbookDocuments;
+  /**
+   * The guardrails function behind "Check the guardrails", "Take a remediation slot" and "Release
+   * the remediation slot" (the Guardrails construct's, shared with its EventBridge rule).
+   */
+  readonly guardrailsFunction: lambda.IFunction;
 }
 
 export interface IncidentWorkflowProps {
@@ -104,7 +110,7 @@ export class IncidentWorkflow extends Construct {
         reason:
           "SendCommand names the incident's instance, known only at run time; the statement also names the exact documents, so only the workflow's own runbooks can run.",
       },
-      ...Object.values(this.functions.functions).map((fn) => ({
+      ...[...Object.values(this.functions.functions), props.resources.guardrailsFunction].map((fn) => ({
         id: `AwsSolutions-IAM5[Resource::<${logicalIdOf(fn)}.Arn>:*]`,
         reason:
           "Step Functions' Lambda integration grants the function's versions and aliases too; these are the workflow's own functions.",
@@ -119,7 +125,7 @@ export class IncidentWorkflow extends Construct {
   ): sfn.IChainable {
     const { documents } = resources;
     return buildIncidentDefinition(this, {
-      functions: this.functions.functions,
+      functions: { ...this.functions.functions, guardrails: resources.guardrailsFunction },
       documents: {
         collectDiagnostics: documents.documentName('collect-diagnostics'),
         raiseLimits: documents.documentName('raise-limits'),

@@ -5,8 +5,8 @@ import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import type { Construct } from 'constructs';
 import { DOCUMENT } from '../../functions/core/workflow/documents.js';
 import { OUTCOMES } from '../../functions/core/workflow/outcome.js';
-import { type SsmPolling, ssmCommandLoop } from './ssm-command.js';
-import { STATE, type WorkflowFunctionRole } from './state-names.js';
+import { type SsmPolling, ssmCommandLoop, throttlingRetry } from './ssm-command.js';
+import { STATE, WORKFLOW_ERROR, type WorkflowFunctionRole } from './state-names.js';
 
 /** The Lambda functions behind the workflow's Task states (thin handlers in functions/handlers/workflow/). */
 export type IncidentWorkflowFunctions = Readonly<Record<WorkflowFunctionRole, lambda.IFunction>>;
@@ -43,6 +43,37 @@ export const DEFAULT_POLLING: SsmPolling = { intervalSeconds: 3, maxPolls: 60, d
 export const DEFAULT_APPROVAL_TIMEOUT = Duration.minutes(30);
 
 /**
+ * How long a change waits for a remediation slot: 12 retries from 20 s apart, doubling up to 5 min,
+ * with full jitter (at most about 45 min in all), then the incident escalates with no change.
+ */
+export const SLOT_RETRY: sfn.RetryProps = {
+  errors: [WORKFLOW_ERROR.slotsBusy],
+  interval: Duration.seconds(20),
+  backoffRate: 2,
+  maxDelay: Duration.minutes(5),
+  maxAttempts: 12,
+  jitterStrategy: sfn.JitterType.FULL,
+};
+
+/**
+ * Lambda's own throttling (TooManyRequestsException: the account's or function's concurrency is
+ * used up) and transient service errors, retried with backoff and full jitter on every Lambda task.
+ */
+export const LAMBDA_RETRY: sfn.RetryProps = {
+  errors: [
+    'Lambda.TooManyRequestsException',
+    'Lambda.ServiceException',
+    'Lambda.AWSLambdaException',
+    'Lambda.SdkClientException',
+    'Lambda.ClientExecutionTimeoutException',
+  ],
+  interval: Duration.seconds(2),
+  backoffRate: 2,
+  maxAttempts: 6,
+  jitterStrategy: sfn.JitterType.FULL,
+};
+
+/**
  * The incident workflow, in JSONPath so that the same definition runs locally under
  * aws-local-stepfunctions. Data accumulates under one object:
  * `incident` (the execution input), `execution`, `instance`, `before`, `assessment`, `gate`,
@@ -76,7 +107,18 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
       payloadResponseOnly: true,
       resultPath,
       taskTimeout: sfn.Timeout.duration(Duration.seconds(120)),
-    });
+      // LAMBDA_RETRY instead: the same service errors plus throttling, with jitter.
+      retryOnServiceExceptions: false,
+    }).addRetry(LAMBDA_RETRY);
+
+  // The guardrails function sees the whole state and returns the new $.guardrails.
+  const guardrailStep = (name: string, operation: 'check' | 'take-slot' | 'release') =>
+    invoke(
+      name,
+      functions.guardrails,
+      sfn.TaskInput.fromObject({ operation, state: sfn.JsonPath.objectAt('$') }),
+      '$.guardrails',
+    );
 
   // ---- the end of every path: notify, then keep the evidence ------------------------------------
   const done = new sfn.Succeed(scope, STATE.done);
@@ -96,10 +138,17 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
   notify.addCatch(writeEvidence, { errors: [sfn.Errors.ALL], resultPath: '$.notificationError' });
   notify.next(writeEvidence);
 
+  // Every path passes here before notifying: the remediation slot (if any) is given back, a change
+  // starts the instance's cooldown, and the diagnosed top ports feed the fleet view. If this fails
+  // the incident is still notified; the slot's lease (and the ended-executions rule) free it.
+  const releaseSlot = guardrailStep(STATE.releaseSlot, 'release');
+  releaseSlot.addCatch(notify, { errors: [sfn.Errors.ALL], resultPath: '$.guardrailsError' });
+  releaseSlot.next(notify);
+
   // ---- failure handling -----------------------------------------------------------------------
-  const failedBeforeChange = outcome(STATE.failedBeforeChange, OUTCOMES.failedBeforeChange).next(notify);
-  const rollbackFailed = outcome(STATE.rollbackFailed, OUTCOMES.rollbackFailed).next(notify);
-  const rolledBack = outcome(STATE.rolledBack, OUTCOMES.rolledBack).next(notify);
+  const failedBeforeChange = outcome(STATE.failedBeforeChange, OUTCOMES.failedBeforeChange).next(releaseSlot);
+  const rollbackFailed = outcome(STATE.rollbackFailed, OUTCOMES.rollbackFailed).next(releaseSlot);
+  const rolledBack = outcome(STATE.rolledBack, OUTCOMES.rolledBack).next(releaseSlot);
 
   const rollBack = new sfn.Map(scope, STATE.rollBack, {
     itemsPath: '$.gate.rollback',
@@ -156,10 +205,16 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
       },
       resultSelector: { information: sfn.JsonPath.listAt('$.InstanceInformationList') },
       resultPath: '$.instance',
-    }),
+    }).addRetry(throttlingRetry()),
   );
 
-  const notManaged = outcome(STATE.notManaged, OUTCOMES.notManaged).next(notify);
+  const notManaged = outcome(STATE.notManaged, OUTCOMES.notManaged).next(releaseSlot);
+  const optedOut = outcome(STATE.optedOut, OUTCOMES.optedOut).next(releaseSlot);
+
+  // Before any SSM call: the instance's mode tag, the preconditions (managed, online, Linux, an
+  // agent that passes ENV_VAR parameters), the change calendar, the fleet breaker and the cooldown
+  // after a change. `$.guardrails.mode` is the policy gate's ceiling from here on.
+  const checkGuardrails = beforeChange(guardrailStep(STATE.checkGuardrails, 'check'));
 
   const collectBefore = beforeChange(
     collectDiagnostics(scope, STATE.collectDiagnostics, '$.before', {
@@ -181,7 +236,7 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
       '$.assessment',
     ),
   );
-  const notConfirmed = outcome(STATE.notConfirmed, OUTCOMES.notConfirmed).next(notify);
+  const notConfirmed = outcome(STATE.notConfirmed, OUTCOMES.notConfirmed).next(releaseSlot);
 
   // ---- the policy gate and the approval -------------------------------------------------------
   const checkPolicy = beforeChange(
@@ -191,14 +246,15 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
       sfn.TaskInput.fromObject({
         incident: sfn.JsonPath.objectAt('$.incident'),
         assessment: sfn.JsonPath.objectAt('$.assessment'),
+        guardrails: sfn.JsonPath.objectAt('$.guardrails'),
       }),
       '$.gate',
     ),
   );
-  const nothingToChange = outcome(STATE.nothingToChange, OUTCOMES.nothingToChange).next(notify);
-  const dryRun = outcome(STATE.dryRun, OUTCOMES.dryRun).next(notify);
-  const rejected = outcome(STATE.rejected, OUTCOMES.rejected).next(notify);
-  const approvalTimedOut = outcome(STATE.approvalTimedOut, OUTCOMES.approvalTimedOut).next(notify);
+  const nothingToChange = outcome(STATE.nothingToChange, OUTCOMES.nothingToChange).next(releaseSlot);
+  const dryRun = outcome(STATE.dryRun, OUTCOMES.dryRun).next(releaseSlot);
+  const rejected = outcome(STATE.rejected, OUTCOMES.rejected).next(releaseSlot);
+  const approvalTimedOut = outcome(STATE.approvalTimedOut, OUTCOMES.approvalTimedOut).next(releaseSlot);
 
   // The task token never leaves the server side: the handler stores it under a single-use approval
   // id, and only that id travels in messages and buttons.
@@ -217,7 +273,9 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
     }),
     taskTimeout: sfn.Timeout.duration(approvalTimeout),
     resultPath: '$.approval',
+    retryOnServiceExceptions: false,
   });
+  waitForApproval.addRetry(LAMBDA_RETRY);
   waitForApproval.addCatch(approvalTimedOut, { errors: [sfn.Errors.TIMEOUT], resultPath: '$.error' });
   beforeChange(waitForApproval);
 
@@ -228,6 +286,7 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
       sfn.TaskInput.fromObject({
         incident: sfn.JsonPath.objectAt('$.incident'),
         assessment: sfn.JsonPath.objectAt('$.assessment'),
+        guardrails: sfn.JsonPath.objectAt('$.guardrails'),
         approval: sfn.JsonPath.objectAt('$.approval'),
       }),
       '$.gate',
@@ -280,7 +339,7 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
       '$.verification',
     ),
   );
-  const remediated = outcome(STATE.remediated, OUTCOMES.remediated).next(notify);
+  const remediated = outcome(STATE.remediated, OUTCOMES.remediated).next(releaseSlot);
 
   // A verified change is re-applied with Persist=true (when the policy persists at all). If that
   // fails the fix still holds, so the incident ends remediated and the notification says so.
@@ -303,6 +362,15 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
   persist.addCatch(remediated, { errors: [sfn.Errors.ALL], resultPath: '$.persistError' });
   persist.next(remediated);
 
+  // ---- a remediation slot before any change -----------------------------------------------------
+  // Right before a change: an automatic change the calendar or the breaker now forbids goes back
+  // to the policy gate (capped to approve); otherwise a fleet-wide slot is taken, waiting with
+  // backoff and jitter while all are busy.
+  const noSlot = outcome(STATE.noSlot, OUTCOMES.noRemediationSlot).next(releaseSlot);
+  const takeSlot = guardrailStep(STATE.takeSlot, 'take-slot').addRetry(SLOT_RETRY);
+  takeSlot.addCatch(noSlot, { errors: [WORKFLOW_ERROR.slotsBusy], resultPath: '$.error' });
+  beforeChange(takeSlot);
+
   // ---- wiring ---------------------------------------------------------------------------------
   verify.next(
     new sfn.Choice(scope, STATE.fixHeld)
@@ -311,16 +379,21 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
   );
   applyRemediation.next(soak).next(collectAfter).next(verify);
 
+  takeSlot.next(
+    new sfn.Choice(scope, STATE.slotTaken)
+      .when(sfn.Condition.booleanEquals('$.guardrails.slot.granted', true), applyRemediation)
+      .otherwise(checkPolicy),
+  );
   settleApproval.next(
     new sfn.Choice(scope, STATE.anythingApproved)
-      .when(sfn.Condition.stringEquals('$.gate.decision', 'apply'), applyRemediation)
+      .when(sfn.Condition.stringEquals('$.gate.decision', 'apply'), takeSlot)
       .otherwise(rejected),
   );
   waitForApproval.next(settleApproval);
 
   checkPolicy.next(
     new sfn.Choice(scope, STATE.approvalRequired)
-      .when(sfn.Condition.stringEquals('$.gate.decision', 'apply'), applyRemediation)
+      .when(sfn.Condition.stringEquals('$.gate.decision', 'apply'), takeSlot)
       .when(sfn.Condition.stringEquals('$.gate.decision', 'approve'), waitForApproval)
       .when(sfn.Condition.stringEquals('$.gate.decision', 'dry-run'), dryRun)
       .otherwise(nothingToChange),
@@ -333,16 +406,15 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
   );
   collectBefore.next(assess);
 
-  lookUpInstance.next(
-    new sfn.Choice(scope, STATE.instanceManaged)
-      .when(
-        sfn.Condition.and(
-          sfn.Condition.isPresent('$.instance.information[0].PingStatus'),
-          sfn.Condition.stringEquals('$.instance.information[0].PingStatus', 'Online'),
-        ),
-        collectBefore,
-      )
-      .otherwise(notManaged),
+  lookUpInstance.next(checkGuardrails);
+  checkGuardrails.next(
+    new sfn.Choice(scope, STATE.optedOutChoice)
+      .when(sfn.Condition.stringEquals('$.guardrails.next', 'opted-out'), optedOut)
+      .otherwise(
+        new sfn.Choice(scope, STATE.instanceManaged)
+          .when(sfn.Condition.stringEquals('$.guardrails.next', 'collect'), collectBefore)
+          .otherwise(notManaged),
+      ),
   );
 
   // Detection opens incidents for hosts that are not EC2 instances too (no instance id in the log

@@ -13,6 +13,9 @@ import { EVIDENCE_PREFIX } from '../../functions/adapters/evidence-store.js';
 import { WORKFLOW_ENVIRONMENT } from '../../functions/core/workflow/settings.js';
 import type { WorkflowFunctionRole } from './state-names.js';
 
+/** The roles this construct makes functions for; the guardrails function is the Guardrails construct's. */
+export type WorkflowOwnRole = Exclude<WorkflowFunctionRole, 'guardrails'>;
+
 const repositoryRoot = fileURLToPath(new URL('../../', import.meta.url));
 
 export interface WorkflowFunctionsProps {
@@ -39,8 +42,8 @@ interface FunctionSpec {
  * functions/core/workflow, one role each with only what that function calls.
  */
 export class WorkflowFunctions extends Construct {
-  readonly functions: Record<WorkflowFunctionRole, nodejs.NodejsFunction>;
-  readonly roles: Record<WorkflowFunctionRole, iam.Role>;
+  readonly functions: Record<WorkflowOwnRole, nodejs.NodejsFunction>;
+  readonly roles: Record<WorkflowOwnRole, iam.Role>;
 
   constructor(scope: Construct, id: string, props: WorkflowFunctionsProps) {
     super(scope, id);
@@ -51,7 +54,7 @@ export class WorkflowFunctions extends Construct {
     const table = { [WORKFLOW_ENVIRONMENT.incidentTableName]: props.incidentTable.tableName };
     const topic = { [WORKFLOW_ENVIRONMENT.notificationTopicArn]: props.notificationTopic.topicArn };
     const bucket = { [WORKFLOW_ENVIRONMENT.evidenceBucketName]: props.evidenceBucket.bucketName };
-    const specs: Record<WorkflowFunctionRole, FunctionSpec> = {
+    const specs: Record<WorkflowOwnRole, FunctionSpec> = {
       assess: {
         entry: 'assess.ts',
         description: 'Confirms a conntrack alert from the host counters and plans the remediation',
@@ -98,9 +101,9 @@ export class WorkflowFunctions extends Construct {
       },
     };
 
-    const functions = {} as Record<WorkflowFunctionRole, nodejs.NodejsFunction>;
-    const roles = {} as Record<WorkflowFunctionRole, iam.Role>;
-    for (const [role, spec] of Object.entries(specs) as Array<[WorkflowFunctionRole, FunctionSpec]>) {
+    const functions = {} as Record<WorkflowOwnRole, nodejs.NodejsFunction>;
+    const roles = {} as Record<WorkflowOwnRole, iam.Role>;
+    for (const [role, spec] of Object.entries(specs) as Array<[WorkflowOwnRole, FunctionSpec]>) {
       const logGroup = new logs.LogGroup(this, `${role}Logs`, {
         retention: props.logRetention,
         removalPolicy: RemovalPolicy.DESTROY,

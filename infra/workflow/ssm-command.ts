@@ -181,7 +181,7 @@ export function ssmCommandLoop(scope: Construct, props: SsmCommandLoopProps): sf
 }
 
 /** Throttling and transient service errors are retried with backoff and jitter, never dropped. */
-function throttlingRetry(): sfn.RetryProps {
+export function throttlingRetry(): sfn.RetryProps {
   return {
     errors: ['Ssm.ThrottlingException', 'Ssm.InternalServerErrorException'],
     interval: Duration.seconds(2),

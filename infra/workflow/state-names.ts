@@ -7,6 +7,9 @@ export const STATE = {
   takeIncident: 'Take the incident',
   hostIsInstance: 'Is the host an instance?',
   lookUpInstance: 'Look up the instance in SSM',
+  checkGuardrails: 'Check the guardrails',
+  optedOutChoice: 'Opted out by its tag?',
+  optedOut: 'Opted out: no change',
   instanceManaged: 'Instance managed and online?',
   notManaged: 'Not managed: no change, escalated',
 
@@ -25,6 +28,9 @@ export const STATE = {
   anythingApproved: 'Anything approved?',
   rejected: 'Rejected: no change',
 
+  takeSlot: 'Take a remediation slot',
+  slotTaken: 'Slot taken?',
+  noSlot: 'No remediation slot in time: no change, escalated',
   applyRemediation: 'Apply the remediation',
   soak: 'Wait for the soak period',
   collectDiagnosticsAfter: 'Collect diagnostics after the soak',
@@ -37,6 +43,7 @@ export const STATE = {
   rollbackFailed: 'Rollback failed: escalated',
   failedBeforeChange: 'Failed before any change',
 
+  releaseSlot: 'Release the remediation slot',
   notify: 'Notify',
   writeEvidence: 'Write the evidence bundle',
   evidenceNotWritten: 'Evidence bundle not written',
@@ -53,6 +60,7 @@ export const LAMBDA_TASK_STATES = {
   verify: [STATE.verify],
   notify: [STATE.notify],
   writeEvidence: [STATE.writeEvidence],
+  guardrails: [STATE.checkGuardrails, STATE.takeSlot, STATE.releaseSlot],
 } as const;
 
 export type WorkflowFunctionRole = keyof typeof LAMBDA_TASK_STATES;
@@ -71,6 +79,8 @@ export const WORKFLOW_ERROR = {
   commandFailed: 'SsmCommandFailed',
   commandTimedOut: 'SsmCommandTimedOut',
   unknownDocument: 'UnknownRemediationDocument',
+  /** Every remediation slot is taken (thrown by the guardrails function; retried, then escalated). */
+  slotsBusy: 'RemediationSlotsBusy',
 } as const;
 
 /**

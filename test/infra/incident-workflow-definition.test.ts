@@ -72,18 +72,32 @@ describe('incident workflow definition', () => {
     expect(lookUp.Parameters).toEqual({
       Filters: [{ Key: 'InstanceIds', 'Values.$': 'States.Array($.incident.instanceId)' }],
     });
+    // The guardrails decide, from what SSM said and the instance's own policy, before any command.
+    expect(lookUp.Next).toBe(STATE.checkGuardrails);
+    expect(lookUp.Retry).toContainEqual(
+      expect.objectContaining({
+        ErrorEquals: ['Ssm.ThrottlingException', 'Ssm.InternalServerErrorException'],
+        JitterStrategy: 'FULL',
+      }),
+    );
+    const check = state(definition, STATE.checkGuardrails);
+    expect(check.Parameters).toEqual({ operation: 'check', 'state.$': '$' });
+    expect(check.ResultPath).toBe('$.guardrails');
+    expect(check.Next).toBe(STATE.optedOutChoice);
+    expect(state(definition, STATE.optedOutChoice)).toMatchObject({
+      Choices: [{ Variable: '$.guardrails.next', StringEquals: 'opted-out', Next: STATE.optedOut }],
+      Default: STATE.instanceManaged,
+    });
     const managed = state(definition, STATE.instanceManaged);
     expect(managed.Choices).toEqual([
-      {
-        And: [
-          { Variable: '$.instance.information[0].PingStatus', IsPresent: true },
-          { Variable: '$.instance.information[0].PingStatus', StringEquals: 'Online' },
-        ],
-        Next: STATE.collectDiagnostics,
-      },
+      { Variable: '$.guardrails.next', StringEquals: 'collect', Next: STATE.collectDiagnostics },
     ]);
     expect(managed.Default).toBe(STATE.notManaged);
-    expect(state(definition, STATE.notManaged).Next).toBe(STATE.notify);
+    expect(state(definition, STATE.optedOut)).toMatchObject({
+      Result: { status: 'no-host-change', hostChanged: false },
+      Next: STATE.releaseSlot,
+    });
+    expect(state(definition, STATE.notManaged).Next).toBe(STATE.releaseSlot);
   });
 
   describe.each(Object.values(SSM_BLOCK))('SSM command block "%s"', (block) => {
@@ -205,7 +219,7 @@ describe('incident workflow definition', () => {
     });
     expect(state(definition, STATE.approvalTimedOut)).toMatchObject({
       Result: { status: 'escalated', hostChanged: false },
-      Next: STATE.notify,
+      Next: STATE.releaseSlot,
     });
     const custom = synth({ approvalTimeout: Duration.minutes(5) }).definition;
     expect(state(custom, STATE.waitForApproval).TimeoutSeconds).toBe(300);
@@ -214,7 +228,7 @@ describe('incident workflow definition', () => {
   it('routes the policy decision: apply, approve, dry-run, or nothing to change', () => {
     const gate = state(definition, STATE.approvalRequired);
     expect(gate.Choices?.map((choice) => [choice.StringEquals, choice.Next])).toEqual([
-      ['apply', STATE.applyRemediation],
+      ['apply', STATE.takeSlot],
       ['approve', STATE.waitForApproval],
       ['dry-run', STATE.dryRun],
     ]);
@@ -225,6 +239,8 @@ describe('incident workflow definition', () => {
   it('catches every failure: before a change into "no change", after a change into the rollback', () => {
     const beforeChange = [
       STATE.lookUpInstance,
+      STATE.checkGuardrails,
+      STATE.takeSlot,
       STATE.collectDiagnostics,
       STATE.assess,
       STATE.checkPolicy,
@@ -237,6 +253,7 @@ describe('incident workflow definition', () => {
     for (const name of beforeChange) expect(catchAll(name)?.Next, name).toBe(STATE.failedBeforeChange);
     for (const name of afterChange) expect(catchAll(name)?.Next, name).toBe(STATE.rollBack);
     expect(catchAll(STATE.rollBack)?.Next).toBe(STATE.rollbackFailed);
+    expect(catchAll(STATE.releaseSlot)?.Next).toBe(STATE.notify);
     expect(catchAll(STATE.notify)?.Next).toBe(STATE.writeEvidence);
     expect(catchAll(STATE.writeEvidence)?.Next).toBe(STATE.evidenceNotWritten);
 
@@ -245,6 +262,66 @@ describe('incident workflow definition', () => {
       .filter(([, each]) => !each.Catch?.some((catcher) => catcher.ErrorEquals.includes('States.ALL')))
       .map(([name]) => name);
     expect(uncaught).toEqual([]);
+  });
+
+  it('takes a remediation slot before every change and waits for one with backoff and jitter', () => {
+    const take = state(definition, STATE.takeSlot);
+    expect(take.Parameters).toEqual({ operation: 'take-slot', 'state.$': '$' });
+    expect(take.Retry).toContainEqual({
+      ErrorEquals: [WORKFLOW_ERROR.slotsBusy],
+      IntervalSeconds: 20,
+      BackoffRate: 2,
+      MaxDelaySeconds: 300,
+      MaxAttempts: 12,
+      JitterStrategy: 'FULL',
+    });
+    expect(take.Catch?.[0]).toEqual({
+      ErrorEquals: [WORKFLOW_ERROR.slotsBusy],
+      ResultPath: '$.error',
+      Next: STATE.noSlot,
+    });
+    expect(state(definition, STATE.noSlot)).toMatchObject({
+      Result: { status: 'escalated', hostChanged: false },
+      Next: STATE.releaseSlot,
+    });
+    // A slot, or back to the gate when the calendar or the breaker now forbids an automatic change.
+    expect(state(definition, STATE.slotTaken)).toMatchObject({
+      Choices: [{ Variable: '$.guardrails.slot.granted', BooleanEquals: true, Next: STATE.applyRemediation }],
+      Default: STATE.checkPolicy,
+    });
+    expect(state(definition, STATE.anythingApproved).Choices?.[0]?.Next).toBe(STATE.takeSlot);
+    // Nothing reaches the change without passing the slot.
+    const predecessors = Object.entries(definition.States)
+      .filter(([, each]) => successors(each).includes(STATE.applyRemediation))
+      .map(([name]) => name);
+    expect(predecessors).toEqual([STATE.slotTaken]);
+  });
+
+  it('gives the slot back on every path, right before the notification', () => {
+    const beforeNotify = Object.entries(definition.States)
+      .filter(([name, each]) => name !== STATE.releaseSlot && successors(each).includes(STATE.notify))
+      .map(([name]) => name);
+    expect(beforeNotify).toEqual([]);
+    expect(state(definition, STATE.releaseSlot)).toMatchObject({
+      Parameters: { operation: 'release', 'state.$': '$' },
+      ResultPath: '$.guardrails',
+      Next: STATE.notify,
+    });
+  });
+
+  it('retries Lambda throttling and service errors with backoff and jitter on every Lambda task', () => {
+    const lambdaTasks = Object.entries(definition.States).filter(
+      ([, each]) => each.Type === 'Task' && !String(each.Resource).includes(':aws-sdk:'),
+    );
+    expect(lambdaTasks.length).toBeGreaterThan(6);
+    for (const [name, each] of lambdaTasks) {
+      expect(each.Retry, name).toContainEqual(
+        expect.objectContaining({
+          ErrorEquals: expect.arrayContaining(['Lambda.TooManyRequestsException', 'Lambda.ServiceException']),
+          JitterStrategy: 'FULL',
+        }),
+      );
+    }
   });
 
   it('ends every path with a notification and an evidence bundle', () => {

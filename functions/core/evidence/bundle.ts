@@ -26,6 +26,7 @@ import { buildTimeline } from './timeline.js';
  *       stdout.txt, stderr.txt    the command's output
  *   verification.json             the verification result (when verified)
  *   errors.json                   errors the workflow caught, and what could not be recorded (when any)
+ *   guardrails.json               which guardrail decided what, in order (when the guardrails ran)
  *   timeline.json                 the derived timeline and its consistency problems
  *   impact.json                   the drop estimate from the kernel counters
  *   execution-history.json        the state machine's execution history
@@ -96,6 +97,7 @@ export function buildEvidenceBundle(evidence: IncidentEvidence): EvidenceBundle 
     files.set(`${folder}/stderr.txt`, command.stderr);
   });
   if (evidence.verification) files.set('verification.json', json(evidence.verification));
+  if ((evidence.guardrails ?? []).length > 0) files.set('guardrails.json', json(evidence.guardrails));
   if ((evidence.errors ?? []).length > 0 || (evidence.notes ?? []).length > 0) {
     files.set('errors.json', json({ errors: evidence.errors ?? [], notes: evidence.notes ?? [] }));
   }

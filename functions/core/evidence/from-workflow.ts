@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { STATE } from '../../../infra/workflow/state-names.js';
 import { type DiagnosticsReport, DiagnosticsReportSchema } from '../diagnostics/report.js';
+import type { GuardrailDecision } from '../guardrails/decisions.js';
 import type { Plan } from '../plan/types.js';
 import type { VerificationResult } from '../plan/verify.js';
 import { OUTCOME_STATUSES, type Outcome } from '../workflow/outcome.js';
@@ -94,6 +95,23 @@ const VerificationSchema = z.looseObject({
   held: z.boolean(),
   reasons: z.array(z.string()).default([]),
   checks: z.array(z.looseObject({ name: z.string(), passed: z.boolean(), detail: z.string() })).default([]),
+});
+
+const GuardrailDecisionSchema = z.object({
+  guardrail: z.enum([
+    'dedupe',
+    'fleet-breaker',
+    'instance-policy',
+    'preconditions',
+    'change-calendar',
+    'remediation-cooldown',
+    'concurrency',
+  ]),
+  step: z.enum(['detect', 'before-ssm', 'before-change', 'end']),
+  effect: z.string(),
+  mode: z.enum(['auto', 'approve', 'dry-run']).optional(),
+  detail: z.string(),
+  at: z.string(),
 });
 
 const ErrorSchema = z.looseObject({ Error: z.string().optional(), Cause: z.string().optional() });
@@ -309,7 +327,25 @@ export function evidenceFromWorkflow(input: WorkflowEvidenceInput): IncidentEvid
     executionHistory: input.history,
     errors,
     notes,
+    guardrails: guardrailsOf(state.guardrails, notes),
   };
+}
+
+/** The guardrails' decisions from `$.guardrails`; a malformed one becomes a note, never an exception. */
+function guardrailsOf(value: unknown, notes: string[]): GuardrailDecision[] {
+  const decisions = (value as { decisions?: unknown } | undefined)?.decisions;
+  if (decisions === undefined) return [];
+  if (!Array.isArray(decisions)) {
+    notes.push('guardrails.decisions is not a list; the guardrail decisions were not recorded');
+    return [];
+  }
+  const kept: GuardrailDecision[] = [];
+  decisions.forEach((decision, index) => {
+    const parsed = GuardrailDecisionSchema.safeParse(decision);
+    if (parsed.success) kept.push(parsed.data as GuardrailDecision);
+    else notes.push(`guardrails.decisions[${index}] is malformed and was left out`);
+  });
+  return kept;
 }
 
 /** Times of state transitions, from either history form. */

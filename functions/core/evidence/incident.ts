@@ -1,4 +1,5 @@
 import type { DiagnosticsReport } from '../diagnostics/report.js';
+import type { GuardrailDecision } from '../guardrails/decisions.js';
 import type { Alert, Plan } from '../plan/types.js';
 import type { VerificationResult } from '../plan/verify.js';
 import type { Outcome } from '../workflow/outcome.js';
@@ -34,6 +35,8 @@ export interface IncidentEvidence {
   readonly errors?: readonly WorkflowError[];
   /** What the evidence could not record, in plain words (e.g. an after report that was not JSON). */
   readonly notes?: readonly string[];
+  /** Which guardrail decided what (instance policy, preconditions, calendar, breaker, slots, cooldown). */
+  readonly guardrails?: readonly GuardrailDecision[];
 }
 
 export interface WorkflowError {

@@ -110,6 +110,21 @@ export function renderPostmortem(input: PostmortemInput): string {
   }
   if (before && before.table.entries > 0) renderTableShape(evidence, line);
 
+  const guardrails = evidence.guardrails ?? [];
+  if (guardrails.length > 0) {
+    line('## Guardrails');
+    line();
+    line('What each guardrail decided, in order (see guardrails.json):');
+    line();
+    line('| When | Guardrail | Effect | Why |');
+    line('|---|---|---|---|');
+    for (const decision of guardrails) {
+      const effect = decision.mode ? `${decision.effect} → ${decision.mode}` : decision.effect;
+      line(`| ${decision.step} | ${decision.guardrail} | ${inline(effect)} | ${inline(decision.detail)} |`);
+    }
+    line();
+  }
+
   line('## Actions taken');
   line();
   if (!plan || plan.actions.length === 0) {

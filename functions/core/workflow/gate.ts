@@ -3,6 +3,7 @@ import type { ActionMode, Plan, PlannedAction } from '../plan/index.js';
 import { DOCUMENT, isRemediationDocument } from './documents.js';
 import {
   parseWith,
+  RESPONSE_MODES,
   type ResponseMode,
   stricterMode,
   WorkflowIncidentSchema,
@@ -71,6 +72,12 @@ export type ApprovalDecision = z.infer<typeof ApprovalDecisionSchema>;
 
 const GateInputSchema = z.object({
   incident: z.unknown(),
+  /**
+   * The guardrails' verdict (functions/core/guardrails): its `mode` replaces the incident's as the
+   * ceiling, because it already took the incident's mode, the instance's tag, the change calendar,
+   * the fleet breaker and the cooldown after a change into account.
+   */
+  guardrails: z.looseObject({ mode: z.enum(RESPONSE_MODES) }).optional(),
   assessment: z.looseObject({ plan: z.looseObject({ actions: z.array(z.unknown()) }) }),
   approval: z.unknown().optional(),
 });
@@ -129,7 +136,7 @@ export function gateIncident(payload: unknown, settings: WorkflowSettings): Gate
     input.approval === undefined
       ? undefined
       : parseWith(ApprovalDecisionSchema, input.approval, 'the approval');
-  const incidentMode = incident.mode;
+  const incidentMode = input.guardrails?.mode ?? incident.mode;
   const reasons: string[] = [];
   const notApplied: Array<{ id: string; title: string; why: string }> = [];
   const modeOf = (action: PlannedAction) => stricterMode(action.mode, incidentMode);
@@ -170,7 +177,7 @@ export function gateIncident(payload: unknown, settings: WorkflowSettings): Gate
     const mode = modes.get(action.id);
     const capped =
       mode !== action.mode
-        ? ` (the policy says ${action.mode}; this incident allows at most ${incidentMode})`
+        ? ` (the policy says ${action.mode}; ${input.guardrails ? 'the guardrails allow' : 'this incident allows'} at most ${incidentMode})`
         : '';
     reasons.push(`${action.title}: ${mode}${capped}`);
   }

@@ -42,6 +42,12 @@ export interface WorkflowState {
   readonly rollbackError?: StateError;
   readonly persistError?: StateError;
   readonly evidence?: { location?: string };
+  /** What the fleet guardrails decided (functions/core/guardrails/steps.ts). */
+  readonly guardrails?: {
+    mode?: string;
+    escalation?: { reasons?: readonly string[]; runbook?: string } | null;
+    decisions?: ReadonlyArray<{ guardrail?: string; effect?: string; detail?: string }>;
+  };
 }
 
 export interface IncidentSummary {
@@ -115,6 +121,26 @@ export function incidentNotification(state: WorkflowState): IncidentNotification
     `Incident ${incidentId} on ${instance}: ${outcome}.`,
     state.outcome?.summary ?? 'The workflow recorded no outcome.',
   ];
+  const escalation = state.guardrails?.escalation;
+  if (escalation) {
+    lines.push(
+      '',
+      'Why the responder did not act:',
+      ...(escalation.reasons ?? []).map((reason) => `  - ${reason}`),
+    );
+    if (escalation.runbook) lines.push(`Follow the manual runbook: ${escalation.runbook}`);
+  }
+  // Guardrails that changed what the responder could do (the rest passed).
+  const deciding = (state.guardrails?.decisions ?? []).filter((decision) =>
+    ['cap-mode', 'opt-out', 'hold'].includes(decision.effect ?? ''),
+  );
+  if (deciding.length > 0) {
+    lines.push(
+      '',
+      'Guardrails:',
+      ...deciding.map((decision) => `  - ${decision.guardrail}: ${decision.detail}`),
+    );
+  }
   if (state.assessment?.summary)
     lines.push('', `Diagnosis (${state.assessment.classification}): ${state.assessment.summary}`);
   if (state.approval?.decision) {

@@ -30,7 +30,18 @@ export const OUTCOMES = {
     status: 'escalated',
     hostChanged: false,
     summary:
-      'The instance is not managed by SSM or not online, so nothing was collected or changed; apply the manual runbook.',
+      'The instance cannot run the runbooks (not managed by SSM, not online, not Linux, or an SSM Agent older than 3.3.2746.0), so nothing was collected or changed; follow runbooks/conntrack-table-full.md.',
+  },
+  optedOut: {
+    status: 'no-host-change',
+    hostChanged: false,
+    summary: "The instance's mode tag is off: it opted out, so nothing was collected or changed.",
+  },
+  noRemediationSlot: {
+    status: 'escalated',
+    hostChanged: false,
+    summary:
+      'Too many remediations were running fleet-wide and no slot came free in time: nothing was changed, and the incident is escalated.',
   },
   notConfirmed: {
     status: 'not-confirmed',

@@ -9,6 +9,7 @@ import { type ApprovalDecision, gateIncident } from '../../core/workflow/gate.js
 import { incidentNotification, type WorkflowState } from '../../core/workflow/notify.js';
 import type { WorkflowSettings } from '../../core/workflow/settings.js';
 import { verifyFix } from '../../core/workflow/verify.js';
+import { type LocalGuardrails, localGuardrails } from './guardrails.js';
 import type { LambdaBindings } from './runner.js';
 
 /**
@@ -29,6 +30,8 @@ export interface LocalFunctionsOptions {
   /** Writes the evidence bundle from the final state (set by the respond command). */
   readonly writeEvidence: (state: unknown) => Promise<unknown>;
   readonly now?: () => Date;
+  /** The guardrails' records for this run (in memory); @default a fresh set with the default settings */
+  readonly guardrails?: LocalGuardrails;
 }
 
 async function writeJson(path: string, value: unknown): Promise<void> {
@@ -50,8 +53,10 @@ async function askOnTerminal(request: ApprovalRequest, options: LocalFunctionsOp
 
 export function localFunctions(options: LocalFunctionsOptions): LambdaBindings {
   const now = options.now ?? (() => new Date());
+  const guardrails = options.guardrails ?? localGuardrails({ now });
   let notifications = 0;
   return {
+    guardrails: guardrails.step,
     assess: async (payload) => assessIncident(payload, options.settings),
     policyGate: async (payload) => gateIncident(payload, options.settings),
     verify: async (payload) => verifyFix(payload),

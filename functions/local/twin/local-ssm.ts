@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ENV_VAR_MIN_AGENT_VERSION } from '../../core/guardrails/settings.js';
 import { ParameterValidationError, validateParameters } from '../../core/runbook/document.js';
 import { namespaceExists } from '../netns.js';
 import { loadRunbook } from '../runbooks.js';
@@ -116,7 +117,9 @@ export function localSsm(options: LocalSsmOptions): LocalSsm {
                 InstanceId: instanceId,
                 PingStatus: 'Online',
                 PlatformType: 'Linux',
-                AgentVersion: 'local-executor',
+                // The local executor passes parameters as SSM_<name> environment variables, as
+                // agents from this version on do, so it answers the guardrails' precondition as one.
+                AgentVersion: ENV_VAR_MIN_AGENT_VERSION,
               },
             ]
           : [],

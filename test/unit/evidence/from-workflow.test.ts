@@ -191,6 +191,22 @@ describe('evidenceFromWorkflow on real workflow runs', () => {
     ).toBe(true);
     expect(String(bundle.files.get('postmortem.md'))).toContain('| applied and persisted |');
     expect((evidence.executionHistory as unknown[]).length).toBeGreaterThan(10);
+
+    // Which guardrail decided what, in the order they did.
+    expect(evidence.guardrails?.map((d) => `${d.step} ${d.guardrail} ${d.effect}`)).toEqual([
+      'before-ssm instance-policy pass',
+      'before-ssm preconditions pass',
+      'before-ssm change-calendar pass',
+      'before-ssm fleet-breaker pass',
+      'before-ssm remediation-cooldown pass',
+      'before-change concurrency grant',
+      'end concurrency release',
+      'end remediation-cooldown pass',
+    ]);
+    expect(JSON.parse(String(bundle.files.get('guardrails.json')))).toEqual(evidence.guardrails);
+    expect(String(bundle.files.get('postmortem.md'))).toMatch(
+      /## Guardrails[\s\S]*\| before-change \| concurrency \| grant \| remediation slot taken/,
+    );
   });
 
   it('records a rollback against the actions it undid', async () => {
@@ -232,6 +248,55 @@ describe('evidenceFromWorkflow on real workflow runs', () => {
     const bundle = buildEvidenceBundle(evidence);
     expect(bundle.files.has('errors.json')).toBe(true);
     expect(String(bundle.files.get('postmortem.md'))).toContain('## Errors and gaps');
+  });
+});
+
+describe('evidenceFromWorkflow and the guardrails', () => {
+  const state = (decisions: unknown) => ({
+    incident: {
+      incidentId: 'inc-g-1',
+      instanceId: 'i-0abc',
+      kind: 'table-full',
+      trigger: { netns: null, dropLines: 1, suppressed: 0, events: [] },
+    },
+    outcome: { status: 'no-host-change', hostChanged: false, summary: 'Opted out.' },
+    guardrails: { next: 'opted-out', mode: 'dry-run', decisions },
+  });
+
+  it('keeps well-formed decisions, notes malformed ones, and escapes what a tag said', () => {
+    const evidence = evidenceFromWorkflow({
+      state: state([
+        {
+          guardrail: 'instance-policy',
+          step: 'before-ssm',
+          effect: 'cap-mode',
+          mode: 'approve',
+          detail:
+            "EC2 tag conntrack-responder:mode is '| <b>yes</b>', which is not one of off, dry-run, approve, auto",
+          at: '2026-03-13T20:22:00.000Z',
+        },
+        { guardrail: 'made-up', effect: 'pass' },
+      ]),
+      history: [],
+      closedAt: '2026-03-13T20:23:00.000Z',
+    });
+    expect(evidence.guardrails).toHaveLength(1);
+    expect(evidence.notes).toContain('guardrails.decisions[1] is malformed and was left out');
+    const postmortem = String(buildEvidenceBundle(evidence).files.get('postmortem.md'));
+    const row = postmortem.split('\n').find((line) => line.startsWith('| before-ssm | instance-policy'));
+    expect(row).toBeDefined();
+    expect(row).not.toContain('<b>');
+    expect(row?.split(' | ')).toHaveLength(4);
+  });
+
+  it('writes no guardrails file when the guardrails never ran', () => {
+    const evidence = evidenceFromWorkflow({
+      state: state(undefined),
+      history: [],
+      closedAt: '2026-03-13T20:23:00.000Z',
+    });
+    expect(evidence.guardrails).toEqual([]);
+    expect(buildEvidenceBundle(evidence).files.has('guardrails.json')).toBe(false);
   });
 });
 

@@ -145,6 +145,31 @@ describe('policy gate', () => {
     expect(gate(approvePlan, { mode: 'auto' }).decision).toBe('approve');
   });
 
+  it.each([
+    // incident mode, guardrails' mode, decision: the guardrails' verdict is the ceiling
+    ['approve', 'auto', 'apply'],
+    ['auto', 'approve', 'approve'],
+    ['auto', 'dry-run', 'dry-run'],
+    ['auto', undefined, 'apply'],
+  ] as const)(
+    'takes the ceiling from the guardrails when they ran (incident %s, guardrails %s → %s)',
+    (incidentMode, guardrailMode, expected) => {
+      const autoPlan = assess(seed003(), settings(withMode(resolvePolicy({}), 'auto')));
+      const decision = gateIncident(
+        {
+          incident: incident({ mode: incidentMode }),
+          assessment: autoPlan,
+          ...(guardrailMode === undefined ? {} : { guardrails: { mode: guardrailMode, decisions: [] } }),
+        },
+        settings(),
+      );
+      expect(decision.decision).toBe(expected);
+      expect(decision.incidentMode).toBe(guardrailMode ?? incidentMode);
+      if (guardrailMode === 'approve')
+        expect(decision.reasons[0]).toMatch(/the guardrails allow at most approve/);
+    },
+  );
+
   it('applies what was approved, only that, and nothing once rejected', () => {
     const assessment = assess();
     expect(gate(assessment, {}, approvalBy('approved')).toApply.map((action) => action.id)).toEqual([
@@ -277,6 +302,30 @@ describe('notification', () => {
       hostChanged: true,
       applied: ['Raise nf_conntrack_max to 524288'],
     });
+  });
+
+  it('says why the guardrails stopped the responder, and which runbook to follow', () => {
+    const notification = incidentNotification({
+      incident: { incidentId: 'inc-2', instanceId: 'i-0abc12345678' },
+      outcome: OUTCOMES.notManaged,
+      guardrails: {
+        mode: 'approve',
+        escalation: {
+          reasons: ['SSM Agent 3.2.1.0 is older than 3.3.2746.0'],
+          runbook: 'runbooks/conntrack-table-full.md',
+        },
+        decisions: [
+          { guardrail: 'instance-policy', effect: 'pass', detail: 'no tag' },
+          { guardrail: 'change-calendar', effect: 'cap-mode', detail: 'change calendar prod is CLOSED' },
+        ],
+      },
+    });
+    expect(notification.text).toContain(
+      'Why the responder did not act:\n  - SSM Agent 3.2.1.0 is older than 3.3.2746.0',
+    );
+    expect(notification.text).toContain('Follow the manual runbook: runbooks/conntrack-table-full.md');
+    expect(notification.text).toContain('Guardrails:\n  - change-calendar: change calendar prod is CLOSED');
+    expect(notification.text).not.toContain('no tag');
   });
 });
 

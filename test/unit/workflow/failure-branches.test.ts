@@ -1,8 +1,11 @@
 import { Duration } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
+import { DEFAULT_GUARDRAILS } from '../../../functions/core/guardrails/settings.js';
+import { runGuardrailStep } from '../../../functions/core/guardrails/steps.js';
 import type { RunDocumentRequest, RunDocumentResult } from '../../../functions/local/ssm-executor.js';
 import type { AslMachine } from '../../../functions/local/twin/asl.js';
+import { type LocalGuardrails, localGuardrails } from '../../../functions/local/twin/guardrails.js';
 import { localSsm, SsmError } from '../../../functions/local/twin/local-ssm.js';
 import { type LambdaBindings, runWorkflowLocally } from '../../../functions/local/twin/runner.js';
 import { onlyStateMachine } from '../../../functions/local/twin/template.js';
@@ -83,6 +86,9 @@ interface Scenario {
   readonly decision?: 'apply' | 'approve' | 'dry-run' | 'nothing';
   readonly lambdas?: Partial<LambdaBindings>;
   readonly definition?: AslMachine;
+  readonly guardrails?: LocalGuardrails;
+  /** What DescribeInstanceInformation reports as the agent version. */
+  readonly agentVersion?: string;
 }
 
 async function runScenario(scenario: Scenario = {}) {
@@ -96,8 +102,23 @@ async function runScenario(scenario: Scenario = {}) {
     run: scenario.run ?? host(),
     online: async () => scenario.online ?? true,
   });
+  if (scenario.agentVersion !== undefined) {
+    const describe = ssm.describeInstanceInformation.bind(ssm);
+    const agentVersion = scenario.agentVersion;
+    ssm.describeInstanceInformation = async (input) => {
+      const answer = (await describe(input)) as { InstanceInformationList: object[] };
+      return {
+        InstanceInformationList: answer.InstanceInformationList.map((node) => ({
+          ...node,
+          AgentVersion: agentVersion,
+        })),
+      };
+    };
+  }
   const decision = scenario.decision ?? 'apply';
+  const guardrails = scenario.guardrails ?? localGuardrails();
   const defaults: LambdaBindings = {
+    guardrails: guardrails.step,
     assess: async () => ({
       confirmed: true,
       classification: 'table-full',
@@ -159,7 +180,7 @@ async function runScenario(scenario: Scenario = {}) {
     .history()
     .filter((event) => event.type === 'StateEntered')
     .map((event) => event.state);
-  return { output, sent, calls, entered };
+  return { output, sent, calls, entered, guardrails };
 }
 
 function expectNotifiedAndBundled(run: Awaited<ReturnType<typeof runScenario>>) {
@@ -348,6 +369,7 @@ describe('incident workflow branches, run locally from the synthesized definitio
           verify: never,
           notify: async () => ({}),
           writeEvidence: async () => ({}),
+          guardrails: localGuardrails().step,
         },
         soakMs: 0,
         retryIntervalMs: 0,
@@ -373,5 +395,160 @@ describe('incident workflow branches, run locally from the synthesized definitio
     expect(run.output.notificationError.Error).toBe('NotFoundException');
     expect(run.calls.writeEvidence).toHaveLength(1);
     expect(run.entered.at(-1)).toBe(STATE.done);
+  });
+
+  describe('guardrails', () => {
+    const operations = (run: Awaited<ReturnType<typeof runScenario>>) =>
+      (run.calls.guardrails ?? []).map((payload) => (payload as { operation: string }).operation);
+
+    it('takes a remediation slot right before the change and gives it back before notifying', async () => {
+      const run = await runScenario();
+      expect(operations(run)).toEqual(['check', 'take-slot', 'release']);
+      expect(run.entered.indexOf(STATE.takeSlot)).toBeLessThan(run.entered.indexOf(STATE.applyRemediation));
+      expect(run.entered.indexOf(STATE.releaseSlot)).toBeLessThan(run.entered.indexOf(STATE.notify));
+      expect(run.guardrails.holders()).toEqual([]);
+      expect(
+        run.output.guardrails.decisions.map(
+          (d: { guardrail: string; effect: string }) => `${d.guardrail}:${d.effect}`,
+        ),
+      ).toEqual([
+        'instance-policy:pass',
+        'preconditions:pass',
+        'change-calendar:pass',
+        'fleet-breaker:pass',
+        'remediation-cooldown:pass',
+        'concurrency:grant',
+        'concurrency:release',
+        'remediation-cooldown:pass',
+      ]);
+    });
+
+    it('runs nothing at all on an instance whose mode tag is off', async () => {
+      const run = await runScenario({ guardrails: localGuardrails({ modeTag: 'off' }) });
+      expect(run.output.outcome).toMatchObject({ status: 'no-host-change', hostChanged: false });
+      expect(run.entered).toContain(STATE.optedOut);
+      expect(run.sent).toEqual([]);
+      expectNotifiedAndBundled(run);
+    });
+
+    it('escalates with the manual runbook, sending nothing, when the agent is too old for ENV_VAR', async () => {
+      const run = await runScenario({ agentVersion: '3.2.1705.0' });
+      expect(run.output.outcome).toMatchObject({ status: 'escalated', hostChanged: false });
+      expect(run.entered).toContain(STATE.notManaged);
+      expect(run.output.guardrails.escalation).toMatchObject({
+        runbook: 'runbooks/conntrack-table-full.md',
+        reasons: [expect.stringMatching(/SSM Agent 3\.2\.1705\.0 is older than 3\.3\.2746\.0/)],
+      });
+      expect(run.sent).toEqual([]);
+      expectNotifiedAndBundled(run);
+    });
+
+    it('waits for a slot with retries, then escalates with no change when none comes free', async () => {
+      const guardrails = localGuardrails({
+        settings: { ...DEFAULT_GUARDRAILS, maxConcurrentRemediations: 1 },
+      });
+      await guardrails.ports.acquireSlot('another-incident', new Date());
+      const run = await runScenario({ guardrails });
+      expect(run.output.outcome).toMatchObject({ status: 'escalated', hostChanged: false });
+      expect(run.entered).toContain(STATE.noSlot);
+      expect(run.output.error.Error).toBe('RemediationSlotsBusy');
+      // The first try and its 12 retries.
+      expect(operations(run).filter((op) => op === 'take-slot')).toHaveLength(13);
+      expect(run.sent).toEqual(['collect-diagnostics']);
+      expect(guardrails.holders()).toEqual(['another-incident']);
+      expectNotifiedAndBundled(run);
+    });
+
+    it('sends an automatic change back to the gate when the breaker trips before it starts', async () => {
+      let breakerChecks = 0;
+      const guardrails = localGuardrails();
+      // Closed when the incident is checked, open by the time its change would start.
+      guardrails.ports.breaker = async () => ({ status: breakerChecks++ === 0 ? 'closed' : 'open' });
+      const run = await runScenario({
+        guardrails: {
+          ...guardrails,
+          step: (payload) => runGuardrailStep(payload, guardrails.ports, DEFAULT_GUARDRAILS, new Date()),
+        },
+        lambdas: {
+          policyGate: async (payload) => {
+            const { guardrails: verdict, approval } = payload as {
+              guardrails: { mode: string };
+              approval?: unknown;
+            };
+            const settled =
+              approval !== undefined ? 'apply' : verdict.mode === 'approve' ? 'approve' : 'apply';
+            return {
+              decision: settled,
+              soakSeconds: 1,
+              toApply: settled === 'apply' ? plannedActions : [],
+              toPersist: [],
+              rollback: [],
+            };
+          },
+        },
+      });
+      expect(run.entered.filter((state) => state === STATE.checkPolicy)).toHaveLength(2);
+      expect(run.entered).toContain(STATE.waitForApproval);
+      expect(run.output.outcome.status).toBe('remediated');
+      expect(run.output.guardrails.decisions).toContainEqual(
+        expect.objectContaining({ guardrail: 'fleet-breaker', step: 'before-change', effect: 'cap-mode' }),
+      );
+      expect(guardrails.holders()).toEqual([]);
+    });
+
+    it.each<[string, Scenario]>([
+      [
+        'rolled back after a failed verification',
+        { lambdas: { verify: async () => ({ held: false, checks: [] }) } },
+      ],
+      [
+        'a failed rollback',
+        {
+          run: host({
+            rollback: async () => result('Failed', { document: 'rollback' }, 1),
+            'notrack-ports': never,
+          }),
+        },
+      ],
+      ['a remediation command that times out', { run: host({ 'notrack-ports': never }) }],
+      [
+        'a failing notification',
+        { lambdas: { notify: async () => Promise.reject(new Error('topic gone')) } },
+      ],
+    ])('gives the slot back on every path: %s', async (_name, scenario) => {
+      const guardrails = localGuardrails();
+      const run = await runScenario({ ...scenario, guardrails });
+      expect(operations(run)).toContain('take-slot');
+      expect(operations(run).at(-1)).toBe('release');
+      expect(guardrails.holders()).toEqual([]);
+      expect(run.entered.at(-1)).toBe(STATE.done);
+    });
+
+    it('notifies and bundles even when releasing the slot fails (the lease frees it)', async () => {
+      const guardrails = localGuardrails();
+      guardrails.ports.releaseSlot = async () => {
+        throw Object.assign(new Error('table unavailable'), { name: 'ResourceNotFoundException' });
+      };
+      const run = await runScenario({
+        guardrails: {
+          ...guardrails,
+          step: (payload) => runGuardrailStep(payload, guardrails.ports, DEFAULT_GUARDRAILS, new Date()),
+        },
+      });
+      expect(run.output.guardrailsError.Error).toBe('ResourceNotFoundException');
+      expectNotifiedAndBundled(run);
+    });
+
+    it('starts the cooldown on a changed instance, so its next incident waits for a person', async () => {
+      const guardrails = localGuardrails();
+      await runScenario({ guardrails });
+      const next = await runScenario({ guardrails, decision: 'approve' });
+      const cooldown = next.output.guardrails.decisions.find(
+        (d: { guardrail: string; step: string }) =>
+          d.guardrail === 'remediation-cooldown' && d.step === 'before-ssm',
+      );
+      expect(cooldown).toMatchObject({ effect: 'cap-mode', mode: 'approve' });
+      expect(cooldown.detail).toMatch(/incident inc-1 changed this instance 0 min ago \(remediated\)/);
+    });
   });
 });
