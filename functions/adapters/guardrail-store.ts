@@ -22,7 +22,7 @@ import {
 } from '../core/guardrails/breaker.js';
 import type { BreakerStatus, LastChange } from '../core/guardrails/decisions.js';
 import { decideAcquire, type Holders, liveHolders } from '../core/guardrails/semaphore.js';
-import type { GuardrailSettings } from '../core/guardrails/settings.js';
+import type { BreakerSettings, GuardrailSettings } from '../core/guardrails/settings.js';
 
 /**
  * The guardrails' records in the incidents table (generic `pk`/`sk` keys), each changed only by
@@ -73,6 +73,8 @@ export interface BreakerRecord extends BreakerStatus {
     readonly sentAt: string | null;
     readonly messageId: string | null;
   };
+  /** The settings in force when it tripped (so a reader without them, like the CLI, has them). */
+  readonly settings: BreakerSettings | null;
 }
 
 export const CLOSED_BREAKER: BreakerRecord = {
@@ -90,6 +92,7 @@ export const CLOSED_BREAKER: BreakerRecord = {
   heldHosts: [],
   accounts: [],
   escalation: { status: 'none', sentAt: null, messageId: null },
+  settings: null,
 };
 
 export interface AdmissionResult {
@@ -212,7 +215,7 @@ export class GuardrailStore {
         new UpdateCommand({
           TableName: this.tableName,
           Key: GUARDRAIL_KEYS.breaker,
-          UpdateExpression: `SET #status = :open, episode = if_not_exists(episode, :zero) + :one, trippedAt = :now, trippedBy = :by, reason = :reason, tripHosts = :hosts, tripHostCount = :count, heldCount = :zero, escalation = :pending ${accounts.length > 0 ? ', accounts = :accounts' : ''} REMOVE heldHosts${accounts.length > 0 ? '' : ', accounts'}`,
+          UpdateExpression: `SET #status = :open, episode = if_not_exists(episode, :zero) + :one, trippedAt = :now, trippedBy = :by, reason = :reason, tripHosts = :hosts, tripHostCount = :count, heldCount = :zero, escalation = :pending, tripSettings = :settings ${accounts.length > 0 ? ', accounts = :accounts' : ''} REMOVE heldHosts${accounts.length > 0 ? '' : ', accounts'}`,
           ConditionExpression: 'attribute_not_exists(#status) OR #status = :closed',
           ExpressionAttributeNames: { '#status': 'status' },
           ExpressionAttributeValues: {
@@ -226,6 +229,7 @@ export class GuardrailStore {
             ':hosts': hosts.slice(0, FLEET_SAMPLE_LIMIT).map((host) => host.host),
             ':count': hosts.length,
             ':pending': { status: 'pending' },
+            ':settings': this.settings.breaker,
             ...(accounts.length > 0 ? { ':accounts': new Set(accounts) } : {}),
           },
         }),
@@ -380,12 +384,13 @@ export class GuardrailStore {
    */
   async reset(by: string, reason: string, now: Date): Promise<boolean> {
     try {
-      await this.client.send(
+      const updated = await this.client.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: GUARDRAIL_KEYS.breaker,
           UpdateExpression: 'SET #status = :closed, resetAt = :now, resetBy = :by, resetReason = :reason',
           ConditionExpression: '#status = :open',
+          ReturnValues: 'ALL_OLD',
           ExpressionAttributeNames: { '#status': 'status' },
           ExpressionAttributeValues: {
             ':open': 'open',
@@ -393,6 +398,24 @@ export class GuardrailStore {
             ':now': now.toISOString(),
             ':by': by,
             ':reason': reason,
+          },
+        }),
+      );
+      // An audit record per reset: who closed which episode, when and why (kept like incidents).
+      const old = toBreaker(updated.Attributes);
+      await this.client.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: {
+            pk: GUARDRAIL_KEYS.breaker.pk,
+            sk: `reset#${now.toISOString()}`,
+            episode: old.episode,
+            trippedAt: old.trippedAt,
+            reason: old.reason,
+            heldCount: old.heldCount,
+            resetBy: by,
+            resetReason: reason,
+            expiresAt: epochSeconds(now) + 365 * 86_400,
           },
         }),
       );
@@ -406,7 +429,9 @@ export class GuardrailStore {
   /** The breaker and its fleet view as they stand: what the escalation and `breaker status` show. */
   async fleetView(now: Date): Promise<FleetView> {
     const breaker = await this.getBreaker();
-    const { windowMinutes } = this.settings.breaker;
+    // While open, the window it tripped in; the configured one otherwise.
+    const breakerSettings = (breaker.status === 'open' ? breaker.settings : null) ?? this.settings.breaker;
+    const { windowMinutes } = breakerSettings;
     const [current, previous] = windowBuckets(now, windowMinutes);
     const windowItems = await Promise.all([
       this.get(GUARDRAIL_KEYS.window(current)),
@@ -434,7 +459,7 @@ export class GuardrailStore {
       status: breaker.status,
       trippedAt: breaker.trippedAt,
       reason: breaker.reason,
-      settings: this.settings.breaker,
+      settings: breakerSettings,
       instances: {
         count: Math.max(count, hosts.size),
         sample: [...hosts].sort().slice(0, FLEET_SAMPLE_LIMIT),
@@ -655,5 +680,13 @@ function toBreaker(item: Record<string, unknown> | undefined): BreakerRecord {
       sentAt: text(escalation.sentAt),
       messageId: text(escalation.messageId),
     },
+    settings: breakerSettingsOf(item.tripSettings),
   };
+}
+
+function breakerSettingsOf(value: unknown): BreakerSettings | null {
+  const { maxInstances, windowMinutes } = (value ?? {}) as Record<string, unknown>;
+  return typeof maxInstances === 'number' && typeof windowMinutes === 'number'
+    ? { maxInstances, windowMinutes }
+    : null;
 }

@@ -33,6 +33,11 @@ const commands: Record<string, CommandEntry> = {
     summary: 'verify an evidence bundle (folder or .tar.gz) against the sha256 in its manifest',
     load: async () => (await import('./bundle.js')).bundleCommand,
   },
+  breaker: {
+    summary:
+      'show, reset or open the fleet circuit breaker (and the remediation slots) in the incidents table',
+    load: async () => (await import('./breaker.js')).breakerCommand,
+  },
 };
 
 function usage(): string {
