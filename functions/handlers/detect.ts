@@ -24,7 +24,7 @@ import { type StartOutcome, startIncidentWorkflow } from '../adapters/incident-w
 import { detectInSubscription } from '../core/detect/index.js';
 import type { IncidentAdmission } from '../core/guardrails/breaker.js';
 import { guardrailSettingsFromEnvironment } from '../core/guardrails/settings.js';
-import type { DropObservation, IncidentPolicy } from '../core/incident/incident.js';
+import { type DropObservation, type IncidentPolicy, mayStartWorkflow } from '../core/incident/incident.js';
 import { detectSettingsFromEnvironment } from '../core/incident/settings.js';
 import { logger, metrics, tracer } from './powertools.js';
 
@@ -74,8 +74,11 @@ export interface DetectResult {
     readonly host: string;
     readonly kind: string;
     readonly outcome: RecordingOutcome;
-    /** `held`: the fleet breaker is open, so no workflow starts (its one escalation covers it). */
-    readonly workflow: StartOutcome | 'running' | 'held';
+    /**
+     * `held`: the fleet breaker is open, so no workflow starts (its one escalation covers it);
+     * `starting`: the delivery that opened the incident is starting it.
+     */
+    readonly workflow: StartOutcome | 'running' | 'held' | 'starting';
   }[];
   readonly ignored: { readonly 'not-kernel': number; readonly unrelated: number };
   /** Set when this delivery tripped the fleet breaker or sent its escalation. */
@@ -119,14 +122,16 @@ export const lambdaHandler = async (
       now,
     );
     tripped ||= admitted.tripped;
-    let workflow: StartOutcome | 'running' | 'held' = 'running';
+    let workflow: StartOutcome | 'running' | 'held' | 'starting' = 'running';
     if (admitted.admission.decision === 'hold') {
       workflow = 'held';
       held = true;
-    } else if (!incident.executionStarted) {
+    } else if (mayStartWorkflow(incident, recorded.deliveryKey, now)) {
       // Also reached by a retry whose first attempt opened the incident but failed before this.
       workflow = await startIncidentWorkflow(stepFunctions, settings.stateMachineArn, incident);
       await store.markExecutionStarted(incident.incidentId);
+    } else if (!incident.executionStarted) {
+      workflow = 'starting';
     }
     if (recorded.outcome === 'opened') {
       metrics.addMetric('IncidentsOpened', MetricUnit.Count, 1);

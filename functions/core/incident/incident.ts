@@ -75,6 +75,11 @@ export interface Incident {
   readonly executionName: string;
   readonly executionStarted: boolean;
   /**
+   * The delivery that opened the incident (its `deliveryKeyOf`): that delivery, or its retry,
+   * starts the workflow; see `mayStartWorkflow`. Absent on incidents opened before it existed.
+   */
+  readonly openedByDelivery?: string;
+  /**
    * The fleet breaker's decision, written once after opening: a held incident never starts a
    * workflow (the breaker's one escalation covers it). Absent until decided.
    */
@@ -216,6 +221,7 @@ export function newIncident(observation: DropObservation, now: Date, policy: Inc
     },
     executionName: incidentId,
     executionStarted: false,
+    openedByDelivery: deliveryKeyOf(observation),
     expiresAt: Math.floor(now.getTime() / 1000) + policy.incidentRetentionDays * 86_400,
   };
 }
@@ -235,6 +241,30 @@ export function deliveryKeyOf(observation: DropObservation): string {
     events.map((e) => e.id),
   ]);
   return shortHash(identity, 32);
+}
+
+/**
+ * How long the delivery that opened an incident has to start its workflow before any other
+ * delivery for the incident does it instead. Lambda retries a failed invocation after about a
+ * minute, and the retry is the opening delivery again, so this only matters when that delivery is
+ * lost for good.
+ */
+export const START_GRACE_SECONDS = 60;
+
+/**
+ * Whether this delivery should call StartExecution for an incident whose workflow is not marked
+ * started. Starting is idempotent (the execution is named after the incident), but in a storm
+ * every concurrent delivery of an incident would otherwise call it: only the opening delivery
+ * does, unless it seems to have died.
+ */
+export function mayStartWorkflow(
+  incident: Pick<Incident, 'executionStarted' | 'openedByDelivery' | 'openedAt'>,
+  deliveryKey: string,
+  now: Date,
+): boolean {
+  if (incident.executionStarted) return false;
+  if (incident.openedByDelivery === undefined || incident.openedByDelivery === deliveryKey) return true;
+  return now.getTime() - Date.parse(incident.openedAt) >= START_GRACE_SECONDS * 1000;
 }
 
 /** What the incident workflow receives: only fields fixed at opening, so a restart sends the same input. */

@@ -132,8 +132,10 @@ describe('detect handler in an alert storm', () => {
     const held = stored.filter((item) => item.admission?.decision === 'hold');
     expect(admitted).toHaveLength(MAX_INSTANCES);
     expect(held).toHaveLength(30 - MAX_INSTANCES);
-    // Exactly one execution per admitted incident, none for a held one.
+    // Exactly one execution per admitted incident, none for a held one; and only the delivery that
+    // opened an incident asked Step Functions, not every delivery that raced with it.
     expect([...executions.keys()].sort()).toEqual(admitted.map((item) => item.incidentId).sort());
+    expect(stepFunctions.commandCalls(StartExecutionCommand)).toHaveLength(MAX_INSTANCES);
     expect(held.every((item) => item.executionStarted === false)).toBe(true);
     expect(results.filter((result) => result.breaker?.tripped)).toHaveLength(1);
     // One escalation, with the fleet view, instead of 20 messages.

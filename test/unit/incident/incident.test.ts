@@ -10,6 +10,7 @@ import {
   instanceIdOf,
   MAX_EVENT_MESSAGE_LENGTH,
   MAX_TRIGGER_EVENTS,
+  mayStartWorkflow,
   newIncident,
   workflowExecutionFor,
 } from '../../../functions/core/incident/incident.js';
@@ -126,6 +127,41 @@ describe('decideRecording', () => {
   });
 });
 
+describe('mayStartWorkflow', () => {
+  const opened = {
+    executionStarted: false,
+    openedByDelivery: 'opening-delivery',
+    openedAt: '2026-03-13T20:21:50.000Z',
+  };
+  it.each([
+    ['the delivery that opened it (or its retry)', opened, 'opening-delivery', '2026-03-13T20:21:51Z', true],
+    [
+      'another delivery while the opener is still starting it',
+      opened,
+      'other',
+      '2026-03-13T20:22:49Z',
+      false,
+    ],
+    ['another delivery once the opener had a minute', opened, 'other', '2026-03-13T20:22:50Z', true],
+    [
+      'any delivery once it is marked started',
+      { ...opened, executionStarted: true },
+      'opening-delivery',
+      '2026-03-13T20:30:00Z',
+      false,
+    ],
+    [
+      'any delivery for an incident opened before openers were recorded',
+      { ...opened, openedByDelivery: undefined },
+      'other',
+      '2026-03-13T20:21:51Z',
+      true,
+    ],
+  ])('%s: %s', (_name, incident, deliveryKey, now, expected) => {
+    expect(mayStartWorkflow(incident, deliveryKey, at(now))).toBe(expected);
+  });
+});
+
 describe('newIncident', () => {
   it('records what opened it and when it expires', () => {
     const now = at('2026-03-13T20:21:50Z');
@@ -142,6 +178,7 @@ describe('newIncident', () => {
       deliveries: 1,
       executionName: incident.incidentId,
       executionStarted: false,
+      openedByDelivery: deliveryKeyOf(observation({ netns: '4026532177' })),
       expiresAt: Math.floor(now.getTime() / 1000) + 90 * 86_400,
       trigger: { logGroup: '/conntrack-responder/kernel', netns: '4026532177', eventsOmitted: 0 },
     });
