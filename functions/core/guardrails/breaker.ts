@@ -68,7 +68,10 @@ export function hostsInWindow(
   const byHost = new Map<string, WindowEntry>();
   for (const entry of entries) {
     const at = Date.parse(entry.at);
-    if (Number.isNaN(at) || at < from || at > now.getTime()) continue;
+    // No upper bound: an entry stamped after `now` was written by a concurrent invocation whose
+    // clock read later, and it is in the item, so it counts (the order of writes decides, not the
+    // stamps; leaving such entries out let more than the threshold through).
+    if (Number.isNaN(at) || at < from) continue;
     const known = byHost.get(entry.host);
     if (known === undefined || Date.parse(known.at) > at) byHost.set(entry.host, entry);
   }

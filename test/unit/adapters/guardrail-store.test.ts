@@ -80,6 +80,23 @@ describe('GuardrailStore on a real DynamoDB-compatible server', () => {
       expect(stored.Item?.admission).toMatchObject({ decision: expect.stringMatching(/admit|hold/) });
     });
 
+    it('admits exactly N even when the racing invocations read their clocks in a different order', async () => {
+      // Later writers read earlier clocks: what counts is the order of the writes, not the stamps.
+      const ids = Array.from({ length: 30 }, (_, i) => i);
+      await Promise.all(ids.map((n) => openIncident(`${host(n)}-full`, host(n))));
+      const results = await Promise.all(
+        ids.map((n) =>
+          store.admit(
+            { incidentId: `${host(n)}-full`, host: host(n), account: '1' },
+            undefined,
+            new Date(START.getTime() + (30 - n) * 7),
+          ),
+        ),
+      );
+      expect(results.filter((r) => r.admission.decision === 'admit')).toHaveLength(10);
+      expect(results.filter((r) => r.tripped)).toHaveLength(1);
+    });
+
     it('decides once per incident, however many deliveries ask at once', async () => {
       await openIncident('i-a-full', 'i-a');
       const answers = await Promise.all(

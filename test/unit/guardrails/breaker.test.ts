@@ -48,7 +48,12 @@ describe('the breaker window', () => {
       '2026-03-13T21:02:00Z',
       ['after@21:03'],
     ],
-    ['ignores openings stamped in the future', [at('2026-03-13T21:08:00Z', 'skewed')], null, []],
+    [
+      'counts openings a concurrent invocation stamped a moment later',
+      [at('2026-03-13T21:07:00.050Z', 'skewed')],
+      null,
+      ['skewed@21:07'],
+    ],
   ] as const)('%s', (_name, entries, resetAt, expected) => {
     const hosts = hostsInWindow(entries, NOW, 15, resetAt);
     expect(hosts.map((h) => `${h.host}@${h.at.slice(11, 16)}`)).toEqual(expected);
