@@ -28,12 +28,27 @@ export function breakerCommands(tableName: string, region: string | undefined) {
   };
 }
 
+export interface EscalationAttempt {
+  readonly sent: boolean;
+  readonly messageId: string | null;
+  /**
+   * When the episode whose escalation is settled tripped (sent by someone, or nothing to send
+   * because the breaker closed): a caller need not try again for incidents held in it. Null while
+   * another sender holds the claim, which its own retry completes if it fails.
+   */
+  readonly settledTrippedAt: string | null;
+}
+
 export async function escalateBreakerOnce(
   store: GuardrailStore,
   target: EscalationTarget,
   now: Date,
-): Promise<{ sent: boolean; messageId: string | null }> {
-  if (!(await store.claimEscalation(now))) return { sent: false, messageId: null };
+): Promise<EscalationAttempt> {
+  if (!(await store.claimEscalation(now))) {
+    const breaker = await store.getBreaker();
+    const settled = breaker.status === 'closed' || breaker.escalation.status === 'sent';
+    return { sent: false, messageId: null, settledTrippedAt: settled ? breaker.trippedAt : null };
+  }
   try {
     const view = await store.fleetView(now);
     const message = fleetEscalation(view, breakerCommands(target.tableName, target.region));
@@ -52,7 +67,8 @@ export async function escalateBreakerOnce(
     );
     const messageId = published.MessageId ?? null;
     await store.markEscalationSent(now, messageId);
-    return { sent: true, messageId };
+    const breaker = await store.getBreaker();
+    return { sent: true, messageId, settledTrippedAt: breaker.trippedAt };
   } catch (error) {
     await store.releaseEscalationClaim().catch(() => undefined);
     throw error;

@@ -48,8 +48,12 @@ export const GUARDRAIL_KEYS = {
 
 /** Hosts and accounts kept by name in the breaker item (the counts stay exact beyond them). */
 export const FLEET_SAMPLE_LIMIT = 100;
-/** How long one handler may take to publish the escalation before another may try again. */
-const ESCALATION_CLAIM_SECONDS = 120;
+/**
+ * How long one handler may take to publish the escalation before another may try again: longer
+ * than the detect function's timeout (30 s), shorter than Lambda's first retry (about a minute),
+ * so the retry of a claimer that died mid-way finds the claim expired and sends the message.
+ */
+export const ESCALATION_CLAIM_SECONDS = 45;
 /** How often a write that lost a race with a concurrent writer is re-decided. */
 const MAX_ATTEMPTS = 25;
 
@@ -156,11 +160,12 @@ export class GuardrailStore {
       if (decision.trip) tripped = await this.trip(subject.incidentId, decision.detail, hosts, now);
     }
     const episode = tripped ? breaker.episode + 1 : breaker.episode;
+    const trippedAt = tripped ? now.toISOString() : breaker.trippedAt;
     const admission: IncidentAdmission = {
       decision: decision.decision,
       at: now.toISOString(),
       detail: decision.detail,
-      ...(decision.decision === 'hold' ? { episode } : {}),
+      ...(decision.decision === 'hold' ? { episode, ...(trippedAt ? { trippedAt } : {}) } : {}),
     };
     const existing = await this.storeAdmission(subject.incidentId, admission);
     if (existing !== null) return { admission: existing, tripped };

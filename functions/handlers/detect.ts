@@ -62,6 +62,13 @@ const escalation = {
 
 type SubscriptionEvent = z.infer<typeof CloudWatchLogsSchema>;
 
+/**
+ * When the breaker episode this container last saw escalated (or closed) tripped: incidents held
+ * in that episode need no further claim attempt on the breaker item, which a storm would
+ * otherwise hit once per delivery.
+ */
+let escalationSettledFor: string | null = null;
+
 /** The event could not be decoded or validated; the message says why, without its content. */
 export class RejectedEventError extends Error {
   override readonly name = 'RejectedEventError';
@@ -100,7 +107,8 @@ export const lambdaHandler = async (
   const detection = detectInSubscription(data, { instanceIdPattern: settings.instanceIdPattern, now });
   const incidents: DetectResult['incidents'][number][] = [];
   let tripped = false;
-  let held = false;
+  /** Whether an incident of this delivery was held in an episode not known to be escalated. */
+  let escalationMayBeDue = false;
   for (const [index, group] of detection.groups.entries()) {
     const observation: DropObservation = {
       ...group,
@@ -125,7 +133,10 @@ export const lambdaHandler = async (
     let workflow: StartOutcome | 'running' | 'held' | 'starting' = 'running';
     if (admitted.admission.decision === 'hold') {
       workflow = 'held';
-      held = true;
+      const { trippedAt } = admitted.admission;
+      // The opening that tripped the breaker always sends (or retries) its escalation.
+      escalationMayBeDue ||=
+        admitted.tripped || trippedAt === undefined || trippedAt !== escalationSettledFor;
     } else if (mayStartWorkflow(incident, recorded.deliveryKey, now)) {
       // Also reached by a retry whose first attempt opened the incident but failed before this.
       workflow = await startIncidentWorkflow(stepFunctions, settings.stateMachineArn, incident);
@@ -167,12 +178,13 @@ export const lambdaHandler = async (
     metrics.addMetric('FleetBreakerTripped', MetricUnit.Count, 1);
     logger.warn('The fleet breaker tripped: automatic changes stop everywhere until a person resets it');
   }
-  if (held) {
+  if (escalationMayBeDue) {
     // Whoever claims it sends the one escalation; a failure here fails the invocation, and its
     // retry (or the next held delivery) sends it.
-    const sent = await escalateBreakerOnce(guardrailStore, escalation, now);
-    escalationSent = sent.sent;
-    if (sent.sent) logger.warn('Sent the fleet breaker escalation', { messageId: sent.messageId });
+    const attempt = await escalateBreakerOnce(guardrailStore, escalation, now);
+    escalationSent = attempt.sent;
+    if (attempt.settledTrippedAt !== null) escalationSettledFor = attempt.settledTrippedAt;
+    if (attempt.sent) logger.warn('Sent the fleet breaker escalation', { messageId: attempt.messageId });
   }
   return {
     messageType: 'DATA_MESSAGE',

@@ -85,8 +85,9 @@ export interface IncidentAdmission {
   readonly decision: 'admit' | 'hold';
   readonly at: string;
   readonly detail: string;
-  /** The breaker episode the incident was held in. */
+  /** The breaker episode the incident was held in, and when that episode tripped (when known). */
   readonly episode?: number;
+  readonly trippedAt?: string;
 }
 
 export interface AdmissionInput {

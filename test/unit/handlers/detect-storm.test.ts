@@ -163,7 +163,9 @@ describe('detect handler in an alert storm', () => {
   });
 
   it('sends the escalation on the retry when publishing failed the first time, and still only once', async () => {
-    // Prepare: the breaker is one instance short of tripping.
+    // Prepare: another storm, later (each breaker episode is known by when it tripped), with the
+    // breaker one instance short of tripping.
+    vi.setSystemTime(new Date('2026-03-13T21:10:00Z'));
     await Promise.all(storm(MAX_INSTANCES, 1).map((event) => detect.handler(event, lambdaContext)));
     snsFailuresLeft = 1;
     const tripping = subscriptionEvent(kernelDropEvents(3), instanceId(500));
