@@ -11,6 +11,8 @@ export interface RecordedCall {
   readonly authorization: string | undefined;
   readonly contentType: string | undefined;
   readonly args: Record<string, unknown>;
+  /** What the recorder answered (set once it has). */
+  answer?: Record<string, unknown>;
 }
 
 export type ScriptedAnswer =
@@ -50,7 +52,13 @@ export async function startSlackRecorder(): Promise<SlackRecorder> {
         const args = contentType?.startsWith('application/json')
           ? (JSON.parse(text) as Record<string, unknown>)
           : Object.fromEntries(new URLSearchParams(text));
-        calls.push({ method, authorization: request.headers.authorization, contentType, args });
+        const call: RecordedCall = {
+          method,
+          authorization: request.headers.authorization,
+          contentType,
+          args,
+        };
+        calls.push(call);
         const scripted = scripts.get(method)?.shift();
         if (scripted !== undefined && 'delayMs' in scripted) {
           await new Promise((resolve) => setTimeout(resolve, scripted.delayMs));
@@ -90,6 +98,7 @@ export async function startSlackRecorder(): Promise<SlackRecorder> {
         } else if (method === 'usergroups.users.list') {
           answer = { ok: true, users: recorder.groupMembers };
         }
+        call.answer = answer;
         response.writeHead(200, { 'content-type': 'application/json' });
         response.end(JSON.stringify(answer));
       })();

@@ -5,6 +5,7 @@ import { resolvePolicy, withMode } from '../../core/plan/index.js';
 import { type ResponseMode, stricterMode } from '../../core/workflow/incident.js';
 import { OUTCOME_STATUSES, type Outcome } from '../../core/workflow/outcome.js';
 import { workflowSettingsFrom } from '../../core/workflow/settings.js';
+import { askOnTerminal, startLocalChatops } from '../chatops/local-chatops.js';
 import { namespaceExists, namespaceInode } from '../netns.js';
 import type { AslMachine } from './asl.js';
 import { type LocalApproval, localFunctions } from './local-functions.js';
@@ -145,7 +146,22 @@ export async function respond(
   });
   let history: () => readonly WorkflowEvent[] = () => [];
   let bundle: { directory: string; archive: string } | null = null;
+  // A real Slack workspace when SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET are set, else files.
+  const chatops = await startLocalChatops({
+    outDir,
+    env: process.env,
+    decision: options.approval,
+    ask: askOnTerminal(options.stdin, options.stdout),
+    say,
+    now,
+  });
+  say(
+    chatops.mode === 'slack'
+      ? `respond: Slack workspace; approval clicks reach ${chatops.endpoint} (the app's Request URL must lead here)`
+      : `respond: Slack messages written as Block Kit JSON under ${join(outDir, 'slack')}`,
+  );
   const lambdas = localFunctions({
+    chatops,
     outDir,
     settings,
     approval: options.approval,
@@ -167,6 +183,7 @@ export async function respond(
 
   say(`respond: incident ${incidentId} on namespace ${netns} (netns inode ${inode})`);
   say(`respond: mode ${options.mode ?? 'policy defaults'}, soak ${settings.soakSeconds} s, output ${outDir}`);
+  const printProgress = progressPrinter(say, started.getTime());
   const execution = runWorkflowLocally({
     definition,
     input,
@@ -174,13 +191,16 @@ export async function respond(
     lambdas,
     soakMs: settings.soakSeconds * 1000,
     executionName: incidentId,
-    onEvent: progressPrinter(say, started.getTime()),
+    onEvent: (event) => {
+      printProgress(event);
+      chatops.onEvent(event);
+    },
   });
   history = execution.history;
   const abort = () => execution.abort();
   options.signal?.addEventListener('abort', abort, { once: true });
   if (options.signal?.aborted) abort();
-  const ended = await execution.result;
+  const ended = await execution.result.finally(() => chatops.close());
   options.signal?.removeEventListener('abort', abort);
   await ssm.settle();
   const state = 'output' in ended ? (ended.output as Record<string, unknown>) : null;

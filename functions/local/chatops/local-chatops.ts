@@ -1,0 +1,351 @@
+import { randomUUID } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline/promises';
+import type { Readable, Writable } from 'node:stream';
+import { STATE } from '../../../infra/workflow/state-names.js';
+import { SlackWebApi } from '../../adapters/slack-web-api.js';
+import {
+  type ApprovalRecord,
+  decisionFor,
+  type SlackApprover,
+  taskOutputOf,
+} from '../../core/chatops/approval.js';
+import { approvalTaskFrom, incidentViewOf } from '../../core/chatops/approval-task.js';
+import { GroupMembershipCache } from '../../core/chatops/authorize.js';
+import { type FunctionUrlEvent, rawRequestFromEvent } from '../../core/chatops/http.js';
+import { IncidentChat, type SlackPort } from '../../core/chatops/incident-chat.js';
+import type { ButtonDecision } from '../../core/chatops/interaction.js';
+import {
+  type FollowUp,
+  handleInteraction,
+  type InteractivityConfig,
+} from '../../core/chatops/interactivity.js';
+import type { IncidentView, StepStatus } from '../../core/chatops/messages.js';
+import type { SnsMessage } from '../../core/chatops/notification.js';
+import { notifyOutcome } from '../../core/chatops/outcome.js';
+import { CHATOPS_ENVIRONMENT, realSlackConfigured, slackSettingsFrom } from '../../core/chatops/settings.js';
+import { bundleRootName } from '../../core/evidence/bundle.js';
+import { approvalRequestFrom, approvalText } from '../../core/workflow/approval.js';
+import { incidentNotification, type WorkflowState } from '../../core/workflow/notify.js';
+import type { WorkflowEvent } from '../twin/runner.js';
+import { FileSlack } from './file-slack.js';
+import { type FunctionUrlServer, serveFunctionUrl } from './function-url-server.js';
+import { MemoryApprovalStore } from './memory-store.js';
+
+/**
+ * Slack for the local twin, behind the same interface whichever way it goes:
+ *
+ * - with `SLACK_BOT_TOKEN` and `SLACK_SIGNING_SECRET` (and the channel, workspace, app and approvers
+ *   as on AWS) in the environment, messages go to the real workspace and the approval is decided
+ *   there: the interactivity endpoint runs on this machine (`SLACK_INTERACTIVITY_PORT`, default
+ *   3000, on 127.0.0.1 unless `SLACK_INTERACTIVITY_HOST` says otherwise) with the same verification
+ *   code as the Lambda; put a tunnel in front of it and make it the app's Request URL;
+ * - otherwise every message is written as Block Kit JSON under `<out>/slack/`, and the decision is
+ *   taken on the terminal (or from --approve / --reject).
+ *
+ * Either way the incident gets its thread: the opening message, a line per step, the approval
+ * request and its settlement, and the result; SNS notifications are written under
+ * `<out>/notifications/` as what Publish would receive.
+ */
+
+/** How the local approval is decided when no workspace does: the terminal, or a flag given up front. */
+export type LocalDecisionSource = 'prompt' | 'approve' | 'reject';
+
+export interface LocalChatopsOptions {
+  readonly outDir: string;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly decision: LocalDecisionSource;
+  /** Asks the terminal; resolves with the answer line. */
+  readonly ask: (question: string) => Promise<string>;
+  readonly say: (line: string) => void;
+  readonly now?: () => Date;
+}
+
+/** A question on the terminal (the local decision when no workspace decides). */
+export function askOnTerminal(stdin: Readable, stdout: Writable): (question: string) => Promise<string> {
+  return async (question) => {
+    const prompt = createInterface({ input: stdin, output: stdout, terminal: false });
+    try {
+      return await prompt.question(question);
+    } finally {
+      prompt.close();
+    }
+  };
+}
+
+export interface LocalChatops {
+  readonly mode: 'slack' | 'files';
+  /** The local interactivity endpoint, in Slack mode. */
+  readonly endpoint: string | null;
+  requestApproval(payload: unknown): Promise<Record<string, unknown>>;
+  notify(payload: unknown): Promise<Record<string, unknown>>;
+  /** Posts a line in the thread for the steps worth one (called with every workflow event). */
+  onEvent(event: WorkflowEvent): void;
+  /** Waits for queued messages and stops the endpoint. */
+  close(): Promise<void>;
+}
+
+/** Workflow steps that get a line in the thread when they finish. */
+const STEPS: ReadonlyMap<string, string> = new Map([
+  [STATE.lookUpInstance, 'Look up the instance'],
+  [STATE.collectDiagnostics, 'Collect diagnostics'],
+  [STATE.assess, 'Confirm the drops and plan'],
+  [STATE.checkPolicy, 'Check the policy'],
+  [STATE.applyRemediation, 'Apply the remediation'],
+  [STATE.collectDiagnosticsAfter, 'Collect diagnostics after the soak'],
+  [STATE.verify, 'Verify the fix'],
+  [STATE.persist, 'Make the fix permanent'],
+  [STATE.rollBack, 'Roll back'],
+]);
+
+type Fields = Record<string, unknown>;
+const fields = (value: unknown): Fields =>
+  typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Fields) : {};
+
+function stepDetail(state: string, output: Fields): string | null {
+  switch (state) {
+    case STATE.assess: {
+      const assessment = fields(output.assessment);
+      return `${String(assessment.classification)}: ${String(assessment.summary)}`;
+    }
+    case STATE.checkPolicy: {
+      const gate = fields(output.gate);
+      return `decision: ${String(gate.decision)}`;
+    }
+    case STATE.verify: {
+      const verification = fields(output.verification);
+      const reasons = Array.isArray(verification.reasons) ? verification.reasons.map(String) : [];
+      return `${verification.held === true ? 'held' : 'did not hold'}${reasons.length > 0 ? `: ${reasons.join('; ')}` : ''}`;
+    }
+    default:
+      return null;
+  }
+}
+
+function incidentFromInput(input: unknown): IncidentView | null {
+  const candidate = fields(input).incident ?? input;
+  const incident = fields(candidate);
+  if (typeof incident.incidentId !== 'string' || typeof incident.kind !== 'string') return null;
+  return incidentViewOf(
+    {
+      ...incident,
+      incidentId: incident.incidentId,
+      kind: incident.kind,
+      instanceId: typeof incident.instanceId === 'string' ? incident.instanceId : null,
+    } as Parameters<typeof incidentViewOf>[0],
+    null,
+  );
+}
+
+export async function startLocalChatops(options: LocalChatopsOptions): Promise<LocalChatops> {
+  const now = options.now ?? (() => new Date());
+  const real = realSlackConfigured(options.env);
+  const store = new MemoryApprovalStore();
+  const settings = real ? slackSettingsFrom(options.env) : null;
+  const slack: SlackPort & { userGroupMembers?: (id: string) => Promise<string[]> } =
+    settings === null
+      ? new FileSlack(join(options.outDir, 'slack'))
+      : new SlackWebApi({
+          baseUrl: settings.apiBaseUrl,
+          token: async () => options.env[CHATOPS_ENVIRONMENT.botToken]?.trim() ?? '',
+        });
+  const chat = new IncidentChat({
+    slack,
+    threads: store,
+    approvals: store,
+    channel: settings?.channelId ?? 'local',
+    now,
+    newApprovalId: randomUUID,
+  });
+
+  // Messages go out one at a time, in order; a Slack failure is reported, never fatal.
+  let queue: Promise<void> = Promise.resolve();
+  const enqueue = (what: string, work: () => Promise<unknown>) => {
+    queue = queue.then(work).then(
+      () => {},
+      (error: unknown) => options.say(`slack: ${what} failed: ${(error as Error).message}`),
+    );
+  };
+
+  // Slack mode: clicks resolve the waiting approval through the same verification as on AWS.
+  const waiting = new Map<string, (output: Record<string, unknown>) => void>();
+  let server: FunctionUrlServer | null = null;
+  if (settings !== null) {
+    const signingSecret = options.env[CHATOPS_ENVIRONMENT.signingSecret]?.trim() ?? '';
+    const config: InteractivityConfig = {
+      app: settings.app,
+      approvers: settings.approvers,
+      channelId: settings.channelId,
+    };
+    const groups = new GroupMembershipCache(
+      (groupId) => (slack as SlackWebApi).userGroupMembers(groupId),
+      settings.groupCacheSeconds * 1000,
+    );
+    const followUp = (work: FollowUp) => enqueue(`follow-up ${work.kind}`, () => chat.followUp(work));
+    server = await serveFunctionUrl(
+      async (event: FunctionUrlEvent) => {
+        const outcome = await handleInteraction(rawRequestFromEvent(event), config, {
+          signingSecrets: async () => signingSecret.split(/\s+/),
+          store,
+          groupMembers: groups.members,
+          now,
+          newAttemptId: randomUUID,
+          workflow: {
+            succeed: async (token, output) => {
+              const resolve = waiting.get(token);
+              if (resolve === undefined)
+                return { resumed: false, detail: 'the local workflow no longer waits' };
+              waiting.delete(token);
+              resolve(output);
+              return { resumed: true };
+            },
+          },
+        });
+        options.say(`slack: ${outcome.result} (${outcome.response.statusCode}): ${outcome.detail}`);
+        if (outcome.followUp !== null) followUp(outcome.followUp);
+        return outcome.response;
+      },
+      {
+        host: options.env.SLACK_INTERACTIVITY_HOST?.trim() || '127.0.0.1',
+        port: Number(options.env.SLACK_INTERACTIVITY_PORT ?? 3000),
+        onError: (error) => options.say(`slack: the endpoint failed: ${(error as Error).message}`),
+      },
+    );
+  }
+
+  let incident: IncidentView | null = null;
+  let notifications = 0;
+
+  const writeJson = async (folder: string, file: string, value: unknown) => {
+    await mkdir(folder, { recursive: true });
+    const path = join(folder, file);
+    await writeFile(path, `${JSON.stringify(value, null, 2)}\n`);
+    return path;
+  };
+
+  async function decideLocally(record: ApprovalRecord, text: string): Promise<Record<string, unknown>> {
+    let choice: ButtonDecision;
+    if (options.decision === 'prompt') {
+      const alternative = record.alternative;
+      const answer = (
+        await options.ask(
+          `\n${text}\n${alternative ? `Type "yes" to approve everything, "${alternative.label.toLowerCase()}" (or "alt") for that only; anything else rejects: ` : 'Apply these changes? Type "yes" to approve, anything else rejects: '}`,
+        )
+      )
+        .trim()
+        .toLowerCase();
+      choice =
+        answer === 'yes'
+          ? 'approve'
+          : alternative && (answer === 'alt' || answer === alternative.label.toLowerCase())
+            ? 'alternative'
+            : 'reject';
+    } else {
+      choice = options.decision === 'approve' ? 'approve' : 'reject';
+    }
+    const approver: SlackApprover = {
+      id: options.env.SUDO_USER ?? options.env.USER ?? 'local-operator',
+      name: null,
+      teamId: null,
+      via: options.decision === 'prompt' ? 'terminal' : 'flag',
+      basis: 'local-operator',
+    };
+    const decided = await store.decide(
+      record.approvalId,
+      decisionFor(record, choice, approver, now(), randomUUID()),
+      now(),
+    );
+    if (decided.outcome !== 'decided' || decided.record.decision === null) {
+      throw new Error(`approval ${record.approvalId} could not be decided locally: ${decided.outcome}`);
+    }
+    return taskOutputOf(decided.record, decided.record.decision);
+  }
+
+  return {
+    mode: settings === null ? 'files' : 'slack',
+    endpoint: server?.url ?? null,
+
+    async requestApproval(payload) {
+      await queue;
+      const task = approvalTaskFrom(payload);
+      const { record } = await chat.requestApproval(task);
+      const { request } = approvalRequestFrom(payload, new Date(record.createdAt), record.approvalId);
+      const text = approvalText({ ...request, expiresAt: record.expiresAt });
+      // The request as SNS carries it: the approval id, never the task token.
+      const folder = join(options.outDir, 'approvals');
+      await writeJson(folder, `${record.approvalId}.request.json`, {
+        ...request,
+        expiresAt: record.expiresAt,
+      });
+      await mkdir(folder, { recursive: true });
+      await writeFile(join(folder, `${record.approvalId}.request.txt`), `${text}\n`);
+      let output: Record<string, unknown>;
+      if (settings !== null && options.decision === 'prompt') {
+        options.say(
+          `slack: approval ${record.approvalId} posted to ${settings.channelId}; waiting for a click (endpoint ${server?.url}, which the app's Request URL must reach)`,
+        );
+        output = await new Promise((resolve) => waiting.set(task.taskToken, resolve));
+      } else {
+        output = await decideLocally(record, text);
+        enqueue('settling the approval', () => chat.settleApproval(record.approvalId));
+      }
+      await writeJson(folder, `${record.approvalId}.decision.json`, output);
+      return output;
+    },
+
+    async notify(payload) {
+      await queue;
+      const notification = incidentNotification(payload as WorkflowState);
+      const incidentId = (payload as WorkflowState).incident?.incidentId;
+      let evidenceLocation: string | null = null;
+      try {
+        evidenceLocation = incidentId ? join(options.outDir, bundleRootName(incidentId)) : null;
+      } catch {
+        evidenceLocation = null;
+      }
+      let location = '';
+      const delivery = await notifyOutcome(
+        payload,
+        notification,
+        { account: 'local', evidenceLocation },
+        {
+          publish: async (message: SnsMessage) => {
+            notifications += 1;
+            location = await writeJson(
+              join(options.outDir, 'notifications'),
+              `sns-${String(notifications).padStart(2, '0')}.json`,
+              message,
+            );
+            return { messageId: location };
+          },
+          chat,
+        },
+      );
+      if (typeof delivery.slack === 'object')
+        options.say(`slack: the outcome was not posted: ${delivery.slack.error}`);
+      return { channel: 'file', location, subject: notification.subject, slack: delivery.slack };
+    },
+
+    onEvent(event) {
+      if (incident === null) incident = incidentFromInput(event.input);
+      const title = STEPS.get(event.state ?? '');
+      if (incident === null || title === undefined) return;
+      let status: StepStatus | null = null;
+      if (event.type === 'StateExited') status = 'succeeded';
+      else if (event.type === 'StateFailed' || event.type === 'StateCaught') status = 'failed';
+      if (status === null) return;
+      const detail =
+        status === 'failed'
+          ? `${event.error ?? 'error'}: ${String(event.cause ?? '').slice(0, 500)}`
+          : stepDetail(event.state ?? '', fields(event.output));
+      const current = incident;
+      enqueue(`step ${title}`, () => chat.step(current, title, status, detail));
+    },
+
+    async close() {
+      await queue;
+      await server?.close();
+    },
+  };
+}
