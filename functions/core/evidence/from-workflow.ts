@@ -80,7 +80,13 @@ const BlockResultSchema = z.looseObject({
 const ApprovalSchema = z.looseObject({
   decision: z.enum(['approved', 'rejected']),
   actionIds: z.array(z.string()).optional(),
-  approver: z.looseObject({ id: z.string(), name: z.string().optional(), via: z.string() }),
+  approver: z.looseObject({
+    id: z.string(),
+    name: z.string().optional(),
+    via: z.string(),
+    teamId: z.string().optional(),
+    basis: z.string().optional(),
+  }),
   decidedAt: z.string(),
   comment: z.string().optional(),
 });
@@ -236,6 +242,14 @@ export function evidenceFromWorkflow(input: WorkflowEvidenceInput): IncidentEvid
         by: data.approver.name ?? data.approver.id,
         at: data.decidedAt,
         channel: data.approver.via,
+        // The identity itself (for Slack: user and workspace ids), not only the name shown.
+        approver: {
+          id: data.approver.id,
+          ...(data.approver.name ? { name: data.approver.name } : {}),
+          ...(data.approver.teamId ? { teamId: data.approver.teamId } : {}),
+          via: data.approver.via,
+          ...(data.approver.basis ? { basis: data.approver.basis } : {}),
+        },
         ...(data.comment ? { comment: data.comment } : {}),
       });
     } else {

@@ -62,6 +62,18 @@ export interface ApprovalRecord {
   readonly at: string;
   /** slack, terminal, cli-flag, … */
   readonly channel: string;
+  /**
+   * Who decided, as the channel identifies them: for Slack the user id (U…/W…), the workspace id
+   * and the display name at the time; absent for a timeout.
+   */
+  readonly approver?: {
+    readonly id: string;
+    readonly name?: string;
+    readonly teamId?: string;
+    readonly via: string;
+    /** Why this person could decide (allowlist, user-group, local-operator). */
+    readonly basis?: string;
+  };
   readonly comment?: string;
 }
 
