@@ -19,6 +19,7 @@ import {
   checkGuardrailSettings,
   DEFAULT_GUARDRAILS,
   type GuardrailSettings,
+  guardrailEnvironment,
 } from '../functions/core/guardrails/settings.js';
 import {
   COOLDOWN_MINUTES_RANGE,
@@ -327,6 +328,7 @@ export class ConntrackResponder extends Construct {
       // The approval request is posted in the incident's thread, and so is the outcome.
       this.chatops.connect(workflow.functions.functions.requestApproval);
       this.chatops.connect(workflow.functions.functions.notify);
+      this.chatops.allowBreakerControl(guardrailEnvironment(settings.guardrails));
     }
 
     this.detectFunction = detection.function;

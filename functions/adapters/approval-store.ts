@@ -99,7 +99,7 @@ export class DynamoApprovalStore implements ApprovalStore, ThreadStore {
 
   constructor(
     client: DynamoDBClient,
-    private readonly tableName: string,
+    readonly tableName: string,
     private readonly warn: (message: string, fields: Record<string, unknown>) => void = () => {},
   ) {
     this.documents = DynamoDBDocumentClient.from(client, {

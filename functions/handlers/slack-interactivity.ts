@@ -6,8 +6,10 @@ import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { SFNClient } from '@aws-sdk/client-sfn';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
+import { breakerControl } from '../adapters/breaker-control.js';
 import { FOLLOW_UP_FIELD, isFollowUpEvent, LambdaFollowUps } from '../adapters/follow-up-invoker.js';
 import { signingSecretsFrom } from '../adapters/slack-secrets.js';
 import { SlackWebApi } from '../adapters/slack-web-api.js';
@@ -22,6 +24,8 @@ import {
 } from '../core/chatops/http.js';
 import { handleInteraction, type InteractivityConfig } from '../core/chatops/interactivity.js';
 import { CHATOPS_ENVIRONMENT, ChatopsSettingsError } from '../core/chatops/settings.js';
+import { type BreakerPort, handleSlashCommand, isSlashCommandBody } from '../core/chatops/slash-command.js';
+import { guardrailSettingsFromEnvironment } from '../core/guardrails/settings.js';
 import { chatopsRuntimeFrom } from './chatops.js';
 import { logger, metrics, tracer } from './powertools.js';
 
@@ -71,6 +75,25 @@ const groups = new GroupMembershipCache(
 const signingSecrets = signingSecretsFrom(signingSecretArn);
 const workflow = new StepFunctionsCallback(tracer.captureAWSv3Client(new SFNClient({})));
 const followUps = new LambdaFollowUps(tracer.captureAWSv3Client(new LambdaClient({})), functionName);
+// The fleet breaker lives in the same incidents table (see the guardrails' store).
+const control = breakerControl(DynamoDBDocumentClient.from(dynamo), runtime.store.tableName, {
+  settings: guardrailSettingsFromEnvironment(env),
+  ...(env.AWS_REGION ? { region: env.AWS_REGION } : {}),
+});
+const breaker: BreakerPort = {
+  status: async (now) => {
+    const report = await control.status(now);
+    return { open: report.breaker.status === 'open', text: report.text };
+  },
+  reset: async (by, reason, now) => {
+    const { changed, report } = await control.reset({ by, reason }, now);
+    return { changed, state: { open: report.breaker.status === 'open', text: report.text } };
+  },
+  open: async (by, reason, now) => {
+    const { changed, report } = await control.open({ by, reason }, now);
+    return { changed, state: { open: report.breaker.status === 'open', text: report.text } };
+  },
+};
 
 export const lambdaHandler = async (
   event: FunctionUrlEvent | Record<string, unknown>,
@@ -92,7 +115,26 @@ export const lambdaHandler = async (
     logger.error('Ignored an event that is neither a Function URL request nor a follow-up');
     return jsonResult(400, { error: 'bad-request', detail: 'not a Function URL request' });
   }
-  const outcome = await handleInteraction(rawRequestFromEvent(event), config, {
+  const request = rawRequestFromEvent(event);
+  if (isSlashCommandBody(request.body)) {
+    const command = await handleSlashCommand(request, config, {
+      signingSecrets,
+      groupMembers: groups.members,
+      now: () => new Date(),
+      breaker,
+    });
+    const fields = {
+      result: command.result,
+      status: command.response.statusCode,
+      detail: command.detail,
+      userId: command.userId,
+    };
+    if (command.result === 'breaker-reset' || command.result === 'breaker-opened')
+      logger.info('Fleet breaker changed from Slack', fields);
+    else logger.info('Slash command answered', fields);
+    return command.response;
+  }
+  const outcome = await handleInteraction(request, config, {
     signingSecrets,
     store: runtime.store,
     workflow,

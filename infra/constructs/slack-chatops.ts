@@ -250,6 +250,29 @@ export class SlackChatops extends Construct {
     );
   }
 
+  /**
+   * Lets approvers use the fleet breaker from Slack (`/conntrack-responder breaker …`): the
+   * guardrail settings, and the breaker's items (its state, windows and reset audit records, the
+   * remediation slots, and the incidents' top ports it shows).
+   */
+  allowBreakerControl(guardrailEnvironment: Readonly<Record<string, string>>): void {
+    for (const [name, value] of Object.entries(guardrailEnvironment)) {
+      this.interactivityFunction.addEnvironment(name, value);
+    }
+    this.interactivityFunction.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'FleetBreaker',
+        actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:BatchGetItem'],
+        resources: [this.table.tableArn],
+        conditions: {
+          'ForAllValues:StringLike': {
+            'dynamodb:LeadingKeys': ['guardrail#breaker', 'guardrail#remediations', 'incident#*'],
+          },
+        },
+      }),
+    );
+  }
+
   private grantApprovalItems(grantee: iam.IGrantable, actions: string[]): void {
     grantee.grantPrincipal.addToPrincipalPolicy(
       new iam.PolicyStatement({

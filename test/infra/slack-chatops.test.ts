@@ -96,14 +96,30 @@ describe('the Slack ChatOps construct', () => {
       expect.stringMatching(/SlackSigningSecret/),
     ]);
 
-    const [items] = byAction('dynamodb:UpdateItem');
+    const table = { 'Fn::GetAtt': [expect.stringMatching(/IncidentStoreTable/), 'Arn'] };
+    const items = statements.find((statement) => statement.Sid === 'ApprovalAndThreadItems');
     expect(actionsOf(items as Statement).sort()).toEqual(['dynamodb:GetItem', 'dynamodb:UpdateItem']);
-    expect(items?.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/IncidentStoreTable/), 'Arn'] });
+    expect(items?.Resource).toEqual(table);
     expect(items?.Condition).toEqual({
       'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['approval#*', 'thread#*', 'incident#*'] },
     });
-    expect(byAction('dynamodb:PutItem')).toEqual([]);
+    // Writing new items only for the breaker's reset audit records, and only under its own key.
+    const breaker = statements.find((statement) => statement.Sid === 'FleetBreaker');
+    expect(actionsOf(breaker as Statement).sort()).toEqual([
+      'dynamodb:BatchGetItem',
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'dynamodb:UpdateItem',
+    ]);
+    expect(breaker?.Resource).toEqual(table);
+    expect(breaker?.Condition).toEqual({
+      'ForAllValues:StringLike': {
+        'dynamodb:LeadingKeys': ['guardrail#breaker', 'guardrail#remediations', 'incident#*'],
+      },
+    });
+    expect(byAction('dynamodb:PutItem')).toEqual([breaker]);
     expect(byAction('dynamodb:DeleteItem')).toEqual([]);
+    expect(byAction('dynamodb:Scan')).toEqual([]);
 
     const [resume] = byAction('states:SendTaskSuccess');
     expect(actionsOf(resume as Statement)).toEqual(['states:SendTaskSuccess']);

@@ -90,3 +90,43 @@ export function signedForm(
     },
   };
 }
+
+/** A slash command as Slack posts it (form fields, no JSON payload). */
+export function slashCommandBody(options: {
+  text: string;
+  userId?: string;
+  userName?: string;
+  teamId?: string;
+  appId?: string;
+}): Record<string, string> {
+  return {
+    token: 'deprecated-verification-token',
+    team_id: options.teamId ?? SLACK.teamId,
+    team_domain: 'test',
+    channel_id: SLACK.channelId,
+    channel_name: 'incidents',
+    user_id: options.userId ?? SLACK.approver,
+    user_name: options.userName ?? 'alice',
+    command: '/conntrack-responder',
+    text: options.text,
+    api_app_id: options.appId ?? SLACK.appId,
+    is_enterprise_install: 'false',
+    response_url: 'https://hooks.slack.com/commands/T0TESTTEAM/1/abc',
+    trigger_id: '1234567890.1234567890.abcdef',
+  };
+}
+
+/** A form signed as Slack signs it. */
+export function signedFields(
+  fields: Record<string, string>,
+  options: { secret?: string; timestampSeconds: number },
+) {
+  const body = Buffer.from(new URLSearchParams(fields).toString(), 'utf8');
+  return {
+    body,
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      ...signSlackRequest(options.secret ?? SLACK.signingSecret, body, options.timestampSeconds),
+    },
+  };
+}

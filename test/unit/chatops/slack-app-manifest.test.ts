@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { SLASH_COMMAND } from '../../../functions/core/chatops/slash-command.js';
 
 /**
  * The shipped Slack app manifest gives the app exactly what the code uses: the scopes behind every
@@ -21,7 +22,8 @@ describe('slack-app-manifest.yaml', () => {
   it('asks for the scope of every Web API method the client calls, and no other', () => {
     const called = [...source.matchAll(/this\.call\('([a-zA-Z.]+)'/g)].map((match) => match[1] as string);
     expect(called.sort()).toEqual(Object.keys(SCOPE_OF_METHOD).sort());
-    const needed = [...new Set(called.map((method) => SCOPE_OF_METHOD[method]))].sort();
+    // Slash commands need `commands`; the breaker command is the only one.
+    const needed = [...new Set([...called.map((method) => SCOPE_OF_METHOD[method]), 'commands'])].sort();
     expect([...manifest.oauth_config.scopes.bot].sort()).toEqual(needed);
     expect(manifest.oauth_config.scopes.user).toBeUndefined();
   });
@@ -33,5 +35,11 @@ describe('slack-app-manifest.yaml', () => {
     expect(manifest.settings.token_rotation_enabled).toBe(false);
     expect(manifest.features.bot_user.display_name).toBeTruthy();
     expect(manifest.display_information.description.length).toBeLessThanOrEqual(140);
+  });
+
+  it('sends the breaker slash command to the same endpoint as the buttons', () => {
+    expect(manifest.features.slash_commands).toEqual([
+      expect.objectContaining({ command: SLASH_COMMAND, url: manifest.settings.interactivity.request_url }),
+    ]);
   });
 });

@@ -2,10 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SendTaskSuccessCommand, SFNClient, SFNServiceException, TaskTimedOut } from '@aws-sdk/client-sfn';
+import { DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DynamoApprovalStore } from '../../../functions/adapters/approval-store.js';
+import { breakerControl } from '../../../functions/adapters/breaker-control.js';
 import { FOLLOW_UP_FIELD } from '../../../functions/adapters/follow-up-invoker.js';
 import { SlackWebApi } from '../../../functions/adapters/slack-web-api.js';
 import type { ApprovalRecord } from '../../../functions/core/chatops/approval.js';
@@ -25,7 +27,14 @@ import {
   type LocalDynamo,
   startLocalDynamo,
 } from '../../support/dynalite.js';
-import { blockActionsPayload, type ClickOptions, SLACK, signedForm } from '../../support/slack-payloads.js';
+import {
+  blockActionsPayload,
+  type ClickOptions,
+  SLACK,
+  signedFields,
+  signedForm,
+  slashCommandBody,
+} from '../../support/slack-payloads.js';
 import { type SlackRecorder, startSlackRecorder } from '../../support/slack-recorder.js';
 
 const SIGNING_SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:111122223333:secret:slack-signing-AbCdEf';
@@ -62,6 +71,7 @@ describe('the Slack interactivity endpoint over HTTP', () => {
   let endpoint: FunctionUrlServer;
   let store: DynamoApprovalStore;
   let chat: IncidentChat;
+  let tableName: string;
   let handler: typeof import('../../../functions/handlers/slack-interactivity.js');
   const stepFunctions = mockClient(SFNClient);
   const lambda = mockClient(LambdaClient);
@@ -70,6 +80,7 @@ describe('the Slack interactivity endpoint over HTTP', () => {
   beforeAll(async () => {
     dynamo = await startLocalDynamo();
     const table = await dynamo.createIncidentTable('incidents');
+    tableName = table;
     slack = await startSlackRecorder();
     Object.assign(process.env, {
       AWS_REGION: LOCAL_REGION,
@@ -392,5 +403,75 @@ describe('the Slack interactivity endpoint over HTTP', () => {
     };
     const result = (await handler.handler(event as never, context)) as { statusCode: number };
     expect(result.statusCode).toBe(200);
+  });
+
+  describe('the fleet breaker from Slack (/conntrack-responder breaker …)', () => {
+    const breaker = () => breakerControl(DynamoDBDocumentClient.from(dynamo.client), tableName);
+    const command = (
+      text: string,
+      options: { userId?: string; secret?: string; timestampSeconds?: number } = {},
+    ) =>
+      signedFields(slashCommandBody({ text, ...(options.userId ? { userId: options.userId } : {}) }), {
+        secret: options.secret,
+        timestampSeconds: options.timestampSeconds ?? now(),
+      });
+
+    it('an approver resets an open breaker, the channel is told, the audit names the Slack user', async () => {
+      await breaker().open({ by: 'test', reason: 'a storm' });
+      const response = await send(command('breaker reset the storm is over'));
+      expect(response.status).toBe(200);
+      const body = JSON.parse(response.body);
+      expect(body.response_type).toBe('in_channel');
+      expect(body.text).toContain(`<@${SLACK.approver}> *reset* the fleet breaker`);
+      const status = await breaker().status();
+      expect(status.breaker.status).toBe('closed');
+      const audit = await DynamoDBDocumentClient.from(dynamo.client).send(
+        new QueryCommand({
+          TableName: tableName,
+          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :reset)',
+          ExpressionAttributeValues: { ':pk': 'guardrail#breaker', ':reset': 'reset#' },
+        }),
+      );
+      expect(audit.Items?.at(-1)).toMatchObject({
+        resetBy: `slack:${SLACK.approver} (alice)`,
+        resetReason: 'the storm is over',
+      });
+    });
+
+    it('shows the status privately', async () => {
+      const response = await send(command('breaker status'));
+      expect(response.status).toBe(200);
+      expect(JSON.parse(response.body)).toMatchObject({
+        response_type: 'ephemeral',
+        text: expect.stringMatching(/breaker is \*(open|closed)\*/),
+      });
+    });
+
+    it('refuses a non-approver privately, and the breaker stays open', async () => {
+      await breaker().open({ by: 'test', reason: 'a storm' });
+      const response = await send(command('breaker reset let me', { userId: SLACK.bystander }));
+      expect(response.status).toBe(200);
+      expect(JSON.parse(response.body)).toMatchObject({
+        response_type: 'ephemeral',
+        text: expect.stringContaining('Only the approvers'),
+      });
+      expect((await breaker().status()).breaker.status).toBe('open');
+    });
+
+    it('401 for a tampered or stale command, and the breaker stays open', async () => {
+      await breaker().open({ by: 'test', reason: 'a storm' });
+      const tampered = await send(command('breaker status'), (body) =>
+        Buffer.from(body.toString().replace('status', 'reset+now')),
+      );
+      expect(tampered.status).toBe(401);
+      expect((await send(command('breaker reset old', { timestampSeconds: now() - 301 }))).status).toBe(401);
+      expect((await breaker().status()).breaker.status).toBe('open');
+    });
+
+    it('asks for a reason, and explains the command otherwise', async () => {
+      expect(JSON.parse((await send(command('breaker reset'))).body).text).toContain('Say why');
+      expect(JSON.parse((await send(command('hello'))).body).text).toContain('breaker status');
+      expect((await breaker().status()).breaker.status).toBe('open');
+    });
   });
 });
