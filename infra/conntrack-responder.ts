@@ -329,6 +329,7 @@ export class ConntrackResponder extends Construct {
       this.chatops.connect(workflow.functions.functions.requestApproval);
       this.chatops.connect(workflow.functions.functions.notify);
       this.chatops.allowBreakerControl(guardrailEnvironment(settings.guardrails));
+      this.chatops.followWorkflow(workflow.logGroup);
     }
 
     this.detectFunction = detection.function;

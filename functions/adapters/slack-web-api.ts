@@ -43,7 +43,7 @@ export class SlackApiError extends Error {
   }
 }
 
-const IDEMPOTENT = new Set(['chat.update', 'usergroups.users.list', 'auth.test']);
+const IDEMPOTENT = new Set(['chat.update', 'chat.delete', 'usergroups.users.list', 'auth.test']);
 /** Methods whose arguments Slack only reads from a form body. */
 const FORM_METHODS = new Set(['usergroups.users.list', 'auth.test']);
 
@@ -194,6 +194,10 @@ export class SlackWebApi implements SlackPort {
       text: message.text,
       blocks: message.blocks,
     });
+  }
+
+  async deleteMessage(ref: SlackMessageRef): Promise<void> {
+    await this.call('chat.delete', { channel: ref.channel, ts: ref.ts });
   }
 
   async userGroupMembers(groupId: string): Promise<string[]> {

@@ -5,6 +5,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import * as logsDestinations from 'aws-cdk-lib/aws-logs-destinations';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
@@ -15,9 +16,32 @@ import {
   USER_GROUP_ID_PATTERN,
   USER_ID_PATTERN,
 } from '../../functions/core/chatops/authorize.js';
+import { STEP_EXIT_TYPES } from '../../functions/core/chatops/execution-log.js';
 import { CHATOPS_ENVIRONMENT } from '../../functions/core/chatops/settings.js';
+import { THREAD_STEPS } from '../../functions/core/chatops/steps.js';
 
 const repositoryRoot = fileURLToPath(new URL('../../', import.meta.url));
+
+const BUNDLING: nodejs.BundlingOptions = {
+  format: nodejs.OutputFormat.ESM,
+  target: 'node24',
+  mainFields: ['module', 'main'],
+  minify: true,
+  sourceMap: true,
+  sourceMapMode: nodejs.SourceMapMode.DEFAULT,
+  sourcesContent: false,
+  banner: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+};
+
+/** The execution log records that may become a thread line: exits of the steps in THREAD_STEPS. */
+export const WORKFLOW_STEP_PATTERN = logs.FilterPattern.all(
+  logs.FilterPattern.any(
+    ...STEP_EXIT_TYPES.map((type) => logs.FilterPattern.stringValue('$.type', '=', type)),
+  ),
+  logs.FilterPattern.any(
+    ...[...THREAD_STEPS.keys()].map((name) => logs.FilterPattern.stringValue('$.details.name', '=', name)),
+  ),
+);
 
 /** The Slack side of conntrack-responder: where it posts and who may approve. */
 export interface SlackProps {
@@ -104,11 +128,13 @@ export class SlackChatops extends Construct {
   /** The Slack settings every function that posts to Slack gets (no secret values, only ARNs). */
   readonly environment: Readonly<Record<string, string>>;
   private readonly table: dynamodb.ITable;
+  private readonly logRetention: logs.RetentionDays;
 
   constructor(scope: Construct, id: string, props: SlackChatopsProps) {
     super(scope, id);
     validateSlackProps(props);
     this.table = props.incidentTable;
+    this.logRetention = props.logRetention;
 
     this.signingSecret = new secretsmanager.Secret(this, 'SigningSecret', {
       description:
@@ -169,17 +195,7 @@ export class SlackChatops extends Construct {
         ...this.environment,
         [CHATOPS_ENVIRONMENT.signingSecretArn]: this.signingSecret.secretArn,
       },
-      bundling: {
-        format: nodejs.OutputFormat.ESM,
-        target: 'node24',
-        mainFields: ['module', 'main'],
-        minify: true,
-        sourceMap: true,
-        sourceMapMode: nodejs.SourceMapMode.DEFAULT,
-        sourcesContent: false,
-        banner:
-          "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
-      },
+      bundling: BUNDLING,
     });
     Validations.of(this.interactivityFunction).acknowledge({
       id: 'Serverless-LambdaDLQ',
@@ -248,6 +264,61 @@ export class SlackChatops extends Construct {
         resources: [stateMachine.stateMachineArn],
       }),
     );
+  }
+
+  /**
+   * A line in the incident's thread for every step: the workflow's execution log, filtered down to
+   * the exits of the steps worth a line (THREAD_STEPS), feeds a small function that posts them.
+   */
+  followWorkflow(workflowLogs: logs.ILogGroup): nodejs.NodejsFunction {
+    const functionLogs = new logs.LogGroup(this, 'ProgressLogs', {
+      retention: this.logRetention,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    const role = new iam.Role(this, 'ProgressRole', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: "conntrack-responder Slack progress: a line per workflow step in the incident's thread",
+    });
+    functionLogs.grantWrite(role);
+    Validations.of(role).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason:
+        'X-Ray trace writes (PutTraceSegments, PutTelemetryRecords) have no resource-level permissions.',
+    });
+    const progress = new nodejs.NodejsFunction(this, 'Progress', {
+      description: "Posts a line per incident workflow step in the incident's Slack thread",
+      entry: `${repositoryRoot}functions/handlers/workflow-progress.ts`,
+      handler: 'handler',
+      projectRoot: repositoryRoot,
+      depsLockFilePath: `${repositoryRoot}package-lock.json`,
+      runtime: lambda.Runtime.NODEJS_24_X,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize: 256,
+      timeout: Duration.seconds(30),
+      tracing: lambda.Tracing.ACTIVE,
+      role,
+      logGroup: functionLogs,
+      environment: {
+        POWERTOOLS_LOG_LEVEL: 'INFO',
+        NODE_OPTIONS: '--enable-source-maps',
+        ...this.environment,
+      },
+      bundling: BUNDLING,
+    });
+    Validations.of(progress).acknowledge({
+      id: 'Serverless-LambdaDLQ',
+      reason:
+        'Step lines are best effort: the function logs and swallows a failed post, and the outcome message does not depend on them.',
+    });
+    this.botTokenSecret.grantRead(role);
+    this.grantApprovalItems(role, ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']);
+    new logs.SubscriptionFilter(this, 'ProgressFilter', {
+      logGroup: workflowLogs,
+      destination: new logsDestinations.LambdaDestination(progress),
+      filterPattern: WORKFLOW_STEP_PATTERN,
+      filterName: 'conntrack-responder-slack-progress',
+    });
+    return progress;
   }
 
   /**

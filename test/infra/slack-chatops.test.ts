@@ -165,6 +165,26 @@ describe('the Slack ChatOps construct', () => {
     },
   );
 
+  it("feeds the incident thread's step lines from the workflow's execution log", () => {
+    const { template } = interactivity();
+    const progressId = logicalIdOf(template, 'AWS::Lambda::Function', '/Slack/Progress/Resource');
+    const filters = Object.values(
+      template.findResources('AWS::Logs::SubscriptionFilter') as Resources,
+    ).filter((filter) => JSON.stringify(filter.Properties.DestinationArn).includes(progressId));
+    expect(filters).toHaveLength(1);
+    const [filter] = filters;
+    expect(filter?.Properties.LogGroupName).toEqual({ Ref: expect.stringMatching(/WorkflowLogs/) });
+    const pattern = String(filter?.Properties.FilterPattern);
+    expect(pattern).toContain('$.type = "TaskStateExited"');
+    expect(pattern).toContain('$.details.name = "Collect diagnostics"');
+    expect(pattern.length).toBeLessThanOrEqual(1024);
+    const fn = (template.findResources('AWS::Lambda::Function') as Resources)[progressId];
+    const variables = (fn?.Properties.Environment as { Variables: Record<string, unknown> } | undefined)
+      ?.Variables;
+    expect(variables?.SLACK_BOT_TOKEN_SECRET_ARN).toBeDefined();
+    expect(variables?.SLACK_SIGNING_SECRET_ARN).toBeUndefined();
+  });
+
   it('tells the operator the Request URL and where to store the secrets', () => {
     const { template } = interactivity();
     const outputs = Object.values(template.findOutputs('*')) as Array<{ Description?: string }>;

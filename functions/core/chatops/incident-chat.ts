@@ -39,6 +39,7 @@ export interface SlackPort {
   ): Promise<SlackMessageRef>;
   updateMessage(ref: SlackMessageRef, message: SlackMessage): Promise<void>;
   postEphemeral(channel: string, userId: string, message: SlackMessage): Promise<void>;
+  deleteMessage(ref: SlackMessageRef): Promise<void>;
 }
 
 export interface IncidentChatOptions {
@@ -62,7 +63,12 @@ export class IncidentChat {
     const message = openingMessage(incident);
     assertFitsBlockKit(message, 'the opening message');
     const posted = await slack.postMessage(channel, message);
-    return threads.putThread({ incidentId: incident.incidentId, ...posted, approvalId: null });
+    const stored = await threads.putThread({ incidentId: incident.incidentId, ...posted, approvalId: null });
+    if (stored.ts !== posted.ts || stored.channel !== posted.channel) {
+      // Another step opened the thread at the same moment: keep theirs, take ours back.
+      await slack.deleteMessage(posted).catch(() => undefined);
+    }
+    return stored;
   }
 
   async step(

@@ -67,4 +67,9 @@ export class FileSlack implements SlackPort {
       blocks: message.blocks,
     });
   }
+
+  async deleteMessage(ref: SlackMessageRef): Promise<void> {
+    this.sequence += 1;
+    await this.write('chat.delete', { channel: ref.channel, ts: ref.ts });
+  }
 }

@@ -3,7 +3,6 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import type { Readable, Writable } from 'node:stream';
-import { STATE } from '../../../infra/workflow/state-names.js';
 import { SlackWebApi } from '../../adapters/slack-web-api.js';
 import {
   type ApprovalRecord,
@@ -21,10 +20,11 @@ import {
   handleInteraction,
   type InteractivityConfig,
 } from '../../core/chatops/interactivity.js';
-import type { IncidentView, StepStatus } from '../../core/chatops/messages.js';
+import type { IncidentView } from '../../core/chatops/messages.js';
 import type { SnsMessage } from '../../core/chatops/notification.js';
 import { notifyOutcome } from '../../core/chatops/outcome.js';
 import { CHATOPS_ENVIRONMENT, realSlackConfigured, slackSettingsFrom } from '../../core/chatops/settings.js';
+import { stepUpdateOf } from '../../core/chatops/steps.js';
 import { bundleRootName } from '../../core/evidence/bundle.js';
 import { approvalRequestFrom, approvalText } from '../../core/workflow/approval.js';
 import { incidentNotification, type WorkflowState } from '../../core/workflow/notify.js';
@@ -86,42 +86,9 @@ export interface LocalChatops {
   close(): Promise<void>;
 }
 
-/** Workflow steps that get a line in the thread when they finish. */
-const STEPS: ReadonlyMap<string, string> = new Map([
-  [STATE.lookUpInstance, 'Look up the instance'],
-  [STATE.collectDiagnostics, 'Collect diagnostics'],
-  [STATE.assess, 'Confirm the drops and plan'],
-  [STATE.checkPolicy, 'Check the policy'],
-  [STATE.applyRemediation, 'Apply the remediation'],
-  [STATE.collectDiagnosticsAfter, 'Collect diagnostics after the soak'],
-  [STATE.verify, 'Verify the fix'],
-  [STATE.persist, 'Make the fix permanent'],
-  [STATE.rollBack, 'Roll back'],
-]);
-
 type Fields = Record<string, unknown>;
 const fields = (value: unknown): Fields =>
   typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Fields) : {};
-
-function stepDetail(state: string, output: Fields): string | null {
-  switch (state) {
-    case STATE.assess: {
-      const assessment = fields(output.assessment);
-      return `${String(assessment.classification)}: ${String(assessment.summary)}`;
-    }
-    case STATE.checkPolicy: {
-      const gate = fields(output.gate);
-      return `decision: ${String(gate.decision)}`;
-    }
-    case STATE.verify: {
-      const verification = fields(output.verification);
-      const reasons = Array.isArray(verification.reasons) ? verification.reasons.map(String) : [];
-      return `${verification.held === true ? 'held' : 'did not hold'}${reasons.length > 0 ? `: ${reasons.join('; ')}` : ''}`;
-    }
-    default:
-      return null;
-  }
-}
 
 function incidentFromInput(input: unknown): IncidentView | null {
   const candidate = fields(input).incident ?? input;
@@ -329,18 +296,21 @@ export async function startLocalChatops(options: LocalChatopsOptions): Promise<L
 
     onEvent(event) {
       if (incident === null) incident = incidentFromInput(event.input);
-      const title = STEPS.get(event.state ?? '');
-      if (incident === null || title === undefined) return;
-      let status: StepStatus | null = null;
-      if (event.type === 'StateExited') status = 'succeeded';
-      else if (event.type === 'StateFailed' || event.type === 'StateCaught') status = 'failed';
-      if (status === null) return;
-      const detail =
-        status === 'failed'
-          ? `${event.error ?? 'error'}: ${String(event.cause ?? '').slice(0, 500)}`
-          : stepDetail(event.state ?? '', fields(event.output));
+      const update = stepUpdateOf({
+        kind:
+          event.type === 'StateExited'
+            ? 'exited'
+            : event.type === 'StateFailed' || event.type === 'StateCaught'
+              ? 'failed'
+              : 'other',
+        state: event.state,
+        output: event.output,
+        error: event.error,
+        cause: event.cause,
+      });
+      if (incident === null || update === null) return;
       const current = incident;
-      enqueue(`step ${title}`, () => chat.step(current, title, status, detail));
+      enqueue(`step ${update.title}`, () => chat.step(current, update.title, update.status, update.detail));
     },
 
     async close() {

@@ -15,6 +15,7 @@ const SCOPE_OF_METHOD: Record<string, string> = {
   'chat.postMessage': 'chat:write',
   'chat.update': 'chat:write',
   'chat.postEphemeral': 'chat:write',
+  'chat.delete': 'chat:write',
   'usergroups.users.list': 'usergroups:read',
 };
 
