@@ -33,7 +33,8 @@ const fields = (value: unknown): Fields =>
 /** The incident, from the state a step left behind (every state carries it under `incident`). */
 function incidentOf(record: ExecutionLogRecord): IncidentView | null {
   const incident = fields(fields(record.output).incident ?? fields(record.input).incident);
-  if (typeof incident.incidentId !== 'string' || !/^[A-Za-z0-9_-]{1,80}$/.test(incident.incidentId)) return null;
+  if (typeof incident.incidentId !== 'string' || !/^[A-Za-z0-9_-]{1,80}$/.test(incident.incidentId))
+    return null;
   return incidentViewOf(
     {
       ...incident,
