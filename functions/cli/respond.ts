@@ -10,7 +10,10 @@ const HELP = `usage: conntrack-responder respond --netns NAME [options]
 Handles one conntrack incident on a live network namespace that plays the EC2 instance: runs the
 deployed state machine definition (synthesized from the CDK app) with a local interpreter, SSM
 documents through the local executor in that namespace, and the same decision code as Lambda.
-Notifications, approval requests and the evidence bundle are written under the output folder.
+Notifications, approval requests and the evidence bundle are written under the output folder;
+the incident's Slack thread too, as Block Kit JSON (slack/), unless SLACK_BOT_TOKEN and
+SLACK_SIGNING_SECRET are set: then it goes to that workspace and the approval is decided there
+(see docs/chatops.md).
 
 options:
   --netns NAME        the namespace that plays the instance (required)
