@@ -1,10 +1,8 @@
-import { fileURLToPath } from 'node:url';
 import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as lambdaDestinations from 'aws-cdk-lib/aws-lambda-destinations';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
@@ -18,14 +16,13 @@ import { CONNTRACK_FILTER_PATTERN } from '../../functions/core/detect/index.js';
 import type { GuardrailSettings } from '../../functions/core/guardrails/settings.js';
 import { DETECT_ENVIRONMENT, type ResponseMode } from '../../functions/core/incident/settings.js';
 import { guardrailFunctionEnvironment } from './guardrails.js';
+import { responderFunctionProps } from './responder-function.js';
 
 /**
  * Which kernel log events reach the `detect` function: the detection core's pattern (every drop
  * form plus the rate-limit lines it attributes to them), kept with the code that interprets them.
  */
 export const KERNEL_DROP_FILTER_PATTERN = logs.FilterPattern.literal(CONNTRACK_FILTER_PATTERN);
-
-const repositoryRoot = fileURLToPath(new URL('../../', import.meta.url));
 
 export interface DetectionProps {
   /** Existing log groups to subscribe; empty means the construct creates `createdLogGroupName`. */
@@ -93,21 +90,7 @@ export class Detection extends Construct {
     functionLogs.grantWrite(role);
 
     this.function = new nodejs.NodejsFunction(this, 'Function', {
-      description: 'Turns conntrack drop lines from CloudWatch Logs into incidents and starts their workflow',
-      entry: `${repositoryRoot}functions/handlers/detect.ts`,
-      handler: 'handler',
-      projectRoot: repositoryRoot,
-      depsLockFilePath: `${repositoryRoot}package-lock.json`,
-      runtime: lambda.Runtime.NODEJS_24_X,
-      architecture: lambda.Architecture.ARM_64,
-      memorySize: 256,
-      timeout: Duration.seconds(30),
-      tracing: lambda.Tracing.ACTIVE,
-      role,
-      logGroup: functionLogs,
-      environment: {
-        POWERTOOLS_LOG_LEVEL: 'INFO',
-        NODE_OPTIONS: '--enable-source-maps',
+      ...responderFunctionProps('functions/handlers/detect.ts', {
         [DETECT_ENVIRONMENT.incidentTableName]: props.incidentTable.tableName,
         [DETECT_ENVIRONMENT.stateMachineArn]: props.stateMachine.stateMachineArn,
         [DETECT_ENVIRONMENT.instanceIdPattern]: props.instanceIdPattern,
@@ -116,24 +99,16 @@ export class Detection extends Construct {
         [DETECT_ENVIRONMENT.incidentRetentionDays]: String(props.incidentRetentionDays),
         [DETECT_ENVIRONMENT.notificationTopicArn]: props.alarmTopic.topicArn,
         ...guardrailFunctionEnvironment(props.guardrails, props.sdkRetry),
-      },
+      }),
+      description: 'Turns conntrack drop lines from CloudWatch Logs into incidents and starts their workflow',
+      memorySize: 256,
+      timeout: Duration.seconds(30),
+      role,
+      logGroup: functionLogs,
       // Subscription deliveries are asynchronous: two retries, then the event and its error are kept.
       retryAttempts: 2,
       maxEventAge: Duration.hours(6),
       onFailure: new lambdaDestinations.SqsDestination(this.failedEventsQueue),
-      bundling: {
-        format: nodejs.OutputFormat.ESM,
-        target: 'node24',
-        mainFields: ['module', 'main'],
-        minify: true,
-        // An external map without sources: readable stack traces, while Lambda loads only the code.
-        sourceMap: true,
-        sourceMapMode: nodejs.SourceMapMode.DEFAULT,
-        sourcesContent: false,
-        // Some dependencies still call require(); ESM output has none unless we provide it.
-        banner:
-          "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
-      },
     });
     Validations.of(this.function).acknowledge({
       id: 'Serverless-LambdaDLQ',

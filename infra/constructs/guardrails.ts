@@ -1,18 +1,15 @@
-import { fileURLToPath } from 'node:url';
 import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { SDK_RETRY_ENVIRONMENT, type SdkRetryConfig } from '../../functions/adapters/aws-retry.js';
 import { type GuardrailSettings, guardrailEnvironment } from '../../functions/core/guardrails/settings.js';
-
-const repositoryRoot = fileURLToPath(new URL('../../', import.meta.url));
+import { responderFunctionProps } from './responder-function.js';
 
 export interface GuardrailsProps {
   readonly settings: GuardrailSettings;
@@ -62,38 +59,18 @@ export class Guardrails extends Construct {
     logGroup.grantWrite(this.role);
 
     this.function = new nodejs.NodejsFunction(this, 'Function', {
-      description:
-        'Fleet guardrails of the incident workflow: policy tag, calendar, breaker, preconditions, slots',
-      entry: `${repositoryRoot}functions/handlers/guardrails.ts`,
-      handler: 'handler',
-      projectRoot: repositoryRoot,
-      depsLockFilePath: `${repositoryRoot}package-lock.json`,
-      runtime: lambda.Runtime.NODEJS_24_X,
-      architecture: lambda.Architecture.ARM_64,
-      memorySize: 256,
-      // Long enough for every SDK retry with backoff (8 tries, capped at 20 s each, usually far less).
-      timeout: Duration.seconds(60),
-      tracing: lambda.Tracing.ACTIVE,
-      role: this.role,
-      logGroup,
-      environment: {
-        POWERTOOLS_LOG_LEVEL: 'INFO',
-        NODE_OPTIONS: '--enable-source-maps',
+      ...responderFunctionProps('functions/handlers/guardrails.ts', {
         INCIDENT_TABLE_NAME: props.incidentTable.tableName,
         INCIDENT_RETENTION_DAYS: String(props.incidentRetentionDays),
         ...guardrailFunctionEnvironment(props.settings, props.sdkRetry),
-      },
-      bundling: {
-        format: nodejs.OutputFormat.ESM,
-        target: 'node24',
-        mainFields: ['module', 'main'],
-        minify: true,
-        sourceMap: true,
-        sourceMapMode: nodejs.SourceMapMode.DEFAULT,
-        sourcesContent: false,
-        banner:
-          "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
-      },
+      }),
+      description:
+        'Fleet guardrails of the incident workflow: policy tag, calendar, breaker, preconditions, slots',
+      memorySize: 256,
+      // Long enough for every SDK retry with backoff (8 tries, capped at 20 s each, usually far less).
+      timeout: Duration.seconds(60),
+      role: this.role,
+      logGroup,
     });
     Validations.of(this.function).acknowledge({
       id: 'Serverless-LambdaDLQ',

@@ -1,4 +1,3 @@
-import { fileURLToPath } from 'node:url';
 import { CfnOutput, Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -19,19 +18,7 @@ import {
 import { STEP_EXIT_TYPES } from '../../functions/core/chatops/execution-log.js';
 import { CHATOPS_ENVIRONMENT } from '../../functions/core/chatops/settings.js';
 import { THREAD_STEPS } from '../../functions/core/chatops/steps.js';
-
-const repositoryRoot = fileURLToPath(new URL('../../', import.meta.url));
-
-const BUNDLING: nodejs.BundlingOptions = {
-  format: nodejs.OutputFormat.ESM,
-  target: 'node24',
-  mainFields: ['module', 'main'],
-  minify: true,
-  sourceMap: true,
-  sourceMapMode: nodejs.SourceMapMode.DEFAULT,
-  sourcesContent: false,
-  banner: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
-};
+import { responderFunctionProps } from './responder-function.js';
 
 /** The execution log records that may become a thread line: exits of the steps in THREAD_STEPS. */
 export const WORKFLOW_STEP_PATTERN = logs.FilterPattern.all(
@@ -176,26 +163,16 @@ export class SlackChatops extends Construct {
     functionLogs.grantWrite(role);
 
     this.interactivityFunction = new nodejs.NodejsFunction(this, 'Interactivity', {
+      ...responderFunctionProps('functions/handlers/slack-interactivity.ts', {
+        ...this.environment,
+        [CHATOPS_ENVIRONMENT.signingSecretArn]: this.signingSecret.secretArn,
+      }),
       description: 'Slack interactivity endpoint: verifies approval clicks and resumes the incident workflow',
-      entry: `${repositoryRoot}functions/handlers/slack-interactivity.ts`,
-      handler: 'handler',
-      projectRoot: repositoryRoot,
-      depsLockFilePath: `${repositoryRoot}package-lock.json`,
-      runtime: lambda.Runtime.NODEJS_24_X,
-      architecture: lambda.Architecture.ARM_64,
       memorySize: 256,
       // A click is answered in well under Slack's 3 s; a follow-up may wait out Slack's rate limit.
       timeout: Duration.seconds(30),
-      tracing: lambda.Tracing.ACTIVE,
       role,
       logGroup: functionLogs,
-      environment: {
-        POWERTOOLS_LOG_LEVEL: 'INFO',
-        NODE_OPTIONS: '--enable-source-maps',
-        ...this.environment,
-        [CHATOPS_ENVIRONMENT.signingSecretArn]: this.signingSecret.secretArn,
-      },
-      bundling: BUNDLING,
     });
     Validations.of(this.interactivityFunction).acknowledge({
       id: 'Serverless-LambdaDLQ',
@@ -286,24 +263,12 @@ export class SlackChatops extends Construct {
         'X-Ray trace writes (PutTraceSegments, PutTelemetryRecords) have no resource-level permissions.',
     });
     const progress = new nodejs.NodejsFunction(this, 'Progress', {
+      ...responderFunctionProps('functions/handlers/workflow-progress.ts', this.environment),
       description: "Posts a line per incident workflow step in the incident's Slack thread",
-      entry: `${repositoryRoot}functions/handlers/workflow-progress.ts`,
-      handler: 'handler',
-      projectRoot: repositoryRoot,
-      depsLockFilePath: `${repositoryRoot}package-lock.json`,
-      runtime: lambda.Runtime.NODEJS_24_X,
-      architecture: lambda.Architecture.ARM_64,
       memorySize: 256,
       timeout: Duration.seconds(30),
-      tracing: lambda.Tracing.ACTIVE,
       role,
       logGroup: functionLogs,
-      environment: {
-        POWERTOOLS_LOG_LEVEL: 'INFO',
-        NODE_OPTIONS: '--enable-source-maps',
-        ...this.environment,
-      },
-      bundling: BUNDLING,
     });
     Validations.of(progress).acknowledge({
       id: 'Serverless-LambdaDLQ',

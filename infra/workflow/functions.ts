@@ -1,8 +1,6 @@
-import { fileURLToPath } from 'node:url';
 import { ArnFormat, type CfnElement, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
@@ -11,12 +9,11 @@ import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { EVIDENCE_PREFIX } from '../../functions/adapters/evidence-store.js';
 import { WORKFLOW_ENVIRONMENT } from '../../functions/core/workflow/settings.js';
+import { responderFunctionProps } from '../constructs/responder-function.js';
 import type { WorkflowFunctionRole } from './state-names.js';
 
 /** The roles this construct makes functions for; the guardrails function is the Guardrails construct's. */
 export type WorkflowOwnRole = Exclude<WorkflowFunctionRole, 'guardrails'>;
-
-const repositoryRoot = fileURLToPath(new URL('../../', import.meta.url));
 
 export interface WorkflowFunctionsProps {
   readonly incidentTable: dynamodb.ITable;
@@ -118,35 +115,14 @@ export class WorkflowFunctions extends Construct {
         reason:
           'X-Ray trace writes (PutTraceSegments, PutTelemetryRecords) have no resource-level permissions.',
       });
+
       const fn = new nodejs.NodejsFunction(this, `${role}Function`, {
+        ...responderFunctionProps(`functions/handlers/workflow/${spec.entry}`, spec.environment),
         description: spec.description,
-        entry: `${repositoryRoot}functions/handlers/workflow/${spec.entry}`,
-        handler: 'handler',
-        projectRoot: repositoryRoot,
-        depsLockFilePath: `${repositoryRoot}package-lock.json`,
-        runtime: lambda.Runtime.NODEJS_24_X,
-        architecture: lambda.Architecture.ARM_64,
         memorySize: spec.memorySize,
         timeout: spec.timeout,
-        tracing: lambda.Tracing.ACTIVE,
         role: functionRole,
         logGroup,
-        environment: {
-          POWERTOOLS_LOG_LEVEL: 'INFO',
-          NODE_OPTIONS: '--enable-source-maps',
-          ...spec.environment,
-        },
-        bundling: {
-          format: nodejs.OutputFormat.ESM,
-          target: 'node24',
-          mainFields: ['module', 'main'],
-          minify: true,
-          sourceMap: true,
-          sourceMapMode: nodejs.SourceMapMode.DEFAULT,
-          sourcesContent: false,
-          banner:
-            "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
-        },
       });
       Validations.of(fn).acknowledge({
         id: 'Serverless-LambdaDLQ',
