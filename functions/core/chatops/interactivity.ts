@@ -206,7 +206,7 @@ export async function handleInteraction(
       return refuse(404, 'unknown-approval', `approval ${click.approvalId} does not exist`, ids);
     case 'already-decided':
       return {
-        ...refuse(409, 'already-decided', `approval ${record.approvalId} was already decided`, ids),
+        ...refuse(403, 'already-decided', `approval ${record.approvalId} was already decided`, ids),
         followUp: tell(
           `This approval was already decided by ${whoDecided(decided.record)}; your click changed nothing.`,
         ),
@@ -214,7 +214,7 @@ export async function handleInteraction(
     case 'expired':
       return {
         ...refuse(
-          409,
+          403,
           'expired',
           `approval ${record.approvalId} expired at ${decided.record.expiresAt}`,
           ids,
@@ -245,7 +245,7 @@ export async function handleInteraction(
     await ports.store.expire(record.approvalId, resumed.detail, attemptId);
     return {
       ...refuse(
-        409,
+        403,
         'expired',
         `the workflow no longer waits for approval ${record.approvalId}: ${resumed.detail}`,
         ids,

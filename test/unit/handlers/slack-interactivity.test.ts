@@ -205,7 +205,7 @@ describe('the Slack interactivity endpoint over HTTP', () => {
     ];
     const responses = await Promise.all(clicks.map((userId) => send(signed(click(record, { userId })))));
 
-    expect(responses.map((response) => response.status).sort()).toEqual([200, 409, 409, 409, 409]);
+    expect(responses.map((response) => response.status).sort()).toEqual([200, 403, 403, 403, 403]);
     const calls = stepFunctions.commandCalls(SendTaskSuccessCommand);
     expect(calls).toHaveLength(1);
     expect(calls[0]?.args[0].input.taskToken).toBe(token);
@@ -332,20 +332,20 @@ describe('the Slack interactivity endpoint over HTTP', () => {
       await expectUnchanged(record);
     });
 
-    it('409: a replayed request (the same signed click sent again) acts once', async () => {
+    it('403: a replayed request (the same signed click sent again) acts once', async () => {
       const record = await requestApproval();
       const request = signed(click(record));
       expect((await send(request)).status).toBe(200);
       const replay = await send(request);
-      expect(replay.status).toBe(409);
+      expect(replay.status).toBe(403);
       expect(JSON.parse(replay.body)).toMatchObject({ error: 'already-decided' });
       expect(stepFunctions.commandCalls(SendTaskSuccessCommand)).toHaveLength(1);
     });
 
-    it('409: an expired approval', async () => {
+    it('403: an expired approval', async () => {
       const record = await requestApproval({ expired: true });
       const response = await send(signed(click(record)));
-      expect(response.status).toBe(409);
+      expect(response.status).toBe(403);
       expect(JSON.parse(response.body)).toMatchObject({ error: 'expired' });
       await expectUnchanged(record);
     });
@@ -358,13 +358,13 @@ describe('the Slack interactivity endpoint over HTTP', () => {
     });
   });
 
-  it('409 and closed when Step Functions says the task already timed out', async () => {
+  it('403 and closed when Step Functions says the task already timed out', async () => {
     const record = await requestApproval();
     stepFunctions
       .on(SendTaskSuccessCommand)
       .rejects(new TaskTimedOut({ message: 'Task Timed Out', $metadata: {} }));
     const response = await send(signed(click(record)));
-    expect(response.status).toBe(409);
+    expect(response.status).toBe(403);
     expect((await store.get(record.approvalId))?.status).toBe('expired');
     expect(followUps().map((followUp) => followUp.kind)).toEqual(['settle-approval']);
   });
