@@ -1,8 +1,7 @@
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { GetExecutionHistoryCommand, type HistoryEvent, type SFNClient } from '@aws-sdk/client-sfn';
+import { packEvidenceBundle, sortedBundleFiles } from '../core/evidence/archive.js';
 import type { EvidenceBundle } from '../core/evidence/bundle.js';
-import { toBuffer } from '../core/evidence/manifest.js';
-import { packEvidenceBundle } from '../local/evidence-writer.js';
 
 /**
  * Where the workflow's evidence goes on AWS: every file of the bundle and the `.tar.gz` under
@@ -35,13 +34,13 @@ export async function putEvidenceBundle(
   bundle: EvidenceBundle,
 ): Promise<StoredBundle> {
   const folder = `${EVIDENCE_PREFIX}${bundle.root}/`;
-  const files = [...bundle.files.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const files = sortedBundleFiles(bundle);
   for (const [path, content] of files) {
     await client.send(
       new PutObjectCommand({
         Bucket: bucket,
         Key: `${folder}${path}`,
-        Body: toBuffer(content),
+        Body: content,
         ContentType: contentType(path),
       }),
     );

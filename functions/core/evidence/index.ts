@@ -1,3 +1,4 @@
+export { packEvidenceBundle, sortedBundleFiles, unpackEvidenceArchive } from './archive.js';
 export {
   buildEvidenceBundle,
   bundleRootName,

@@ -5,9 +5,10 @@ import { PassThrough } from 'node:stream';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { main } from '../../../functions/cli/main.js';
+import { packEvidenceBundle } from '../../../functions/core/evidence/archive.js';
 import { buildEvidenceBundle } from '../../../functions/core/evidence/bundle.js';
 import { decodeTar, encodeTar } from '../../../functions/core/evidence/tar.js';
-import { packEvidenceBundle, writeEvidenceBundle } from '../../../functions/local/evidence-writer.js';
+import { writeEvidenceBundle } from '../../../functions/local/evidence-writer.js';
 import { execFile } from '../../../functions/local/exec.js';
 import { remediatedIncident } from '../../support/evidence-builder.js';
 
