@@ -165,14 +165,29 @@ ipv6_enabled() { [ -e /proc/net/if_inet6 ]; }
 # Legacy rules exist when a legacy table is registered in this namespace and holds a rule, a user
 # chain or a non-ACCEPT policy (an empty table left by a mere `iptables-legacy -L` does not count).
 legacy_active() {
-  local i names
+  local i names save
   [ "${#ipt_legacy_save[@]}" -gt 0 ] || return 1
   for i in 0 1; do
     names=/proc/net/ip_tables_names
     [ "$i" = 1 ] && names=/proc/net/ip6_tables_names
     grep -q . "$names" 2>/dev/null || continue # (proc files report size 0, so no test -s)
     command -v "${ipt_legacy_save[i]}" >/dev/null 2>&1 || continue
-    if "${ipt_legacy_save[i]}" 2>/dev/null | grep -Eq '^-A |^:[^ ]+ (DROP|REJECT|-) '; then return 0; fi
+    # Read it whole first: see listed() on why not `save | grep -q` under pipefail.
+    save=$("${ipt_legacy_save[i]}" 2>/dev/null) || continue
+    if grep -Eq '^-A |^:[^ ]+ (DROP|REJECT|-) ' <<<"$save"; then return 0; fi
+  done
+  return 1
+}
+
+# listed NEEDLE LINE...: whether one of the LINEs is NEEDLE. Never `printf ... | grep -q` (nor
+# `save | grep -q`) here: grep exits at the first match, the writer's next write hits a closed pipe
+# (SIGPIPE, status 141), and pipefail turns "found" into "not found", so a re-run re-added rules
+# that were there, and a long legacy ruleset went unnoticed.
+listed() {
+  local needle=$1 line
+  shift
+  for line in "$@"; do
+    if [ "$line" = "$needle" ]; then return 0; fi
   done
   return 1
 }
@@ -220,8 +235,10 @@ detect_backend() {
         native) native_tables=true ;;
       esac
     done <<<"$nft_classes"
-  elif [ "${#ipt_nft_save[@]}" -gt 0 ] && "${ipt_nft_save[0]}" 2>/dev/null | grep -q '^-A '; then
-    iptables_nft_tables=true
+  elif [ "${#ipt_nft_save[@]}" -gt 0 ]; then
+    local nft_save
+    nft_save=$("${ipt_nft_save[0]}" 2>/dev/null) || nft_save=''
+    if grep -q '^-A ' <<<"$nft_save"; then iptables_nft_tables=true; fi
   fi
   if [ "$legacy" = true ] && { [ "$iptables_nft_tables" = true ] || [ "$native_tables" = true ] || [ "$ours" = true ]; }; then
     refuse "both iptables-legacy rules and nf_tables rules are present: the two rule sets are evaluated separately, so the effect of a change cannot be judged; clean up one of them first"
@@ -591,7 +608,7 @@ plan_iptables_family() { # family-index
       words+=" -m conntrack --ctstate UNTRACKED"
       saved_form="-A $chain $saved_form -m conntrack --ctstate UNTRACKED -j ACCEPT"
       label=$(rule_json "$backend" "$family" filter "$chain" "$words -j ACCEPT")
-      if printf '%s\n' ${existing[@]+"${existing[@]}"} | grep -Fxq -- "filter $saved_form"; then
+      if listed "filter $saved_form" ${existing[@]+"${existing[@]}"}; then
         present "$label"
         continue
       fi
@@ -608,8 +625,8 @@ plan_iptables_family() { # family-index
     for ((j = 0; j < ${#port_specs[@]}; j++)); do
       words=$(ipt_match "$side" "$j")
       label=$(rule_json "$backend" "$family" raw "$chain" "$words -j CT --notrack")
-      if printf '%s\n' ${existing[@]+"${existing[@]}"} |
-        grep -Fxq -e "raw -A $chain $words -j CT --notrack" -e "raw -A $chain $words -j NOTRACK"; then
+      if listed "raw -A $chain $words -j CT --notrack" ${existing[@]+"${existing[@]}"} ||
+        listed "raw -A $chain $words -j NOTRACK" ${existing[@]+"${existing[@]}"}; then
         present "$label"
         continue
       fi
