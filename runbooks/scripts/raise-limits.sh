@@ -413,8 +413,11 @@ main() {
   [ "$max_entries" -ge "$before_max" ] ||
     refuse "MaxEntries $max_entries is below the current nf_conntrack_max $before_max: this document never lowers it"
   read_memory_figures
-  [ "$cost_bytes" -le "$budget_bytes" ] ||
+  # Only a higher limit lets the table grow: a timeouts-only or hash-only change at the current
+  # limit costs no new entries, so it is not held to the budget (that limit is already in force).
+  if [ "$max_entries" -gt "$before_max" ] && [ "$cost_bytes" -gt "$budget_bytes" ]; then
     refuse "MaxEntries $max_entries x $entry_bytes bytes = $cost_bytes bytes exceeds the memory budget of $budget_percent% of MemTotal ($budget_bytes bytes)"
+  fi
   if [ -n "$hash_size" ]; then
     local granularity rounded
     granularity=$(bucket_granularity)

@@ -384,3 +384,110 @@ describe.skipIf(labUnavailable)('raise-limits refusals (exit 3, nothing changed)
     expect(await readSysctl(hosts.instance, 'nf_conntrack_udp_timeout')).toBe(before.udp);
   });
 });
+
+/**
+ * The memory budget bounds how far the limit rises, so only a higher MaxEntries is held to it: a
+ * timeouts-only or hash-only change passes the current limit, which already holds, and adds no
+ * entries. Here the current limit is set above a 1 % budget (for any entry size of at least 128 B),
+ * which the raise-limits document must still accept for such changes, and refuse for a raise.
+ */
+describe.skipIf(labUnavailable)('raise-limits at the current limit, over the budget', () => {
+  let hosts: ServedLabHosts;
+  let dirs: RemediationDirs;
+  let overBudgetMax: number;
+  const seen: {
+    before?: Settings;
+    timeoutsOnly?: RemediationRun;
+    afterTimeouts?: Settings;
+    hashOnly?: RemediationRun;
+    afterHash?: Settings;
+    raise?: RemediationRun;
+    afterRaise?: Settings;
+    rollbackHash?: RemediationRun;
+    rollbackTimeouts?: RemediationRun;
+    afterRollback?: Settings;
+  } = {};
+
+  beforeAll(async () => {
+    hosts = await createServedLabHosts({ role: 'rlbud', backend: 'nftables', servicePorts: [SERVICE_PORT] });
+    dirs = await createRemediationDirs();
+    const meminfo = await readFile('/proc/meminfo', 'utf8');
+    const memTotalKib = Number(/^MemTotal:\s+(\d+) kB$/m.exec(meminfo)?.[1]);
+    if (!Number.isSafeInteger(memTotalKib) || memTotalKib <= 0) throw new Error('cannot read MemTotal');
+    overBudgetMax = Math.ceil((memTotalKib * 1024 * 0.01) / 128) + 1;
+    await withConntrackBucketsRestored(() =>
+      withConntrackMax(overBudgetMax, async () => {
+        const { instance } = hosts;
+        seen.before = await settings(instance);
+        const atCurrentLimit = { MaxEntries: String(overBudgetMax), MemoryBudgetPercent: '1' };
+        seen.timeoutsOnly = await runRemediation(
+          'raise-limits',
+          { ChangeId: 'budget-timeouts', ...atCurrentLimit, Timeouts: 'tcp_timeout_time_wait=45' },
+          instance,
+          dirs,
+        );
+        seen.afterTimeouts = await settings(instance);
+        seen.hashOnly = await runRemediation(
+          'raise-limits',
+          { ChangeId: 'budget-hash', ...atCurrentLimit, HashSize: String(seen.before.buckets + 1) },
+          instance,
+          dirs,
+        );
+        seen.afterHash = await settings(instance);
+        seen.raise = await runRemediation(
+          'raise-limits',
+          { ChangeId: 'budget-raise', ...atCurrentLimit, MaxEntries: String(overBudgetMax + 1) },
+          instance,
+          dirs,
+        );
+        seen.afterRaise = await settings(instance);
+        seen.rollbackHash = await runRemediation('rollback', { ChangeId: 'budget-hash' }, instance, dirs);
+        seen.rollbackTimeouts = await runRemediation(
+          'rollback',
+          { ChangeId: 'budget-timeouts' },
+          instance,
+          dirs,
+        );
+        seen.afterRollback = await settings(instance);
+      }),
+    );
+  });
+  afterAll(async () => {
+    await hosts?.destroy();
+    await dirs?.remove();
+  });
+
+  it('starts at a limit whose full cost is above 1 % of MemTotal', () => {
+    expect(seen.before?.max).toBe(overBudgetMax);
+    const memory = seen.timeoutsOnly?.result.memory as { maxEntriesBytes: number; budgetBytes: number };
+    expect(memory.maxEntriesBytes).toBeGreaterThan(memory.budgetBytes);
+  });
+
+  it('applies a timeouts-only change at the current limit', () => {
+    const run = seen.timeoutsOnly as RemediationRun;
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(run.result).toMatchObject({ status: 'applied' });
+    expect(seen.afterTimeouts).toEqual({ ...seen.before, timeWait: 45 });
+  });
+
+  it('applies a hash-only change at the current limit', () => {
+    const run = seen.hashOnly as RemediationRun;
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(run.result).toMatchObject({ status: 'applied' });
+    expect(seen.afterHash?.buckets).toBeGreaterThan(seen.before?.buckets ?? Number.POSITIVE_INFINITY);
+    expect(seen.afterHash?.max).toBe(overBudgetMax);
+  });
+
+  it('still refuses to raise the limit one entry further, changing nothing', () => {
+    const run = seen.raise as RemediationRun;
+    expect(run.exitCode, run.stderr).toBe(3);
+    expect(run.result.reasons.join('\n')).toMatch(/exceeds the memory budget of 1%/);
+    expect(seen.afterRaise).toEqual(seen.afterHash);
+  });
+
+  it('rolls both changes back', () => {
+    expect(seen.rollbackHash?.result).toMatchObject({ status: 'rolled-back' });
+    expect(seen.rollbackTimeouts?.result).toMatchObject({ status: 'rolled-back' });
+    expect(seen.afterRollback).toEqual(seen.before);
+  });
+});
