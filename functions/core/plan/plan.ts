@@ -4,7 +4,7 @@ import { describePort, type PortCandidate, selectNotrackPorts, untrackedAccepted
 import { assertDocumentParameters, CHANGE_ID_PATTERN, type DocumentName } from './parameters.js';
 import type { ActionKind, Policy } from './policy.js';
 import { mebibytes, percent, readSignals, type Signals } from './signals.js';
-import { EXTENSION_BYTES, FALLBACK_ENTRY_BYTES, type SizingResult, sizeConntrackTable } from './sizing.js';
+import { type SizingResult, sizeConntrackTable } from './sizing.js';
 import { formatTimeoutsParameter, planTimeouts, type TimeoutChange } from './timeouts.js';
 import {
   type Classification,
@@ -166,13 +166,7 @@ class Planner {
       'raise nf_conntrack_max',
       'the table is not full: the refused inserts come from long hash chains, which a higher limit makes longer',
     );
-    const overBudget = max === null ? null : this.documentBudgetProblem(max);
-    if (max !== null && buckets !== null && buckets < max && overBudget) {
-      this.refuse(
-        'resize the hash table',
-        `${overBudget}; resize it by hand or through configuration management`,
-      );
-    } else if (max !== null && buckets !== null && buckets < max) {
+    if (max !== null && buckets !== null && buckets < max) {
       const hashSize = Math.ceil(max / 512) * 512;
       this.addAction({
         id: 'hash-size',
@@ -363,14 +357,6 @@ class Planner {
     const s = this.signals;
     const maxEntries = raise?.parameters.MaxEntries ?? String(s.max ?? '');
     if (!maxEntries) return undefined;
-    const overBudget = raise ? null : this.documentBudgetProblem(Number(maxEntries));
-    if (overBudget) {
-      this.refuse(
-        `shorten timeouts (${changes.map((change) => `${change.sysctl}=${change.to}`).join(', ')})`,
-        `${overBudget}; set them by configuration management instead (the launch-template recommendation carries them)`,
-      );
-      return undefined;
-    }
     const drains = changes.filter((change) => change.shortLived);
     const established = changes.find((change) => !change.shortLived);
     const lines = changes.map(
@@ -633,21 +619,6 @@ class Planner {
         `the drop counter rose by ${s.drop} in ${interval}, of which ${Math.min(s.drop, s.insertFailed)} are insert failures (races or long chains), not a full table`,
       );
     }
-  }
-
-  /**
-   * The raise-limits document checks MaxEntries × (slab object + 128 B, or 512 B when slabinfo is
-   * unreadable) against the budget on every call, even when MaxEntries is the current limit. An
-   * action that only changes timeouts or the hash size therefore fails on a host whose current limit
-   * is already over the budget: say so instead of planning it.
-   */
-  private documentBudgetProblem(maxEntries: number): string | null {
-    const entryBytes = this.report.conntrack.entryBytes;
-    const perEntry =
-      entryBytes === null ? FALLBACK_ENTRY_BYTES + EXTENSION_BYTES : entryBytes + EXTENSION_BYTES;
-    const budget = Math.floor((this.report.host.memTotalBytes * this.policy.memoryBudgetPercent) / 100);
-    if (maxEntries * perEntry <= budget) return null;
-    return `the raise-limits document checks the memory budget on every call, and the current limit of ${maxEntries} entries × ${perEntry} B already exceeds ${this.policy.memoryBudgetPercent}% of RAM (${mebibytes(budget)}), so it would refuse the change`;
   }
 
   private natInUse(): boolean {

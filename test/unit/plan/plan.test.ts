@@ -148,7 +148,7 @@ const cases: Case[] = [
     },
   },
   {
-    rule: 'hash chains too long on a host over the memory budget: the resize is refused, not planned',
+    rule: 'hash chains too long on a host over the memory budget: the resize is still planned (it keeps the limit, so it adds no entries)',
     report: ReportBuilder.healthy()
       .host({ memTotalBytes: 1 * GIB })
       .table({ max: 262_144, count: 120_000, buckets: 16_384 })
@@ -157,8 +157,10 @@ const cases: Case[] = [
       .drops(80),
     check: (plan) => {
       expect(plan.classification).toBe('hash-chains-too-long');
-      expect(plan.actions).toEqual([]);
-      expect(refused(plan, /resize the hash table/)[0]).toMatch(/memory budget/);
+      expect(kinds(plan)).toEqual(['raise-limits']);
+      const resize = action(plan, 'hash-size');
+      expect(resize.parameters).toMatchObject({ MaxEntries: '262144', HashSize: '262144' });
+      expect(refused(plan, /resize the hash table/)).toEqual([]);
     },
   },
   {
@@ -225,15 +227,22 @@ const cases: Case[] = [
     },
   },
   {
-    rule: 'table full, budget spent: shorter timeouts are refused too (the document checks the budget on every call) and go to the launch template',
+    rule: 'table full, budget spent: no raise, but shorter timeouts at the current limit (they add no entries) and the launch template',
     report: ReportBuilder.healthy()
       .host({ memTotalBytes: 1 * GIB })
       .table({ max: 262_144, count: 262_144 })
       .states({ 'tcp TIME_WAIT': 230_000, 'tcp ESTABLISHED': 32_144 })
       .drops(50),
     check: (plan) => {
-      expect(plan.actions).toEqual([]);
-      expect(refused(plan, /shorten timeouts/)[0]).toMatch(/checks the memory budget on every call/);
+      expect(kinds(plan)).toEqual(['shorten-timeouts']);
+      const timeouts = action(plan, 'timeouts');
+      expect(timeouts.parameters).toMatchObject({
+        MaxEntries: '262144',
+        Timeouts: 'tcp_timeout_time_wait=30',
+      });
+      expect(timeouts.requires).toEqual([]);
+      expect(refused(plan, /raise nf_conntrack_max/)[0]).toMatch(/memory budget is spent/);
+      expect(refused(plan, /shorten timeouts/)).toEqual([]);
       const template = plan.recommendations.find((r) => r.scope === 'launch-template');
       expect(template?.snippet).toContain('nf_conntrack_tcp_timeout_time_wait = 30');
       expect(template?.detail).toMatch(/larger instance type/);
