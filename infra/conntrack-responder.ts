@@ -31,11 +31,17 @@ import {
   RESPONSE_MODES,
   type ResponseMode,
 } from '../functions/core/incident/settings.js';
+import type { PolicyOverrides } from '../functions/core/plan/policy.js';
 import { Detection } from './constructs/detection.js';
 import { EvidenceBucket } from './constructs/evidence-bucket.js';
 import { Guardrails } from './constructs/guardrails.js';
 import { IncidentStore } from './constructs/incident-store.js';
-import { IncidentWorkflow } from './constructs/incident-workflow.js';
+import {
+  APPROVAL_TIMEOUT_SECONDS_RANGE,
+  checkWorkflowSettings,
+  DEFAULT_SOAK,
+  IncidentWorkflow,
+} from './constructs/incident-workflow.js';
 import { Notifications } from './constructs/notifications.js';
 import { RunbookDocuments } from './constructs/runbook-documents.js';
 import { SlackChatops, type SlackProps, validateSlackProps } from './constructs/slack-chatops.js';
@@ -148,11 +154,45 @@ export interface ConntrackResponderProps {
   readonly logRetention?: logs.RetentionDays;
 
   /**
-   * Upper bound of one incident workflow execution, approval wait and soak included.
+   * Upper bound of one incident workflow execution, approval wait and soak included. It must
+   * exceed `approvalTimeoutMinutes` + `soak` + what the rest of the workflow may take at most
+   * (remediation-slot waits, SSM commands, Lambda steps: see `workflowTimeBudget` in
+   * infra/workflow/definition.ts; synth fails with the minimum otherwise), so that an execution is
+   * never cut between a change and its verification or rollback.
    *
    * @default Duration.hours(4)
    */
   readonly workflowTimeout?: Duration;
+
+  // ---- the incident workflow (docs/workflow.md, docs/policy.md) ---------------------------------
+
+  /**
+   * Minutes a change waits for a person's decision (the Slack buttons, with `slack`) before the
+   * incident ends with no change, escalated (1 to 10080).
+   *
+   * @default 30
+   */
+  readonly approvalTimeoutMinutes?: number;
+
+  /**
+   * Time between a change and its verification, during which the table should drain (whole
+   * seconds, 0 to 24 h). As a context key: `soakMinutes`, in whole minutes.
+   *
+   * @default Duration.minutes(2)
+   */
+  readonly soak?: Duration;
+
+  /**
+   * Overrides of the decision policy (docs/policy.md): per-kind modes (`modes`), memory budget,
+   * near-full ratio, raise limits, NOTRACK rules, persistence, verification thresholds. Anything
+   * left out keeps its default. Checked at synth against the same schema the functions use, so a
+   * misspelt or out-of-range field fails `cdk synth`, naming the field. As a context key: a JSON
+   * object (in cdk.json) or its JSON text (with `-c`).
+   *
+   * @default {} - the documented defaults (limit raises within budget automatic, NOTRACK and
+   *   timeouts after approval)
+   */
+  readonly policy?: PolicyOverrides;
 
   // ---- fleet guardrails (docs/guardrails.md) ----------------------------------------------------
 
@@ -245,6 +285,10 @@ export interface ConntrackResponderProps {
   readonly slack?: SlackProps;
 }
 
+const APPROVAL_TIMEOUT_MINUTES_RANGE = {
+  min: APPROVAL_TIMEOUT_SECONDS_RANGE.min / 60,
+  max: APPROVAL_TIMEOUT_SECONDS_RANGE.max / 60,
+} as const;
 const DOCUMENT_NAME_PREFIX = /^[A-Za-z0-9_.-]{0,100}$/;
 const RESERVED_DOCUMENT_PREFIX = /^(aws|amazon|amzn)/i;
 
@@ -300,6 +344,11 @@ export class ConntrackResponder extends Construct {
       },
       logRetention: settings.logRetention,
       timeout: settings.workflowTimeout,
+      settings: {
+        policy: settings.policy,
+        soak: settings.soak,
+        approvalTimeout: Duration.minutes(settings.approvalTimeoutMinutes),
+      },
     });
     const detection = new Detection(this, 'Detection', {
       logGroupNames: settings.logGroupNames,
@@ -376,6 +425,9 @@ function resolveProps(props: ConntrackResponderProps): ResolvedProps {
     incidentRetentionDays: props.incidentRetentionDays ?? 90,
     logRetention: props.logRetention ?? logs.RetentionDays.THREE_MONTHS,
     workflowTimeout: props.workflowTimeout ?? Duration.hours(4),
+    approvalTimeoutMinutes: props.approvalTimeoutMinutes ?? 30,
+    soak: props.soak ?? DEFAULT_SOAK,
+    policy: props.policy ?? {},
     guardrails: {
       breaker: {
         maxInstances: props.breakerMaxInstances ?? DEFAULT_GUARDRAILS.breaker.maxInstances,
@@ -444,6 +496,22 @@ function resolveProps(props: ConntrackResponderProps): ResolvedProps {
   if (resolved.workflowTimeout.toSeconds() < 60) {
     throw new Error('ConntrackResponder workflowTimeout must be at least one minute');
   }
+  checkWholeNumberInRange(
+    'ConntrackResponder approvalTimeoutMinutes',
+    resolved.approvalTimeoutMinutes,
+    APPROVAL_TIMEOUT_MINUTES_RANGE,
+  );
+  const workflowProp = { timeout: 'workflowTimeout', approvalTimeout: 'approvalTimeoutMinutes' } as const;
+  checkWorkflowSettings(
+    resolved.workflowTimeout,
+    {
+      policy: resolved.policy,
+      soak: resolved.soak,
+      approvalTimeout: Duration.minutes(resolved.approvalTimeoutMinutes),
+    },
+    (setting) =>
+      `ConntrackResponder ${setting === 'timeout' || setting === 'approvalTimeout' ? workflowProp[setting] : setting}`,
+  );
   checkGuardrailSettings(resolved.guardrails, (field) =>
     field === 'remediationSlotLeaseSeconds'
       ? 'ConntrackResponder workflowTimeout'

@@ -1,10 +1,13 @@
+import { Duration } from 'aws-cdk-lib';
 import type { ConntrackResponderProps } from './conntrack-responder.js';
 
 /**
  * The app's settings, read from CDK context so that a deployment is configured without editing
  * code: `npx cdk deploy -c conntrack-responder:logGroupNames=/var/log/messages,/var/log/kern.log`,
  * or the same keys under "context" in cdk.json. `-c` values arrive as strings; cdk.json values may
- * also be JSON numbers, booleans and arrays.
+ * also be JSON numbers, booleans, arrays and objects. Duration props are read in whole minutes
+ * under a key named for the unit: `soakMinutes` for `soak`, `workflowTimeoutMinutes` for
+ * `workflowTimeout`.
  */
 export const CONTEXT_PREFIX = 'conntrack-responder:';
 
@@ -51,6 +54,26 @@ export function appSettingsFromContext(read: ContextReader): AppSettings {
     }
     return fail(name, 'a comma-separated string or an array of strings', value);
   };
+  const minutes = (name: string): Duration | undefined => {
+    const value = wholeNumber(name);
+    return value === undefined ? undefined : Duration.minutes(value);
+  };
+  /** A JSON object: as such in cdk.json, as its JSON text with `-c`. */
+  const object = (name: string): Record<string, unknown> | undefined => {
+    let value = get(name);
+    if (value === undefined) return undefined;
+    if (typeof value === 'string') {
+      try {
+        value = JSON.parse(value);
+      } catch (error) {
+        return fail(name, `a JSON object (${(error as Error).message})`, get(name));
+      }
+    }
+    if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+      return value as Record<string, unknown>;
+    }
+    return fail(name, 'a JSON object', get(name));
+  };
   const defaultMode = text('defaultMode');
   const objectLockMode = text('objectLockMode');
   const responder: Record<string, unknown> = {
@@ -65,6 +88,11 @@ export function appSettingsFromContext(read: ContextReader): AppSettings {
     objectLockMode,
     documentNamePrefix: text('documentNamePrefix'),
     incidentRetentionDays: wholeNumber('incidentRetentionDays'),
+    workflowTimeout: minutes('workflowTimeoutMinutes'),
+    approvalTimeoutMinutes: wholeNumber('approvalTimeoutMinutes'),
+    soak: minutes('soakMinutes'),
+    // Checked by the construct against the functions' own schema (docs/policy.md).
+    policy: object('policy'),
   };
   // Slack is configured as a whole: a channel id turns it on, and the construct checks the rest.
   const slackChannelId = text('slackChannelId');

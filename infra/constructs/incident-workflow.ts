@@ -6,7 +6,15 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import { buildIncidentDefinition, type IncidentDefinitionProps } from '../workflow/definition.js';
+import { resolvePolicy } from '../../functions/core/plan/policy.js';
+import { SOAK_SECONDS_RANGE } from '../../functions/core/workflow/settings.js';
+import {
+  buildIncidentDefinition,
+  DEFAULT_APPROVAL_TIMEOUT,
+  DEFAULT_POLLING,
+  type IncidentDefinitionProps,
+  workflowTimeBudget,
+} from '../workflow/definition.js';
 import { logicalIdOf, WorkflowFunctions } from '../workflow/functions.js';
 import type { RunbookDocuments } from './runbook-documents.js';
 
@@ -62,6 +70,65 @@ export interface IncidentWorkflowSettings {
   readonly polling?: IncidentDefinitionProps['polling'];
 }
 
+export const DEFAULT_SOAK = Duration.minutes(2);
+/** Approval waits of more than a week help nobody; the change would be planned on stale diagnostics. */
+export const APPROVAL_TIMEOUT_SECONDS_RANGE = { min: 60, max: 7 * 86_400 } as const;
+/**
+ * Lambda refuses a function whose environment variables take more than 4 KB in all; the policy
+ * travels as one of them (beside a few short ones), so it gets most of that.
+ */
+export const MAX_POLICY_JSON_BYTES = 3_584;
+
+type WorkflowSetting = 'timeout' | keyof IncidentWorkflowSettings;
+
+/**
+ * Rejects at synth what would otherwise fail the first incident at run time (a policy the
+ * functions refuse) or cut executions short (a timeout that leaves no room for the approval wait,
+ * the soak and the steps around them). `nameOf` says how the caller calls each setting.
+ */
+export function checkWorkflowSettings(
+  timeout: Duration,
+  settings: IncidentWorkflowSettings,
+  nameOf: (setting: WorkflowSetting) => string,
+): void {
+  const policy = settings.policy ?? {};
+  try {
+    resolvePolicy(policy);
+  } catch (error) {
+    throw new Error(`${nameOf('policy')} (docs/policy.md): ${(error as Error).message}`);
+  }
+  const policyBytes = Buffer.byteLength(JSON.stringify(policy), 'utf8');
+  if (policyBytes > MAX_POLICY_JSON_BYTES) {
+    throw new Error(
+      `${nameOf('policy')} takes ${policyBytes} bytes as JSON; Lambda environment variables hold 4 KB in all, so it may take at most ${MAX_POLICY_JSON_BYTES}`,
+    );
+  }
+  const seconds = (setting: WorkflowSetting, duration: Duration, range: { min: number; max: number }) => {
+    const value = duration.toSeconds({ integral: false });
+    if (!Number.isInteger(value) || value < range.min || value > range.max) {
+      throw new Error(
+        `${nameOf(setting)} must be a whole number of seconds from ${range.min} to ${range.max}, got ${duration.toHumanString()}`,
+      );
+    }
+    return value;
+  };
+  const soak = seconds('soak', settings.soak ?? DEFAULT_SOAK, SOAK_SECONDS_RANGE);
+  const approval = seconds(
+    'approvalTimeout',
+    settings.approvalTimeout ?? DEFAULT_APPROVAL_TIMEOUT,
+    APPROVAL_TIMEOUT_SECONDS_RANGE,
+  );
+  const workflow = timeout.toSeconds({ integral: false });
+  const budget = workflowTimeBudget({ ...DEFAULT_POLLING, ...settings.polling });
+  const needed = approval + soak + budget.totalSeconds;
+  if (workflow <= needed) {
+    const minutes = (value: number) => `${Math.ceil(value / 60)} min`;
+    throw new Error(
+      `${nameOf('timeout')} (${minutes(workflow)}) must exceed ${nameOf('approvalTimeout')} (${minutes(approval)}) + ${nameOf('soak')} (${minutes(soak)}) + ${minutes(budget.totalSeconds)} for the rest of the workflow (up to two remediation-slot waits of ${minutes(budget.slotWaitSeconds / 2)}, ${budget.ssmCommands} SSM commands of up to ${minutes(budget.secondsPerSsmCommand)}, ${budget.lambdaSteps} Lambda steps): make it at least ${Math.floor(needed / 60) + 1} minutes, or shorten the others`,
+    );
+  }
+}
+
 /**
  * The Standard workflow one execution of which handles one incident. Everything it does is logged
  * (level ALL, with execution data) and traced with X-Ray.
@@ -77,6 +144,9 @@ export class IncidentWorkflow extends Construct {
 
   constructor(scope: Construct, id: string, props: IncidentWorkflowProps) {
     super(scope, id);
+    checkWorkflowSettings(props.timeout, props.settings ?? {}, (field) =>
+      field === 'timeout' ? `IncidentWorkflow ${field}` : `IncidentWorkflow settings.${field}`,
+    );
     this.logGroup = new logs.LogGroup(this, 'Logs', {
       retention: props.logRetention,
       removalPolicy: RemovalPolicy.RETAIN,
@@ -88,7 +158,7 @@ export class IncidentWorkflow extends Construct {
       notificationTopic: props.resources.notificationTopic,
       logRetention: props.logRetention,
       policy: settings.policy ?? {},
-      soak: settings.soak ?? Duration.minutes(2),
+      soak: settings.soak ?? DEFAULT_SOAK,
     });
     this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
       stateMachineType: sfn.StateMachineType.STANDARD,

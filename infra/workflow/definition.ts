@@ -3,6 +3,7 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import type { Construct } from 'constructs';
+import { ACTION_KINDS } from '../../functions/core/plan/policy.js';
 import { DOCUMENT } from '../../functions/core/workflow/documents.js';
 import { OUTCOMES } from '../../functions/core/workflow/outcome.js';
 import { type SsmPolling, ssmCommandLoop, throttlingRetry } from './ssm-command.js';
@@ -54,6 +55,67 @@ export const SLOT_RETRY: sfn.RetryProps = {
   maxAttempts: 12,
   jitterStrategy: sfn.JitterType.FULL,
 };
+
+/** Longest a remediation slot can be waited for: SLOT_RETRY's delays at their full-jitter maximum. */
+export function slotWaitSeconds(retry: sfn.RetryProps = SLOT_RETRY): number {
+  const interval = retry.interval?.toSeconds() ?? 1;
+  const rate = retry.backoffRate ?? 2;
+  const cap = retry.maxDelay?.toSeconds() ?? Number.POSITIVE_INFINITY;
+  let total = 0;
+  for (let attempt = 0; attempt < (retry.maxAttempts ?? 3); attempt++) {
+    total += Math.min(interval * rate ** attempt, cap);
+  }
+  return total;
+}
+
+/** Where the time of one execution goes besides its approval wait and its soak (see workflowTimeBudget). */
+export interface WorkflowTimeBudget {
+  /** Two waits for a remediation slot (see below), each at most slotWaitSeconds(). */
+  readonly slotWaitSeconds: number;
+  /** SSM commands on the longest path, one after the other. */
+  readonly ssmCommands: number;
+  /** One command's bound: the polling loop's checks plus a minute to send it and make the checks. */
+  readonly secondsPerSsmCommand: number;
+  /** Lambda steps on the longest path, each allowed a minute. */
+  readonly lambdaSteps: number;
+  readonly totalSeconds: number;
+}
+
+/**
+ * How long an execution may need besides its approval wait and its soak, from the bounds this
+ * definition sets itself. The state machine's timeout must leave at least this much on top of
+ * the approval timeout and the soak: an execution cut after its change but before the
+ * verification or the rollback would leave a host changed, unverified and not rolled back.
+ *
+ * - Remediation slot: "Take a remediation slot" retries for at most slotWaitSeconds() (45 min
+ *   with SLOT_RETRY). The longest path passes it twice: an automatic change waits for a slot, is
+ *   sent back to the policy gate when the calendar closes or the breaker opens meanwhile, is
+ *   approved, and waits for a slot again (an approved change is never sent back).
+ * - SSM commands: collect diagnostics, apply up to one per action kind, collect again after the
+ *   soak, then persist (or roll back) up to one per action kind. Each is bounded by its polling
+ *   loop (maxPolls checks intervalSeconds apart; the delivery timeout ends inside that loop),
+ *   plus a minute for SendCommand with its throttling retries and the checks' own calls.
+ * - Lambda steps: check the guardrails, assess, check the policy (twice on that path), request
+ *   and settle the approval, take the slot (twice), verify, release the slot, notify, write the
+ *   evidence. Each function's timeout is 15 to 90 s and they return in well under a second: a
+ *   minute each.
+ *
+ * Not counted: a service that keeps failing (throttling retries beyond the first minute); such
+ * steps end in a Catch, and the workflow timeout is then the last guard.
+ */
+export function workflowTimeBudget(polling: SsmPolling = DEFAULT_POLLING): WorkflowTimeBudget {
+  const slotWait = 2 * slotWaitSeconds();
+  const ssmCommands = 1 + ACTION_KINDS.length + 1 + ACTION_KINDS.length;
+  const secondsPerSsmCommand = polling.maxPolls * polling.intervalSeconds + 60;
+  const lambdaSteps = 12;
+  return {
+    slotWaitSeconds: slotWait,
+    ssmCommands,
+    secondsPerSsmCommand,
+    lambdaSteps,
+    totalSeconds: slotWait + ssmCommands * secondsPerSsmCommand + lambdaSteps * 60,
+  };
+}
 
 /**
  * Lambda's own throttling (TooManyRequestsException: the account's or function's concurrency is
