@@ -34,8 +34,17 @@ export interface RecordedDrops {
 /** How often a write that lost a race with a concurrent delivery is re-decided before giving up. */
 const MAX_ATTEMPTS = 5;
 
-const incidentKey = (incidentId: string) => ({ pk: `incident#${incidentId}`, sk: 'incident' });
-const deliveryKey = (key: string) => ({ pk: `delivery#${key}`, sk: 'delivery' });
+/** The partition-key prefixes of this store's items (the detect function's IAM policy is scoped to them). */
+export const INCIDENT_STORE_KEY_PREFIXES = { incident: 'incident#', delivery: 'delivery#' } as const;
+
+const incidentKey = (incidentId: string) => ({
+  pk: `${INCIDENT_STORE_KEY_PREFIXES.incident}${incidentId}`,
+  sk: 'incident',
+});
+const deliveryKey = (key: string) => ({
+  pk: `${INCIDENT_STORE_KEY_PREFIXES.delivery}${key}`,
+  sk: 'delivery',
+});
 
 export class IncidentStore {
   constructor(

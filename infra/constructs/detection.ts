@@ -12,6 +12,8 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import type { SdkRetryConfig } from '../../functions/adapters/aws-retry.js';
+import { GUARDRAIL_KEYS } from '../../functions/adapters/guardrail-store.js';
+import { INCIDENT_STORE_KEY_PREFIXES } from '../../functions/adapters/incident-store.js';
 import { CONNTRACK_FILTER_PATTERN } from '../../functions/core/detect/index.js';
 import type { GuardrailSettings } from '../../functions/core/guardrails/settings.js';
 import { DETECT_ENVIRONMENT, type ResponseMode } from '../../functions/core/incident/settings.js';
@@ -42,6 +44,18 @@ export interface DetectionProps {
   readonly guardrails: GuardrailSettings;
   readonly sdkRetry: SdkRetryConfig;
 }
+
+/**
+ * The partition keys the detect function reads and writes (IAM `dynamodb:LeadingKeys` patterns):
+ * its incidents and delivery markers (IncidentStore, plus each incident's admission and the fleet
+ * view's reads), and the breaker item with its window buckets (GuardrailStore.admit and the
+ * escalation), all under the one partition key `guardrail#breaker`.
+ */
+export const DETECT_LEADING_KEYS = [
+  `${INCIDENT_STORE_KEY_PREFIXES.incident}*`,
+  `${INCIDENT_STORE_KEY_PREFIXES.delivery}*`,
+  GUARDRAIL_KEYS.breaker.pk,
+] as const;
 
 const LOG_GROUP_NAME = /^[.\-_/#A-Za-z0-9]{1,512}$/;
 
@@ -118,12 +132,14 @@ export class Detection extends Construct {
 
     // Least privilege: read and conditionally write incident items and the breaker's records
     // (BatchGetItem: the fleet view reads the window's incidents), start this workflow, publish
-    // the breaker's one escalation, nothing more.
+    // the breaker's one escalation, nothing more. Only the items it owns (DETECT_LEADING_KEYS):
+    // not approvals, remediation slots or the instances' last changes, which share the table.
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'OpenIncidents',
         actions: ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
         resources: [props.incidentTable.tableArn],
+        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [...DETECT_LEADING_KEYS] } },
       }),
     );
     props.alarmTopic.grantPublish(role);

@@ -1,6 +1,6 @@
-import { Match } from 'aws-cdk-lib/assertions';
+import { Capture, Match } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
-import { logicalIdOf, synthesize } from './support.js';
+import { logicalIdOf, stringLike, synthesize } from './support.js';
 
 type Statement = { Effect: string; Action: string | string[]; Resource: unknown; Condition?: unknown };
 type PolicyResource = {
@@ -103,6 +103,38 @@ describe('least privilege', () => {
       ]),
     );
     expect(statements).toHaveLength(7);
+  });
+
+  it("scopes detect's table access to its incidents, delivery markers and the breaker's partition", () => {
+    // Prepare
+    const table = statementsOfRole(template, functionRoleId).filter((s) =>
+      actionsOf(s).some((action) => action.startsWith('dynamodb:')),
+    );
+    const leadingKeys = new Capture();
+    // Act
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      Roles: [{ Ref: functionRoleId }],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Sid: 'OpenIncidents',
+            Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': leadingKeys } },
+          }),
+        ]),
+      },
+    });
+    // Assess: one statement holds every DynamoDB action, and it carries the condition.
+    expect(table).toHaveLength(1);
+    expect(leadingKeys.asArray()).toEqual(['incident#*', 'delivery#*', 'guardrail#breaker']);
+    // What it may not touch although it shares the table: approvals, remediation slots, and the
+    // instances' last changes (the remediation cooldown).
+    const allowed = leadingKeys.asArray().map((pattern) => stringLike(String(pattern)));
+    for (const foreign of ['approval#a1b2', 'guardrail#remediations', 'guardrail#instance#i-0abc12345678']) {
+      expect(
+        allowed.some((pattern) => pattern.test(foreign)),
+        foreign,
+      ).toBe(false);
+    }
   });
 
   it('allows Resource "*" only for actions that have no resource-level permissions', () => {

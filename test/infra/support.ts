@@ -49,3 +49,12 @@ export function logicalIdOf(template: Template, type: string, pathSuffix: string
   }
   return (match[0] as [string, unknown])[0];
 }
+
+/** An IAM StringLike pattern as a regular expression (`*` any run of characters, `?` one). */
+export function stringLike(pattern: string): RegExp {
+  const body = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
+  return new RegExp(`^${body}$`);
+}

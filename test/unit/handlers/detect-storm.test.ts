@@ -6,8 +6,10 @@ import {
 } from '@aws-sdk/client-sfn';
 import { PublishCommand, type PublishCommandInput, SNSClient } from '@aws-sdk/client-sns';
 import { DeleteCommand, DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { Capture, Match } from 'aws-cdk-lib/assertions';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { logicalIdOf, stringLike, synthesize } from '../../infra/support.js';
 import {
   LOCAL_CREDENTIALS,
   LOCAL_REGION,
@@ -44,7 +46,12 @@ describe('detect handler in an alert storm', () => {
   let published: PublishCommandInput[];
   let snsFailuresLeft: number;
 
+  /** The detect role's dynamodb:LeadingKeys patterns, from the synthesized template. */
+  let detectLeadingKeys: RegExp[];
+
   beforeAll(async () => {
+    // Synthesized first: it blocks the event loop for seconds, which idle connections do not survive.
+    detectLeadingKeys = leadingKeysOfDetect();
     dynamo = await startLocalDynamo();
     documents = DynamoDBDocumentClient.from(dynamo.client);
     tableName = await dynamo.createIncidentTable('incidents');
@@ -181,6 +188,42 @@ describe('detect handler in an alert storm', () => {
     expect(executions.size).toBe(MAX_INSTANCES);
   });
 
+  it("reads and writes only the keys its IAM role's dynamodb:LeadingKeys condition allows", async () => {
+    // Prepare: every DynamoDB call the handler makes.
+    const allowed = detectLeadingKeys;
+    const calls: { command: string; partitionKeys: string[] }[] = [];
+    const send = DynamoDBDocumentClient.prototype.send;
+    const spy = vi.spyOn(DynamoDBDocumentClient.prototype, 'send').mockImplementation(function (
+      this: DynamoDBDocumentClient,
+      command: { constructor: { name: string }; input: unknown },
+      ...rest: unknown[]
+    ) {
+      calls.push({ command: command.constructor.name, partitionKeys: partitionKeysOf(command.input) });
+      return (send as (...args: unknown[]) => unknown).call(this, command, ...rest);
+    } as never);
+    try {
+      // Act: every path that touches the table: open, add, admit, trip, hold, the escalation's
+      // claim and fleet view (BatchGetItem), and a repeated delivery.
+      const deliveries = storm(MAX_INSTANCES + 3, 2);
+      await Promise.all(deliveries.map((event) => detect.handler(event, lambdaContext)));
+      const [repeated] = deliveries;
+      if (repeated !== undefined) await detect.handler(repeated, lambdaContext);
+    } finally {
+      spy.mockRestore();
+    }
+    // Assess: the storm did go through the breaker's paths, and no key fell outside the patterns.
+    const commands = new Set(calls.map((call) => call.command));
+    for (const name of ['PutCommand', 'UpdateCommand', 'GetCommand', 'BatchGetCommand']) {
+      expect(commands, name).toContain(name);
+    }
+    expect(published).toHaveLength(1);
+    const keys = new Set(calls.flatMap((call) => call.partitionKeys));
+    expect([...keys].some((key) => key === 'guardrail#breaker')).toBe(true);
+    expect([...keys].some((key) => key.startsWith('delivery#'))).toBe(true);
+    expect([...keys].filter((key) => !allowed.some((pattern) => pattern.test(key)))).toEqual([]);
+    expect(calls.every((call) => call.partitionKeys.length > 0)).toBe(true);
+  });
+
   it('starts one workflow per incident when identical deliveries race with their retries', async () => {
     // Below the breaker: 8 instances, each delivery handled three times at once (Lambda's retries).
     const deliveries = storm(8, 2);
@@ -198,3 +241,35 @@ describe('detect handler in an alert storm', () => {
     expect(stored.every((item) => item.dropLines >= 4)).toBe(true);
   });
 });
+
+/** The partition keys a DocumentClient command names (Key, Item, or BatchGet's Keys). */
+function partitionKeysOf(input: unknown): string[] {
+  const { Key, Item, RequestItems } = input as {
+    Key?: { pk?: unknown };
+    Item?: { pk?: unknown };
+    RequestItems?: Record<string, { Keys?: { pk?: unknown }[] }>;
+  };
+  const keys = [
+    Key?.pk,
+    Item?.pk,
+    ...Object.values(RequestItems ?? {}).flatMap((r) => (r.Keys ?? []).map((k) => k.pk)),
+  ];
+  return keys.filter((key): key is string => typeof key === 'string');
+}
+
+function leadingKeysOfDetect(): RegExp[] {
+  const { template } = synthesize();
+  const roleId = logicalIdOf(template, 'AWS::IAM::Role', 'Detection/FunctionRole/Resource');
+  const leadingKeys = new Capture();
+  template.hasResourceProperties('AWS::IAM::Policy', {
+    Roles: [{ Ref: roleId }],
+    PolicyDocument: {
+      Statement: Match.arrayWith([
+        Match.objectLike({
+          Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': leadingKeys } },
+        }),
+      ]),
+    },
+  });
+  return leadingKeys.asArray().map((pattern) => stringLike(String(pattern)));
+}
