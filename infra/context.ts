@@ -1,4 +1,5 @@
 import { Duration } from 'aws-cdk-lib';
+import * as logs from 'aws-cdk-lib/aws-logs';
 import type { ConntrackResponderProps } from './conntrack-responder.js';
 
 /**
@@ -7,7 +8,7 @@ import type { ConntrackResponderProps } from './conntrack-responder.js';
  * or the same keys under "context" in cdk.json. `-c` values arrive as strings; cdk.json values may
  * also be JSON numbers, booleans, arrays and objects. Duration props are read in whole minutes
  * under a key named for the unit: `soakMinutes` for `soak`, `workflowTimeoutMinutes` for
- * `workflowTimeout`.
+ * `workflowTimeout`; `logRetention` is `logRetentionDays`.
  */
 export const CONTEXT_PREFIX = 'conntrack-responder:';
 
@@ -74,6 +75,15 @@ export function appSettingsFromContext(read: ContextReader): AppSettings {
     }
     return fail(name, 'a JSON object', get(name));
   };
+  /** CloudWatch Logs accepts only its own list of retention periods, so any other number fails here. */
+  const retentionDays = (name: string): logs.RetentionDays | undefined => {
+    const days = wholeNumber(name);
+    if (days === undefined) return undefined;
+    const allowed = Object.values(logs.RetentionDays).filter((value) => typeof value === 'number');
+    return allowed.includes(days)
+      ? (days as logs.RetentionDays)
+      : fail(name, `one of CloudWatch Logs' retention periods in days (${allowed.join(', ')})`, get(name));
+  };
   const defaultMode = text('defaultMode');
   const objectLockMode = text('objectLockMode');
   const responder: Record<string, unknown> = {
@@ -93,6 +103,17 @@ export function appSettingsFromContext(read: ContextReader): AppSettings {
     soak: minutes('soakMinutes'),
     // Checked by the construct against the functions' own schema (docs/policy.md).
     policy: object('policy'),
+    logRetention: retentionDays('logRetentionDays'),
+    // Fleet guardrails (docs/guardrails.md); the construct checks their ranges.
+    breakerMaxInstances: wholeNumber('breakerMaxInstances'),
+    breakerWindowMinutes: wholeNumber('breakerWindowMinutes'),
+    maxConcurrentRemediations: wholeNumber('maxConcurrentRemediations'),
+    remediationCooldownMinutes: wholeNumber('remediationCooldownMinutes'),
+    modeTagKey: text('modeTagKey'),
+    changeCalendar: text('changeCalendar'),
+    minSsmAgentVersion: text('minSsmAgentVersion'),
+    awsMaxAttempts: wholeNumber('awsMaxAttempts'),
+    awsRetryMode: text('awsRetryMode'),
   };
   // Slack is configured as a whole: a channel id turns it on, and the construct checks the rest.
   const slackChannelId = text('slackChannelId');

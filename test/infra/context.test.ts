@@ -1,4 +1,5 @@
 import { Duration } from 'aws-cdk-lib';
+import * as logs from 'aws-cdk-lib/aws-logs';
 import { describe, expect, it } from 'vitest';
 import { appSettingsFromContext } from '../../infra/context.js';
 
@@ -38,6 +39,41 @@ describe('appSettingsFromContext', () => {
       },
     });
     expect(fromCdkJson).toEqual(fromCommandLine);
+  });
+
+  it("reads the guardrail props and the log retention, checking the retention against CloudWatch Logs' list", () => {
+    const settings = appSettingsFromContext(
+      reader({
+        'conntrack-responder:breakerMaxInstances': '0',
+        'conntrack-responder:breakerWindowMinutes': 30,
+        'conntrack-responder:maxConcurrentRemediations': '2',
+        'conntrack-responder:remediationCooldownMinutes': '60',
+        'conntrack-responder:modeTagKey': 'ops:conntrack',
+        'conntrack-responder:changeCalendar': 'FreezeCalendar',
+        'conntrack-responder:minSsmAgentVersion': '3.3.3000.0',
+        'conntrack-responder:awsMaxAttempts': '5',
+        'conntrack-responder:awsRetryMode': 'adaptive',
+        'conntrack-responder:logRetentionDays': '30',
+      }),
+    );
+    expect(settings.responder).toEqual({
+      breakerMaxInstances: 0,
+      breakerWindowMinutes: 30,
+      maxConcurrentRemediations: 2,
+      remediationCooldownMinutes: 60,
+      modeTagKey: 'ops:conntrack',
+      changeCalendar: 'FreezeCalendar',
+      minSsmAgentVersion: '3.3.3000.0',
+      awsMaxAttempts: 5,
+      awsRetryMode: 'adaptive',
+      logRetention: logs.RetentionDays.ONE_MONTH,
+    });
+    expect(() => appSettingsFromContext(reader({ 'conntrack-responder:logRetentionDays': '31' }))).toThrow(
+      /conntrack-responder:logRetentionDays must be one of CloudWatch Logs' retention periods in days \(1, 3, 5, 7, 14, 30,/,
+    );
+    expect(() =>
+      appSettingsFromContext(reader({ 'conntrack-responder:breakerMaxInstances': 'ten' })),
+    ).toThrow(/breakerMaxInstances must be a whole number, got "ten"/);
   });
 
   it('reads the workflow settings: minutes as Durations, the policy as an object from JSON text or cdk.json', () => {
