@@ -23,6 +23,9 @@ die() {
 
 have() { command -v "$1" >/dev/null 2>&1; }
 
+# shellcheck source-path=SCRIPTDIR source=lib/legacy-rules.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/legacy-rules.sh"  # conntrack-responder:include lib/legacy-rules.sh
+
 number_param() { # name value default min max
   local value=${2:-$3}
   [[ $value =~ ^[0-9]{1,3}$ ]] || die "parameter $1 must be a whole number from $4 to $5, got '$value'"
@@ -702,6 +705,9 @@ collect_firewall() {
       { [[ $variant == legacy ]] && save_and_parse ip6tables-legacy ip6tables-save; } ||
       warn "legacy ip6tables tables present but no ip6tables-legacy-save to read them"
   fi
+  # Registered legacy tables make a backend only when they hold rules (lib/legacy-rules.sh).
+  if [[ -n $legacy4 ]] && legacy_save_holds_rules "$WORK/save-iptables-legacy"; then fact fwlegacyrules ip; fi
+  if [[ -n $legacy6 ]] && legacy_save_holds_rules "$WORK/save-ip6tables-legacy"; then fact fwlegacyrules ip6; fi
 
   if have nft; then
     if nft list ruleset >"$WORK/nft" 2>"$WORK/nft-stderr"; then
@@ -868,6 +874,7 @@ $1 == "lport" || $1 == "rport" {
 $1 == "raddr" { add("raddr", "{\"address\":" str(compress6($2), 64) ",\"entries\":" numornull($3) "}"); next }
 $1 == "firewall" { FW[$2] = $3; next }
 $1 == "fwtable" { if (!(($2, $3) in SEENT)) { SEENT[$2, $3] = 1; add("tables_" ($2 == "legacy" ? "legacy" : "nft"), $3); KIND[$2] = 1 }; next }
+$1 == "fwlegacyrules" { LEGACY_RULES = 1; next }
 $1 == "rawrule" { add("rawrule", $2); next }
 $1 == "natrule" { add("natrule", $2); next }
 $1 == "natall" { NATALL = 1; next }
@@ -904,10 +911,11 @@ END {
   if (NATALL) nat_all = "true"; else nat_all = "false"
   if (N["natport"] > CAP[4] || N["natrange"] > CAP[4]) nat_all = "true"
   backend = "none"
-  if (KIND["legacy"] && (KIND["iptables-nft"] || KIND["nft"])) backend = "legacy-and-nft"
-  else if (KIND["legacy"]) backend = "iptables-legacy"
+  if (LEGACY_RULES && (KIND["iptables-nft"] || KIND["nft"])) backend = "legacy-and-nft"
+  else if (LEGACY_RULES) backend = "iptables-legacy"
   else if (KIND["iptables-nft"]) backend = "iptables-nft"
   else if (KIND["nft"]) backend = "nftables"
+  else if (KIND["legacy"]) backend = "iptables-legacy" # only empty legacy tables: nothing else is there
   vin = (UNT["input"] == "") ? "not-needed" : UNT["input"]; vout = (UNT["output"] == "") ? "not-needed" : UNT["output"]
   untracked = (verdict_rank(vin) <= 1 && verdict_rank(vout) <= 1) ? "true" : "false"
   # Listeners on the busiest service ports first, then by port.

@@ -15,6 +15,8 @@ readonly DOCUMENT=notrack-ports
 
 # shellcheck source-path=SCRIPTDIR source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"  # conntrack-responder:include lib/common.sh
+# shellcheck source-path=SCRIPTDIR source=lib/legacy-rules.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/legacy-rules.sh"  # conntrack-responder:include lib/legacy-rules.sh
 
 readonly OWN_TABLE=conntrack_responder
 # Chains and tables that container and service-mesh tooling rewrites at will: NAT decisions there
@@ -162,19 +164,21 @@ resolve_binaries() {
 
 ipv6_enabled() { [ -e /proc/net/if_inet6 ]; }
 
-# Legacy rules exist when a legacy table is registered in this namespace and holds a rule, a user
-# chain or a non-ACCEPT policy (an empty table left by a mere `iptables-legacy -L` does not count).
+# Legacy counts when a legacy table is registered in this namespace and holds rules (the rule and
+# why: lib/legacy-rules.sh).
 legacy_active() {
   local i names save
-  [ "${#ipt_legacy_save[@]}" -gt 0 ] || return 1
   for i in 0 1; do
     names=/proc/net/ip_tables_names
     [ "$i" = 1 ] && names=/proc/net/ip6_tables_names
     grep -q . "$names" 2>/dev/null || continue # (proc files report size 0, so no test -s)
-    command -v "${ipt_legacy_save[i]}" >/dev/null 2>&1 || continue
-    # Read it whole first: see listed() on why not `save | grep -q` under pipefail.
-    save=$("${ipt_legacy_save[i]}" 2>/dev/null) || continue
-    if grep -Eq '^-A |^:[^ ]+ (DROP|REJECT|-) ' <<<"$save"; then return 0; fi
+    save=''
+    if [ -n "${ipt_legacy_save[i]:-}" ] && command -v "${ipt_legacy_save[i]}" >/dev/null 2>&1; then
+      # Read it whole first: see listed() on why not `save | grep -q` under pipefail.
+      save=$("${ipt_legacy_save[i]}" 2>/dev/null) || save=''
+    fi
+    # shellcheck disable=SC2119 # the save comes on stdin
+    if legacy_save_holds_rules <<<"$save"; then return 0; fi
   done
   return 1
 }
