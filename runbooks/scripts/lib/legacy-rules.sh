@@ -15,6 +15,7 @@
 # family whose tables are registered, from FILE or stdin. Succeeds when it holds a rule, a user
 # chain or a built-in chain whose policy is not ACCEPT, and when it is empty or FILE is missing
 # (not read). awk reads all its input, so a writer piping into it is never cut off (SIGPIPE).
+# shellcheck disable=SC2120 # FILE is optional: notrack-ports passes the save on stdin
 legacy_save_holds_rules() {
   if [ "$#" -gt 0 ] && [ ! -s "$1" ]; then return 0; fi
   # shellcheck disable=SC2016 # an awk program
