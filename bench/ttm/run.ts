@@ -6,14 +6,13 @@ import { parseArgs } from 'node:util';
 import { applyHostFirewall } from '../../functions/local/firewall.js';
 import {
   clientsRecovered,
-  fillUntilClientsFail,
   LAB_CONNTRACK_MAX,
   LAB_SERVICE_PORT,
   runLab,
 } from '../../functions/local/lab/lab.js';
 import { createLabHosts, withConntrackMax } from '../../functions/local/netns.js';
 import { runDocument } from '../../functions/local/ssm-executor.js';
-import { startTcpService } from '../../functions/local/traffic.js';
+import { reproduceTableFull, startTcpService } from '../../functions/local/traffic.js';
 import { synthesizedWorkflowDefinition } from '../../functions/local/twin/synth.js';
 import { followKernelLog } from '../../functions/local/twin/watch.js';
 
@@ -120,7 +119,7 @@ async function baselineRun(stateDir: string): Promise<Sample> {
           });
           return { trigger, detected };
         });
-        await fillUntilClientsFail(hosts, LAB_SERVICE_PORT);
+        await reproduceTableFull({ hosts, port: LAB_SERVICE_PORT, until: 'first-failure' });
         const { trigger, detected } = await fix;
         const recovered = await clientsRecovered(hosts, stop.signal);
         const first = Date.parse(trigger.firstSeen ?? new Date(detected).toISOString());

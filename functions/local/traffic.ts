@@ -188,26 +188,33 @@ export interface ReproduceTableFullOptions {
   readonly maxConnections?: number;
   /** Give up after this long (default 120 s). */
   readonly deadlineMs?: number;
+  /**
+   * When to stop. `table-full` (default): the instance's count reached max and a probe of 5 new
+   * connections all failed. `first-failure`: the first batch with a failed connection, or, once
+   * the count reached max, a probe of 3 with one; for a run where a responder is watching and may
+   * already be fixing the table by the time a later probe runs.
+   */
+  readonly until?: 'table-full' | 'first-failure';
 }
 
 export interface TableFullResult {
   readonly max: number;
   readonly countBefore: number;
-  /** The instance's count when the table was found full. */
+  /** The instance's count when the reproduction stopped. */
   readonly countAtFull: number;
   readonly attempted: number;
   readonly succeeded: number;
   readonly failed: number;
-  /** The probe that showed new connections failing. */
-  readonly probe: ChurnResult;
+  /** The probe (or, with `until: 'first-failure'`, possibly the batch) that showed new connections failing. */
+  readonly failing: ChurnResult;
   readonly elapsedMs: number;
 }
 
 /**
  * Reproduces seed 003 for real: short connections from the clients to the instance until the
- * instance's table holds nf_conntrack_max entries and new connections fail. Call it inside
- * `withConntrackMax(lowMax, …)` so that this takes seconds. Throws (with the counts so far) when
- * the table does not fill within the bounds.
+ * instance's table holds nf_conntrack_max entries and new connections fail (see `until`). Call it
+ * inside `withConntrackMax(lowMax, …)` so that this takes seconds. Throws (with the counts so far)
+ * when the table does not fill within the bounds.
  */
 export async function reproduceTableFull(options: ReproduceTableFullOptions): Promise<TableFullResult> {
   const { hosts, port } = options;
@@ -215,8 +222,10 @@ export async function reproduceTableFull(options: ReproduceTableFullOptions): Pr
   const max = await conntrackMax(hosts.instance);
   const countBefore = await conntrackCount(hosts.instance);
   const batchSize = options.batchSize ?? 256;
+  const timeoutMs = options.connectTimeoutMs ?? 1000;
   const maxConnections = options.maxConnections ?? max * 4 + 1000;
   const deadline = started + (options.deadlineMs ?? 120_000);
+  const firstFailure = options.until === 'first-failure';
   assertBounded('maxConnections', maxConnections, 1, 1_000_000);
   let attempted = 0;
   let succeeded = 0;
@@ -226,20 +235,23 @@ export async function reproduceTableFull(options: ReproduceTableFullOptions): Pr
     const round = await churnConnections(hosts.clients, hosts.instanceAddress, port, {
       count: Math.min(batchSize, maxConnections - attempted),
       concurrency: options.concurrency ?? 32,
-      timeoutMs: options.connectTimeoutMs ?? 1000,
+      timeoutMs,
     });
     attempted += round.attempted;
     succeeded += round.succeeded;
     failed += round.failed;
     count = await conntrackCount(hosts.instance);
-    if (count >= max) {
+    let failing = firstFailure && round.failed > 0 ? round : null;
+    if (failing === null && count >= max) {
       const probe = await probeConnections(hosts.clients, hosts.instanceAddress, port, {
-        timeoutMs: options.connectTimeoutMs ?? 1000,
+        count: firstFailure ? 3 : 5,
+        timeoutMs,
       });
-      if (probe.succeeded === 0) {
-        const elapsedMs = Math.round(performance.now() - started);
-        return { max, countBefore, countAtFull: count, attempted, succeeded, failed, probe, elapsedMs };
-      }
+      if (firstFailure ? probe.failed > 0 : probe.succeeded === 0) failing = probe;
+    }
+    if (failing !== null) {
+      const elapsedMs = Math.round(performance.now() - started);
+      return { max, countBefore, countAtFull: count, attempted, succeeded, failed, failing, elapsedMs };
     }
   }
   throw new Error(

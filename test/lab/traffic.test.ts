@@ -45,7 +45,7 @@ describe.skipIf(labUnavailable)('reproduceTableFull (seed 003: short TCP connect
   });
 
   it('makes new connections fail while the table is full', () => {
-    expect(result.probe.succeeded).toBe(0);
+    expect(result.failing.succeeded).toBe(0);
     expect(failingProbe).toMatchObject({ attempted: 3, succeeded: 0, failed: 3 });
   });
 

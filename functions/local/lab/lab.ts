@@ -8,12 +8,10 @@ import { readEvidenceBundle } from '../evidence-writer.js';
 import { applyHostFirewall, type FirewallBackend } from '../firewall.js';
 import { createLabHosts, type LabHosts, withConntrackMax } from '../netns.js';
 import {
-  type ChurnResult,
-  churnConnections,
-  conntrackCount,
-  conntrackMax,
   probeConnections,
+  reproduceTableFull,
   startTcpService,
+  type TableFullResult,
   type TcpService,
 } from '../traffic.js';
 import type { AslMachine } from '../twin/asl.js';
@@ -59,7 +57,7 @@ export interface LabOptions {
 
 export interface LabResult {
   readonly instance: string;
-  readonly reproduction: Reproduction;
+  readonly reproduction: TableFullResult;
   readonly incident: WatchedIncident;
   /** Kernel time of the first drop line of the instance's namespace. */
   readonly firstDropAt: string;
@@ -74,67 +72,6 @@ export interface LabResult {
   readonly timeToMitigateMs: number | null;
   readonly bundle: { readonly directory: string; readonly verified: boolean; readonly files: number } | null;
   readonly result: RespondResult;
-}
-
-/** How the table filled up, and the connections that showed clients failing. */
-export interface Reproduction {
-  readonly max: number;
-  readonly countAtFull: number;
-  readonly attempted: number;
-  readonly succeeded: number;
-  readonly failed: number;
-  /** The batch (or probe) in which new connections failed: the incident, as clients see it. */
-  readonly failing: ChurnResult;
-  readonly elapsedMs: number;
-}
-
-/**
- * Seed 003 for real: batches of short connections from the clients until new connections fail
- * (their SYNs dropped by the full table). Unlike a fill-then-probe loop, it stops at the first
- * failing batch, because the responder may already be fixing the table by the time a probe runs.
- */
-export async function fillUntilClientsFail(
-  hosts: LabHosts,
-  port: number,
-  deadlineMs = 120_000,
-): Promise<Reproduction> {
-  const started = performance.now();
-  const max = await conntrackMax(hosts.instance);
-  const bound = max * 4 + 1000;
-  let attempted = 0;
-  let succeeded = 0;
-  let failed = 0;
-  let count = await conntrackCount(hosts.instance);
-  while (attempted < bound && performance.now() - started < deadlineMs) {
-    const round = await churnConnections(hosts.clients, hosts.instanceAddress, port, {
-      count: 256,
-      concurrency: 32,
-      timeoutMs: 1000,
-    });
-    attempted += round.attempted;
-    succeeded += round.succeeded;
-    failed += round.failed;
-    count = await conntrackCount(hosts.instance);
-    let failing: ChurnResult | null = round.failed > 0 ? round : null;
-    if (failing === null && count >= max) {
-      const probe = await probeConnections(hosts.clients, hosts.instanceAddress, port, { count: 3 });
-      if (probe.failed > 0) failing = probe;
-    }
-    if (failing !== null) {
-      return {
-        max,
-        countAtFull: count,
-        attempted,
-        succeeded,
-        failed,
-        failing,
-        elapsedMs: Math.round(performance.now() - started),
-      };
-    }
-  }
-  throw new Error(
-    `the conntrack table of ${hosts.instance} did not fill: count ${count} of max ${max} after ${attempted} connections`,
-  );
 }
 
 export class LabAborted extends Error {
@@ -231,7 +168,11 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
       await abortable(watcher.ready, options.signal);
       say(`lab: watching the kernel log for "table full in netns" of ${instance}`);
       say('lab: reproducing seed 003: short TCP connections until the table is full');
-      const reproduction = await abortable(fillUntilClientsFail(labHosts, LAB_SERVICE_PORT), options.signal);
+      // Stop at the first failing connection: the responder may be fixing the table before a later probe.
+      const reproduction = await abortable(
+        reproduceTableFull({ hosts: labHosts, port: LAB_SERVICE_PORT, until: 'first-failure' }),
+        options.signal,
+      );
       say(
         `lab: table full after ${reproduction.attempted} connections in ${reproduction.elapsedMs} ms ` +
           `(${reproduction.countAtFull} entries of ${reproduction.max}); new connections fail: ` +

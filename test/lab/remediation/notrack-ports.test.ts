@@ -137,7 +137,7 @@ describe.skipIf(labUnavailable)('notrack-ports on a full table', () => {
     // "Fails" means at least 3 of 5 for probes taken just after a fill: the GC's evictions can let
     // the odd connection into a freed slot. With NOTRACK all 5 succeed.
     it('starts from a full table on which new connections fail', () => {
-      expect(seen.full?.probe.succeeded).toBe(0);
+      expect(seen.full?.failing.succeeded).toBe(0);
       expect(seen.outboundBefore?.failed).toBeGreaterThanOrEqual(3);
     });
 
@@ -182,7 +182,7 @@ describe.skipIf(labUnavailable)('notrack-ports on a full table', () => {
     });
 
     it('leaves connections to another port failing (they fill the table, then fail)', () => {
-      expect(seen.fullAfterNotrack?.probe).toMatchObject({ succeeded: 0 });
+      expect(seen.fullAfterNotrack?.failing).toMatchObject({ succeeded: 0 });
     });
 
     it('adds nothing when run a second time', () => {
@@ -215,7 +215,7 @@ describe.skipIf(labUnavailable)('notrack-ports on a full table', () => {
 
     it('tracks the port again after the rollback: its connections fill the table and then fail', () => {
       expect(seen.refill?.countAtFull).toBeGreaterThanOrEqual(LOW_MAX);
-      expect(seen.refill?.probe.succeeded).toBe(0);
+      expect(seen.refill?.failing.succeeded).toBe(0);
     });
   });
 });

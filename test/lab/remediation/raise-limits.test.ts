@@ -144,7 +144,7 @@ describe.skipIf(labUnavailable)('raise-limits on a full table', () => {
   });
 
   it('starts from a full table at the lowered max', () => {
-    expect(seen.full?.probe.succeeded).toBe(0);
+    expect(seen.full?.failing.succeeded).toBe(0);
     expect(seen.before?.max).toBe(LOW_MAX);
   });
 
@@ -221,7 +221,7 @@ describe.skipIf(labUnavailable)('raise-limits on a full table', () => {
   });
 
   it('drops again once rolled back to the low max', () => {
-    expect(seen.refill?.probe.succeeded).toBe(0);
+    expect(seen.refill?.failing.succeeded).toBe(0);
   });
 
   it('leaves the global hash size as it found it', () => {
