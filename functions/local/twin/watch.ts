@@ -2,14 +2,16 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { classifyKernelMessage } from '../../core/detect/messages.js';
+import { DetectionSession } from '../../core/detect/session.js';
 import { parseTextLine } from '../../core/detect/text-line.js';
 import { namespaceInode } from '../netns.js';
 
 /**
  * Follows the kernel log (`dmesg --follow-new`, wall-clock ISO times) and reports the drop lines of
- * one network namespace, which current kernels name by inode ("table full in netns N"). Lines go
- * through the detect core's parser and classifier, the same code the Lambda runs on CloudWatch
- * events.
+ * one network namespace, which current kernels name by inode ("table full in netns N"). Every line
+ * goes through the detect core's `DetectionSession`, the code the Lambda runs on CloudWatch events,
+ * which counts the drop lines and attributes the `net_ratelimit: N callbacks suppressed` lines;
+ * this module only spots the namespace's first drop line (to time the report) and keeps its lines.
  */
 
 /** The kernel lines that triggered a response: what `watch` hands to `respond`. */
@@ -49,12 +51,8 @@ export async function followKernelLog(options: FollowOptions): Promise<KernelLog
   });
   const gatherMs = options.gatherMs ?? 300;
   const events: Array<{ timestamp: number; message: string }> = [];
-  let dropLines = 0;
-  let suppressed = 0;
-  let firstSeen: number | null = null;
-  let lastSeen: number | null = null;
+  const session = new DetectionSession();
   let detectedAt: string | null = null;
-  let lastWasOurDrop = false;
   let settle: (value: LocalTrigger & { detectedAt: string }) => void = () => {};
   let fail: (error: Error) => void = () => {};
   const drops = new Promise<LocalTrigger & { detectedAt: string }>((resolve, reject) => {
@@ -67,11 +65,12 @@ export async function followKernelLog(options: FollowOptions): Promise<KernelLog
   const finish = () => {
     if (done) return;
     done = true;
+    const ours = session.report().groups.find((group) => group.netns === inode);
     settle({
-      firstSeen: firstSeen === null ? null : new Date(firstSeen).toISOString(),
-      lastSeen: lastSeen === null ? null : new Date(lastSeen).toISOString(),
-      dropLines,
-      suppressed,
+      firstSeen: ours?.firstSeen ?? null,
+      lastSeen: ours?.lastSeen ?? null,
+      dropLines: ours?.dropLines ?? 0,
+      suppressed: ours?.suppressed ?? 0,
       events,
       detectedAt: detectedAt ?? new Date().toISOString(),
     });
@@ -80,24 +79,13 @@ export async function followKernelLog(options: FollowOptions): Promise<KernelLog
   const lines = createInterface({ input: child.stdout as NonNullable<typeof child.stdout> });
   lines.on('line', (line) => {
     if (done) return;
+    session.textLine(line);
     const parsed = parseTextLine(line, { referenceTimeMs: Date.now() });
     if (parsed === null || !parsed.kernel) return;
     const message = classifyKernelMessage(parsed.message);
-    if (message === null) return;
-    const time = parsed.timeMs ?? Date.now();
-    if (message.type === 'suppression') {
-      // net_ratelimit counts are shared by every caller; they are attributed to our drops only
-      // when they follow one of ours directly, and stay an upper bound.
-      if (lastWasOurDrop) suppressed += message.count;
-      return;
-    }
-    lastWasOurDrop = message.netns === inode;
-    if (!lastWasOurDrop) return;
-    dropLines += 1;
-    if (events.length < 20) events.push({ timestamp: time, message: parsed.message });
-    lastSeen = time;
-    if (firstSeen === null) {
-      firstSeen = time;
+    if (message?.type !== 'drop' || message.netns !== inode) return;
+    if (events.length < 20) events.push({ timestamp: parsed.timeMs ?? Date.now(), message: parsed.message });
+    if (detectedAt === null) {
       detectedAt = new Date().toISOString();
       setTimeout(finish, gatherMs).unref();
     }

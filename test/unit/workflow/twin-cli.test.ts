@@ -70,6 +70,32 @@ describe('kernel log follower', () => {
     }
   });
 
+  it("attributes suppression lines by the detect core's rule: to the next drop line, else the previous one", async () => {
+    const ordered = [
+      '2026-11-22T01:20:33,100000+00:00 nf_conntrack: nf_conntrack: table full in netns 4026530000, dropping packet',
+      '2026-11-22T01:20:33,200000+00:00 net_ratelimit: 7 callbacks suppressed',
+      '2026-11-22T01:20:33,300000+00:00 eth0: link up',
+      '2026-11-22T01:20:33,700000+00:00 net_ratelimit: 41 callbacks suppressed',
+      '2026-11-22T01:20:33,700001+00:00 nf_conntrack: nf_conntrack: table full in netns 4026532177, dropping packet',
+    ];
+    const follower = await followKernelLog({
+      netns: 'ctr-x-i',
+      inode: '4026532177',
+      gatherMs: 50,
+      command: [
+        'node',
+        '-e',
+        `for (const line of ${JSON.stringify(ordered)}) console.log(line); setTimeout(() => {}, 5000);`,
+      ],
+    });
+    try {
+      // The 7 belong to the other namespace's drop; the 41 to ours, which the kernel printed right after them.
+      expect(await follower.drops).toMatchObject({ dropLines: 1, suppressed: 41 });
+    } finally {
+      follower.stop();
+    }
+  });
+
   it('fails clearly when the log program ends before any drop', async () => {
     const follower = await followKernelLog({
       netns: 'ctr-x-i',
