@@ -176,6 +176,17 @@ export function conntrackMax(namespace: string): Promise<number> {
   return readNumberIn(namespace, '/proc/sys/net/netfilter/nf_conntrack_max');
 }
 
+/**
+ * Packets the namespace's conntrack dropped because its table was full (`drop`, summed over CPUs,
+ * as `conntrack -S` prints it for the namespace it runs in).
+ */
+export async function conntrackDrops(namespace: string): Promise<number> {
+  const { stdout } = await execInNetns(namespace, 'conntrack', ['-S']);
+  const perCpu = [...stdout.matchAll(/\bdrop=(\d+)/g)].map((match) => Number(match[1]));
+  if (perCpu.length === 0) throw new Error(`no drop counter in conntrack -S of ${namespace}: '${stdout}'`);
+  return perCpu.reduce((sum, value) => sum + value, 0);
+}
+
 export interface ReproduceTableFullOptions {
   readonly hosts: LabHosts;
   /** The instance's service port (it must be open in the instance firewall). */
