@@ -30,7 +30,7 @@ exit code: 0 remediated, dry-run, not confirmed, no host change or rejected; 3 r
 escalated or failed (a person should look); 1 the run itself failed; 2 usage
 `;
 
-export const RESPOND_OPTIONS = {
+const RESPOND_OPTIONS = {
   netns: { type: 'string' },
   mode: { type: 'string' },
   out: { type: 'string' },
@@ -111,7 +111,8 @@ export function reportResult(result: RespondResult, io: CliIo): number {
   return SETTLED_OUTCOMES.has(status) ? 0 : 3;
 }
 
-export const respondCommand: Command = async (args, io) => {
+/** The flags of `respond` (and `watch`) from the command line, or null once `--help` printed `help`. */
+export function respondFlagsFromArgs(args: string[], io: CliIo, help: string): ParsedRespondFlags | null {
   let parsed: ReturnType<typeof parseArgs<{ args: string[]; options: typeof RESPOND_OPTIONS }>>;
   try {
     parsed = parseArgs({ args, options: RESPOND_OPTIONS });
@@ -119,10 +120,15 @@ export const respondCommand: Command = async (args, io) => {
     throw new UsageError((error as Error).message);
   }
   if (parsed.values.help) {
-    io.stdout.write(HELP);
-    return 0;
+    io.stdout.write(help);
+    return null;
   }
-  const flags = respondFlags(parsed.values);
+  return respondFlags(parsed.values);
+}
+
+export const respondCommand: Command = async (args, io) => {
+  const flags = respondFlagsFromArgs(args, io, HELP);
+  if (flags === null) return 0;
   const result = await respond(
     respondOptionsFrom(flags, io),
     localEvidenceWriter((line) => io.stderr.write(`${line}\n`)),

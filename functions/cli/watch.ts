@@ -1,7 +1,6 @@
-import { parseArgs } from 'node:util';
 import { watchOnce } from '../local/twin/watch-respond.js';
-import { type Command, UsageError } from './io.js';
-import { RESPOND_OPTIONS, reportResult, respondFlags, respondOptionsFrom } from './respond.js';
+import type { Command } from './io.js';
+import { reportResult, respondFlagsFromArgs, respondOptionsFrom } from './respond.js';
 
 const HELP = `usage: conntrack-responder watch --netns NAME [respond options]
 
@@ -14,17 +13,8 @@ options: the same as 'conntrack-responder respond --help' (--mode, --out, --appr
 `;
 
 export const watchCommand: Command = async (args, io) => {
-  let parsed: ReturnType<typeof parseArgs<{ args: string[]; options: typeof RESPOND_OPTIONS }>>;
-  try {
-    parsed = parseArgs({ args, options: RESPOND_OPTIONS });
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
-  if (parsed.values.help) {
-    io.stdout.write(HELP);
-    return 0;
-  }
-  const flags = respondFlags(parsed.values);
+  const flags = respondFlagsFromArgs(args, io, HELP);
+  if (flags === null) return 0;
   const watcher = watchOnce(respondOptionsFrom(flags, io));
   const stop = () => watcher.stop();
   process.once('SIGINT', stop);

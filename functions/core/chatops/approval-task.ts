@@ -10,7 +10,8 @@ import type { ActionView, IncidentView } from './messages.js';
  * checked, so a malformed input fails the task with a message naming the field.
  */
 
-const IncidentSchema = z.looseObject({
+/** The workflow's incident as the chat messages read it (the approval task and the outcome). */
+export const IncidentSchema = z.looseObject({
   incidentId: z.string().regex(/^[A-Za-z0-9_-]{1,80}$/, 'an execution-name-safe id of 1 to 80 characters'),
   instanceId: z.string().nullable(),
   host: z.string().optional(),

@@ -16,7 +16,7 @@ import {
 import { emptyOk, type FunctionUrlResult, jsonResult, type RawRequest } from './http.js';
 import { approvalClickOf, parseInteractionBody } from './interaction.js';
 import { mention, slackDate } from './messages.js';
-import { verifySlackSignature } from './signature.js';
+import { verifySlackRequest } from './signature.js';
 
 /**
  * What happens when someone clicks an approval button, from the raw HTTP request to the answer
@@ -120,15 +120,7 @@ export async function handleInteraction(
     return refuse(405, 'method-not-allowed', `method ${request.method} is not POST`);
 
   const now = ports.now();
-  const signature = verifySlackSignature(
-    {
-      timestamp: request.headers['x-slack-request-timestamp'],
-      signature: request.headers['x-slack-signature'],
-      rawBody: request.body,
-    },
-    await ports.signingSecrets(),
-    Math.floor(now.getTime() / 1000),
-  );
+  const signature = verifySlackRequest(request, await ports.signingSecrets(), now);
   if (!signature.ok) return refuse(401, 'bad-signature', `${signature.reason}: ${signature.detail}`);
 
   const parsed = parseInteractionBody(request.body, request.headers['content-type']);

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { incidentViewOf } from './approval-task.js';
+import { IncidentSchema, incidentViewOf } from './approval-task.js';
 import type { IncidentChat } from './incident-chat.js';
 import type { IncidentView, ResultView } from './messages.js';
 import {
@@ -50,23 +50,7 @@ const StateSchema = z.looseObject({
 const ESCALATING = new Set(['escalated', 'rollback-failed', 'failed', 'unknown']);
 
 function incidentOf(state: z.infer<typeof StateSchema>): IncidentView | null {
-  const parsed = z
-    .looseObject({
-      incidentId: z.string().regex(/^[A-Za-z0-9_-]{1,80}$/),
-      instanceId: z.string().nullable(),
-      host: z.string().optional(),
-      kind: z.string(),
-      mode: z.string().optional(),
-      openedAt: z.string().optional(),
-      trigger: z
-        .looseObject({
-          netns: z.string().nullable().optional(),
-          dropLines: z.number().optional(),
-          suppressed: z.number().optional(),
-        })
-        .optional(),
-    })
-    .safeParse(state.incident);
+  const parsed = IncidentSchema.safeParse(state.incident);
   return parsed.success ? incidentViewOf(parsed.data, state.execution?.id ?? null) : null;
 }
 

@@ -1,4 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { RawRequest } from './http.js';
 
 /**
  * Slack request signing, version 0 (https://docs.slack.dev/authentication/verifying-requests-from-slack):
@@ -112,6 +113,23 @@ export function verifySlackSignature(
     };
   }
   return { ok: true, timestamp: seconds };
+}
+
+/** The Slack signature of a request as a Function URL delivers it (headers and raw body), at `now`. */
+export function verifySlackRequest(
+  request: RawRequest,
+  signingSecrets: readonly string[],
+  now: Date,
+): SignatureCheck {
+  return verifySlackSignature(
+    {
+      timestamp: request.headers['x-slack-request-timestamp'],
+      signature: request.headers['x-slack-signature'],
+      rawBody: request.body,
+    },
+    signingSecrets,
+    Math.floor(now.getTime() / 1000),
+  );
 }
 
 /** Headers of a request signed as Slack signs it (the test client and local tools use it). */

@@ -8,7 +8,7 @@ import {
 import { escapeMrkdwn, truncate } from './block-kit.js';
 import { type FunctionUrlResult, jsonResult, type RawRequest } from './http.js';
 import { mention } from './messages.js';
-import { verifySlackSignature } from './signature.js';
+import { verifySlackRequest } from './signature.js';
 
 /**
  * `/conntrack-responder breaker [status | reset <reason> | open <reason>]`: the fleet circuit
@@ -119,15 +119,7 @@ export async function handleSlashCommand(
 ): Promise<SlashCommandOutcome> {
   if (request.method !== 'POST') return refusal(405, 'bad-request', `method ${request.method} is not POST`);
   const now = ports.now();
-  const signature = verifySlackSignature(
-    {
-      timestamp: request.headers['x-slack-request-timestamp'],
-      signature: request.headers['x-slack-signature'],
-      rawBody: request.body,
-    },
-    await ports.signingSecrets(),
-    Math.floor(now.getTime() / 1000),
-  );
+  const signature = verifySlackRequest(request, await ports.signingSecrets(), now);
   if (!signature.ok) return refusal(401, 'bad-signature', `${signature.reason}: ${signature.detail}`);
 
   const parsed = CommandSchema.safeParse(
