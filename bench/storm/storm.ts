@@ -12,13 +12,12 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { gzipSync } from 'node:zlib';
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SFNClient, StartExecutionCommand, type StartExecutionCommandInput } from '@aws-sdk/client-sfn';
 import { PublishCommand, type PublishCommandInput, SNSClient } from '@aws-sdk/client-sns';
 import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
-import type { Context } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
+import { lambdaContext, subscriptionEvent } from '../../test/support/subscription-events.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -147,21 +146,6 @@ mockClient(SNSClient)
     return { MessageId: `message-${published.length}` };
   });
 
-const context = {
-  functionName: 'detect',
-  functionVersion: '$LATEST',
-  invokedFunctionArn: 'arn:aws:lambda:eu-west-1:123456789012:function:detect',
-  memoryLimitInMB: '256',
-  awsRequestId: 'storm',
-  logGroupName: '/aws/lambda/detect',
-  logStreamName: 'storm',
-  callbackWaitsForEmptyEventLoop: true,
-  getRemainingTimeInMillis: () => 30_000,
-  done: () => undefined,
-  fail: () => undefined,
-  succeed: () => undefined,
-} satisfies Context;
-
 const memoryBefore = process.memoryUsage();
 const { handler } = await import('../../functions/handlers/detect.js');
 const memoryLoaded = process.memoryUsage();
@@ -185,15 +169,7 @@ for (let n = 0; n < INSTANCES; n++) {
       timestamp: now.getTime(),
       message: `${syslogTime} ip-10-${n >> 8}-${n & 255}-1 kernel: nf_conntrack: nf_conntrack: table full, dropping packet`,
     }));
-    const data = {
-      messageType: 'DATA_MESSAGE',
-      owner: ACCOUNTS[n % ACCOUNTS.length],
-      logGroup: '/conntrack-responder/kernel',
-      logStream: host,
-      subscriptionFilters: ['conntrack-responder'],
-      logEvents,
-    };
-    deliveries.push({ awslogs: { data: gzipSync(JSON.stringify(data)).toString('base64') } });
+    deliveries.push(subscriptionEvent(logEvents, host, { owner: ACCOUNTS[n % ACCOUNTS.length] }));
     left -= size;
     made += size;
   }
@@ -226,7 +202,7 @@ await Promise.all(
       const delivery = deliveries[next++] as Delivery;
       for (let attempt = 0; ; attempt++) {
         try {
-          const result = await handler(delivery as never, context);
+          const result = await handler(delivery as never, lambdaContext);
           for (const incident of result.incidents)
             workflows[incident.workflow] = (workflows[incident.workflow] ?? 0) + 1;
           break;

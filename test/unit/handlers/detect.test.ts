@@ -7,7 +7,6 @@ import {
   type StartExecutionCommandInput,
 } from '@aws-sdk/client-sfn';
 import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
-import type { Context } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
@@ -16,29 +15,19 @@ import {
   type LocalDynamo,
   startLocalDynamo,
 } from '../../support/dynalite.js';
+import {
+  lambdaContext,
+  type SubscriptionLogEvent,
+  subscriptionEvent,
+} from '../../support/subscription-events.js';
 
 const STATE_MACHINE_ARN = 'arn:aws:states:eu-west-1:123456789012:stateMachine:ConntrackIncident';
 const INSTANCE = 'i-0123456789abcdef0';
-const context = {
-  functionName: 'detect',
-  functionVersion: '$LATEST',
-  invokedFunctionArn: 'arn:aws:lambda:eu-west-1:123456789012:function:detect',
-  memoryLimitInMB: '256',
-  awsRequestId: 'c6af9ac6-7b61-11e6-9a41-93e812345678',
-  logGroupName: '/aws/lambda/detect',
-  logStreamName: '2026/03/13/[$LATEST]abc',
-  callbackWaitsForEmptyEventLoop: true,
-  getRemainingTimeInMillis: () => 30_000,
-  done: () => undefined,
-  fail: () => undefined,
-  succeed: () => undefined,
-} satisfies Context;
 
-type LogEvent = { id: string; timestamp: number; message: string };
 let nextEventId = 0;
 
 /** Real kernel lines as the CloudWatch agent ships them from /var/log/messages (seed 001). */
-function kernelEvents(count: number, host = 'ip-10-0-0-1'): LogEvent[] {
+function kernelEvents(count: number, host = 'ip-10-0-0-1'): SubscriptionLogEvent[] {
   const lines = [`Mar 13 20:21:45 ${host} kernel: __ratelimit: 30 callbacks suppressed`];
   for (let i = 1; i < count; i++)
     lines.push(`Mar 13 20:21:45 ${host} kernel: nf_conntrack: table full, dropping packet.`);
@@ -47,18 +36,6 @@ function kernelEvents(count: number, host = 'ip-10-0-0-1'): LogEvent[] {
     timestamp: Date.parse('2026-03-13T20:21:45Z'),
     message,
   }));
-}
-
-function subscriptionEvent(logEvents: LogEvent[], logStream = INSTANCE, messageType = 'DATA_MESSAGE') {
-  const data = {
-    messageType,
-    owner: '123456789012',
-    logGroup: '/conntrack-responder/kernel',
-    logStream,
-    subscriptionFilters: ['conntrack-responder'],
-    logEvents,
-  };
-  return { awslogs: { data: gzipSync(JSON.stringify(data)).toString('base64') } };
 }
 
 describe('detect handler', () => {
@@ -143,11 +120,11 @@ describe('detect handler', () => {
 
   it('opens one incident and starts one execution when the same delivery arrives twice', async () => {
     // Prepare
-    const event = subscriptionEvent(kernelEvents(3));
+    const event = subscriptionEvent(kernelEvents(3), INSTANCE);
     // Act
-    const first = await detect.handler(event, context);
+    const first = await detect.handler(event, lambdaContext);
     vi.setSystemTime(new Date('2026-03-13T20:23:00Z')); // Lambda's async retry, a minute later
-    const retry = await detect.handler(event, context);
+    const retry = await detect.handler(event, lambdaContext);
     // Assess
     const incidentId = `${INSTANCE}-full-20260313T2000Z`;
     expect(first.incidents).toEqual([
@@ -179,9 +156,9 @@ describe('detect handler', () => {
 
   it('adds a repeat within the cooldown to the open incident and starts nothing', async () => {
     // Act
-    await detect.handler(subscriptionEvent(kernelEvents(3)), context);
+    await detect.handler(subscriptionEvent(kernelEvents(3), INSTANCE), lambdaContext);
     vi.setSystemTime(new Date('2026-03-13T20:35:00Z'));
-    const repeat = await detect.handler(subscriptionEvent(kernelEvents(5)), context);
+    const repeat = await detect.handler(subscriptionEvent(kernelEvents(5), INSTANCE), lambdaContext);
     // Assess
     expect(repeat.incidents).toEqual([expect.objectContaining({ outcome: 'added', workflow: 'running' })]);
     expect(stepFunctions.commandCalls(StartExecutionCommand)).toHaveLength(1);
@@ -191,9 +168,9 @@ describe('detect handler', () => {
   });
 
   it('opens a new incident, with its own execution, once the cooldown is over', async () => {
-    await detect.handler(subscriptionEvent(kernelEvents(3)), context);
+    await detect.handler(subscriptionEvent(kernelEvents(3), INSTANCE), lambdaContext);
     vi.setSystemTime(new Date('2026-03-13T20:52:30Z'));
-    const later = await detect.handler(subscriptionEvent(kernelEvents(3)), context);
+    const later = await detect.handler(subscriptionEvent(kernelEvents(3), INSTANCE), lambdaContext);
     expect(later.incidents).toEqual([
       expect.objectContaining({
         incidentId: `${INSTANCE}-full-20260313T2030Z`,
@@ -208,8 +185,11 @@ describe('detect handler', () => {
   });
 
   it('starts one execution when the same delivery is processed twice at once', async () => {
-    const event = subscriptionEvent(kernelEvents(3));
-    const results = await Promise.all([detect.handler(event, context), detect.handler(event, context)]);
+    const event = subscriptionEvent(kernelEvents(3), INSTANCE);
+    const results = await Promise.all([
+      detect.handler(event, lambdaContext),
+      detect.handler(event, lambdaContext),
+    ]);
     expect(executions.size).toBe(1);
     expect(results.flatMap((result) => result.incidents.map((incident) => incident.incidentId))).toEqual([
       `${INSTANCE}-full-20260313T2000Z`,
@@ -221,10 +201,10 @@ describe('detect handler', () => {
   it('starts the workflow on the retry when the first attempt failed to', async () => {
     // Prepare: Step Functions is unavailable for the first attempt only.
     unavailableForNextStarts = 1;
-    const event = subscriptionEvent(kernelEvents(3));
+    const event = subscriptionEvent(kernelEvents(3), INSTANCE);
     // Act
-    await expect(detect.handler(event, context)).rejects.toThrow(/ServiceUnavailable/);
-    const retry = await detect.handler(event, context);
+    await expect(detect.handler(event, lambdaContext)).rejects.toThrow(/ServiceUnavailable/);
+    const retry = await detect.handler(event, lambdaContext);
     // Assess
     expect(retry.incidents).toEqual([expect.objectContaining({ outcome: 'duplicate', workflow: 'started' })]);
     expect(executions.size).toBe(1);
@@ -234,8 +214,8 @@ describe('detect handler', () => {
   });
 
   it('opens one incident per instance', async () => {
-    await detect.handler(subscriptionEvent(kernelEvents(2), INSTANCE), context);
-    await detect.handler(subscriptionEvent(kernelEvents(2), 'i-0fedcba9876543210'), context);
+    await detect.handler(subscriptionEvent(kernelEvents(2), INSTANCE), lambdaContext);
+    await detect.handler(subscriptionEvent(kernelEvents(2), 'i-0fedcba9876543210'), lambdaContext);
     expect([...executions.keys()].sort()).toEqual([
       `${INSTANCE}-full-20260313T2000Z`,
       'i-0fedcba9876543210-full-20260313T2000Z',
@@ -252,9 +232,9 @@ describe('detect handler', () => {
         },
       ],
       '',
-      'CONTROL_MESSAGE',
+      { messageType: 'CONTROL_MESSAGE' },
     );
-    const result = await detect.handler(control, context);
+    const result = await detect.handler(control, lambdaContext);
     expect(result).toMatchObject({ messageType: 'CONTROL_MESSAGE', incidents: [] });
     expect(stepFunctions.calls()).toHaveLength(0);
     expect((await documents.send(new ScanCommand({ TableName: tableName }))).Items).toEqual([]);
@@ -268,7 +248,7 @@ describe('detect handler', () => {
         message: 'Mar 13 20:21:45 ip-10-0-0-1 app[311]: nf_conntrack: table full, dropping packet',
       },
     ];
-    const result = await detect.handler(subscriptionEvent(forged), context);
+    const result = await detect.handler(subscriptionEvent(forged, INSTANCE), lambdaContext);
     expect(result).toMatchObject({ incidents: [], ignored: { 'not-kernel': 1 } });
     expect(stepFunctions.calls()).toHaveLength(0);
   });
@@ -305,7 +285,7 @@ describe('detect handler', () => {
     ],
     [
       'an unknown message type',
-      subscriptionEvent(kernelEvents(2), INSTANCE, 'SURPRISE'),
+      subscriptionEvent(kernelEvents(2), INSTANCE, { messageType: 'SURPRISE' }),
       /unknown messageType "SURPRISE"/,
     ],
   ])(
@@ -315,7 +295,7 @@ describe('detect handler', () => {
       const logError = vi.spyOn(powertools.logger, 'error');
       const addMetric = vi.spyOn(powertools.metrics, 'addMetric');
       // Act
-      const failure = detect.handler(event as never, context);
+      const failure = detect.handler(event as never, lambdaContext);
       // Assess
       await expect(failure).rejects.toThrow(detect.RejectedEventError);
       await expect(failure).rejects.toThrow(reason);
@@ -334,7 +314,7 @@ describe('detect handler', () => {
 
   it('counts incidents opened and drop lines seen', async () => {
     const addMetric = vi.spyOn(powertools.metrics, 'addMetric');
-    await detect.handler(subscriptionEvent(kernelEvents(4)), context);
+    await detect.handler(subscriptionEvent(kernelEvents(4), INSTANCE), lambdaContext);
     expect(addMetric).toHaveBeenCalledWith('IncidentsOpened', 'Count', 1);
     expect(addMetric).toHaveBeenCalledWith('DropLinesSeen', 'Count', 3);
   });
