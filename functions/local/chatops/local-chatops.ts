@@ -236,7 +236,19 @@ export async function startLocalChatops(options: LocalChatopsOptions): Promise<L
     async requestApproval(payload) {
       await queue;
       const task = approvalTaskFrom(payload);
-      const { record } = await chat.requestApproval(task);
+      // Wait for the click from before the message is posted: a click that arrived between the post
+      // and the wait would find nobody waiting and close the approval as expired.
+      const clicked =
+        settings !== null && options.decision === 'prompt'
+          ? new Promise<Record<string, unknown>>((resolve) => waiting.set(task.taskToken, resolve))
+          : null;
+      let record: ApprovalRecord;
+      try {
+        ({ record } = await chat.requestApproval(task));
+      } catch (error) {
+        waiting.delete(task.taskToken);
+        throw error;
+      }
       const { request } = approvalRequestFrom(payload, new Date(record.createdAt), record.approvalId);
       const text = approvalText({ ...request, expiresAt: record.expiresAt });
       // The request as SNS carries it: the approval id, never the task token.
@@ -248,11 +260,11 @@ export async function startLocalChatops(options: LocalChatopsOptions): Promise<L
       await mkdir(folder, { recursive: true });
       await writeFile(join(folder, `${record.approvalId}.request.txt`), `${text}\n`);
       let output: Record<string, unknown>;
-      if (settings !== null && options.decision === 'prompt') {
+      if (settings !== null && clicked !== null) {
         options.say(
           `slack: approval ${record.approvalId} posted to ${settings.channelId}; waiting for a click (endpoint ${server?.url}, which the app's Request URL must reach)`,
         );
-        output = await new Promise((resolve) => waiting.set(task.taskToken, resolve));
+        output = await clicked;
       } else {
         output = await decideLocally(record, text);
         enqueue('settling the approval', () => chat.settleApproval(record.approvalId));
