@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
-import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { main } from '../../functions/cli/main.js';
 import { type DiagnosticsReport, DiagnosticsReportSchema } from '../../functions/core/diagnostics/report.js';
 import { summarizeReport } from '../../functions/core/diagnostics/summary.js';
+import { captureIo } from './support/capture-io.js';
 
 /** A report collect-diagnostics printed in the lab (iptables-nft, a DNAT rule, 1,500 TIME_WAIT). */
 const FIXTURE = fileURLToPath(new URL('../fixtures/diagnostics-report.json', import.meta.url));
@@ -12,16 +12,9 @@ const fixture = (): DiagnosticsReport =>
   DiagnosticsReportSchema.parse(JSON.parse(readFileSync(FIXTURE, 'utf8')));
 
 async function run(args: string[], input = '') {
-  const stdin = new PassThrough();
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  const out: string[] = [];
-  const err: string[] = [];
-  stdout.on('data', (chunk) => out.push(String(chunk)));
-  stderr.on('data', (chunk) => err.push(String(chunk)));
-  stdin.end(input);
-  const code = await main(['diagnose', ...args], { stdin, stdout, stderr });
-  return { code, out: out.join(''), err: err.join('') };
+  const { io, stdout, stderr } = captureIo(input);
+  const code = await main(['diagnose', ...args], io);
+  return { code, out: stdout(), err: stderr() };
 }
 
 describe('summarizeReport', () => {

@@ -1,19 +1,14 @@
-import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { main } from '../../functions/cli/main.js';
+import { captureIo } from './support/capture-io.js';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/runbooks/', import.meta.url));
 
 async function run(args: string[]) {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  const out: string[] = [];
-  const err: string[] = [];
-  stdout.on('data', (chunk) => out.push(String(chunk)));
-  stderr.on('data', (chunk) => err.push(String(chunk)));
-  const code = await main(['run-document', ...args], { stdin: new PassThrough(), stdout, stderr });
-  return { code, out: out.join(''), err: err.join('') };
+  const { io, stdout, stderr } = captureIo();
+  const code = await main(['run-document', ...args], io);
+  return { code, out: stdout(), err: stderr() };
 }
 
 describe('conntrack-responder run-document', () => {

@@ -1,7 +1,6 @@
 import { appendFile, mkdtemp, readFile, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { main } from '../../../functions/cli/main.js';
@@ -11,16 +10,12 @@ import { decodeTar, encodeTar } from '../../../functions/core/evidence/tar.js';
 import { writeEvidenceBundle } from '../../../functions/local/evidence-writer.js';
 import { execFile } from '../../../functions/local/exec.js';
 import { remediatedIncident } from '../../support/evidence-builder.js';
+import { captureIo } from '../support/capture-io.js';
 
 async function run(args: string[]) {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  const out: string[] = [];
-  const err: string[] = [];
-  stdout.on('data', (chunk) => out.push(String(chunk)));
-  stderr.on('data', (chunk) => err.push(String(chunk)));
-  const code = await main(args, { stdin: new PassThrough(), stdout, stderr });
-  return { code, stdout: out.join(''), stderr: err.join('') };
+  const { io, stdout, stderr } = captureIo();
+  const code = await main(args, io);
+  return { code, stdout: stdout(), stderr: stderr() };
 }
 
 describe('conntrack-responder bundle verify', () => {
