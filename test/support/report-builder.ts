@@ -188,6 +188,11 @@ export class ReportBuilder {
     return this;
   }
 
+  iptablesVersion(version: string | null): this {
+    this.draft.firewall.iptablesVersion = version;
+    return this;
+  }
+
   untrackedAccepted(value: boolean): this {
     this.draft.firewall.untrackedAccepted = value;
     return this;

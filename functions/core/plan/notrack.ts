@@ -71,8 +71,14 @@ export function hostWideNotrackBlockers(report: DiagnosticsReport, policy: Notra
   const blockers: string[] = [];
   const { firewall } = report;
   if (policy.maxPorts === 0) blockers.push('the policy allows no NOTRACK ports (notrack.maxPorts = 0)');
-  if (firewall.backend === 'none')
-    blockers.push('no firewall tool (iptables or nft) was found to write raw-table rules with');
+  if (firewall.backend === 'none') {
+    // 'none' means no ruleset was found; the tool itself may well be installed.
+    blockers.push(
+      firewall.iptablesVersion === null
+        ? 'no firewall ruleset and no iptables were found: there is no backend to write raw-table rules with'
+        : 'no firewall ruleset is loaded on this host (iptables is installed): a first ruleset is not written automatically, as its effect on the host cannot be judged',
+    );
+  }
   if (firewall.backend === 'legacy-and-nft') {
     blockers.push(
       'both iptables-legacy and nftables rules are active: rules added to one are invisible to the other and to operators reading the other, so the firewall is not touched automatically',

@@ -453,10 +453,21 @@ const cases: Case[] = [
     },
   },
   {
-    rule: 'NOTRACK pre-flight: an unknown backend (no firewall tool) → refused',
+    rule: 'NOTRACK pre-flight: no ruleset though iptables is installed → refused, saying so',
     report: churnOnLocalPort().backend('none'),
     check: (plan) => {
       expect(kinds(plan)).not.toContain('notrack-ports');
+      expect(refused(plan, /^NOTRACK$/)[0]).toMatch(
+        /no firewall ruleset is loaded on this host \(iptables is installed\)/,
+      );
+    },
+  },
+  {
+    rule: 'NOTRACK pre-flight: no ruleset and no iptables → refused, saying so',
+    report: churnOnLocalPort().backend('none').iptablesVersion(null),
+    check: (plan) => {
+      expect(kinds(plan)).not.toContain('notrack-ports');
+      expect(refused(plan, /^NOTRACK$/)[0]).toMatch(/no firewall ruleset and no iptables were found/);
     },
   },
   {
