@@ -26,15 +26,25 @@ have() { command -v "$1" >/dev/null 2>&1; }
 # shellcheck source-path=SCRIPTDIR source=lib/legacy-rules.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/legacy-rules.sh"  # conntrack-responder:include lib/legacy-rules.sh
 
-number_param() { # name value default min max
+# mawk (the default awk of Debian and Ubuntu) runs the table pass markedly faster than gawk; every
+# program here is POSIX awk, so use it wherever it is installed.
+if have mawk; then awk() { mawk "$@"; }; fi
+
+# Sets NUMBER instead of printing it: a command substitution would fork (this script keeps the
+# processes it starts few, its CPU time is benchmarked against reading the table with cat).
+NUMBER=0
+number_param() { # name value default min max → NUMBER
   local value=${2:-$3}
-  [[ $value =~ ^[0-9]{1,3}$ ]] || die "parameter $1 must be a whole number from $4 to $5, got '$value'"
+  # Globs, not [[ =~ ]]: bash compiles a regular expression on every test.
+  [[ -n $value && ${#value} -le 3 && $value != *[!0-9]* ]] || die "parameter $1 must be a whole number from $4 to $5, got '$value'"
   ((10#$value >= $4 && 10#$value <= $5)) || die "parameter $1 must be from $4 to $5, got $value"
-  printf '%d' "$((10#$value))"
+  NUMBER=$((10#$value))
 }
 
-SAMPLE_SECONDS=$(number_param SampleSeconds "${SSM_SampleSeconds:-}" 3 1 59)
-TOP_N=$(number_param TopN "${SSM_TopN:-}" 10 1 50)
+number_param SampleSeconds "${SSM_SampleSeconds:-}" 3 1 59
+SAMPLE_SECONDS=$NUMBER
+number_param TopN "${SSM_TopN:-}" 10 1 50
+TOP_N=$NUMBER
 readonly SAMPLE_SECONDS TOP_N
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/collect-diagnostics.XXXXXX") || die "cannot create a temporary directory"
@@ -77,7 +87,7 @@ uptime_cs() {
 # Host
 DIST_ID=''
 collect_host() {
-  local hostname kernel memtotal=0 cpus='' key value netns ranges=()
+  local hostname kernel memtotal=0 cpus='' key value netns inode ranges=()
   read_first_line /proc/sys/kernel/hostname
   hostname=$LINE
   read_first_line /proc/sys/kernel/osrelease
@@ -107,29 +117,31 @@ collect_host() {
   cpus=0
   IFS=',' read -r -a ranges <<<"$LINE"
   for range in ${ranges[@]+"${ranges[@]}"}; do
-    if [[ $range =~ ^([0-9]+)-([0-9]+)$ ]]; then
-      first=${BASH_REMATCH[1]} last=${BASH_REMATCH[2]}
+    first=${range%%-*} last=${range#*-}
+    if [[ $range == *-* && -n $first && -n $last && $first$last != *[!0-9]* ]]; then
       cpus=$((cpus + 10#$last - 10#$first + 1))
-    elif [[ $range =~ ^[0-9]+$ ]]; then
+    elif [[ -n $range && $range != *[!0-9]* ]]; then
       cpus=$((cpus + 1))
     fi
   done
   ((cpus > 0)) || cpus=$(grep -c '^processor' /proc/cpuinfo 2>/dev/null || true)
-  [[ $cpus =~ ^[1-9][0-9]*$ ]] || cpus=1
+  [[ $cpus == [1-9]* && $cpus != *[!0-9]* ]] || cpus=1
   fact host cpuCount "$cpus"
   while read -r key value _; do
     if [[ $key == MemTotal: ]]; then memtotal=$((value * 1024)); break; fi
   done </proc/meminfo
   fact host memTotalBytes "$memtotal"
   netns=$(readlink /proc/self/ns/net 2>/dev/null || true)
-  if [[ $netns =~ ^net:\[([0-9]+)\]$ ]]; then fact host netnsInode "${BASH_REMATCH[1]}"; fi
+  inode=${netns#net:\[}
+  inode=${inode%\]}
+  if [[ $netns == "net:[$inode]" && -n $inode && $inode != *[!0-9]* ]]; then fact host netnsInode "$inode"; fi
 }
 
 # ---------------------------------------------------------------------------------------------
 # Sysctls: every conntrack one, including the alias in init_net and the old ip_conntrack names.
 CONNTRACK_LOADED=0
 collect_sysctls() {
-  local files=() file name value
+  local files=() file readable=()
   [[ -r /proc/sys/net/netfilter/nf_conntrack_max ]] && CONNTRACK_LOADED=1
   fact conntrack loaded "$CONNTRACK_LOADED"
   ((CONNTRACK_LOADED)) || warn "nf_conntrack is not loaded: no conntrack sysctls, counters or table"
@@ -138,14 +150,13 @@ collect_sysctls() {
     /proc/sys/net/ipv4/netfilter/ip_conntrack* /proc/sys/net/ipv4/ip_conntrack_max)
   shopt -u nullglob
   for file in ${files[@]+"${files[@]}"}; do
-    [[ -f $file && -r $file ]] || continue
-    read_first_line "$file"
-    value=$LINE
-    [[ $value =~ ^-?[0-9]+$ ]] || continue
-    name=${file#/proc/sys/}
-    name=${name//\//.}
-    fact sysctl "$name" "$value"
+    [[ -f $file && -r $file ]] && readable+=("$file")
   done
+  # One awk over every file: a bash loop costs more than the process (about 50 files).
+  ((${#readable[@]})) || return 0
+  awk 'FNR == 1 && $0 ~ /^-?[0-9]+$/ {
+    name = substr(FILENAME, 11); gsub("/", ".", name); printf "sysctl\t%s\t%s\n", name, $0
+  }' "${readable[@]}" >>"$FACTS" || warn "reading the conntrack sysctls failed"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -225,13 +236,22 @@ $1 == "@dev" { dev = $2; next }
 $1 == "conntrack_allowance_exceeded:" && $2 ~ /^[0-9]+$/ { printf "ena\t%s\t%s\texceeded\t%s\n", label, dev, $2 }
 $1 == "conntrack_allowance_available:" && $2 ~ /^[0-9]+$/ { printf "ena\t%s\t%s\tavailable\t%s\n", label, dev, $2 }'
 
+# The second sample asks only the interfaces that had the counters in the first one: one ethtool
+# call per interface instead of two on every host that is not an EC2 instance.
 sample_ena() { # label
-  local dev
+  local dev line found=()
   ((${#ENA_CANDIDATES[@]})) && have ethtool || return 0
   for dev in ${ENA_CANDIDATES[@]+"${ENA_CANDIDATES[@]}"}; do
     printf '@dev %s\n' "$dev"
     ethtool -S "$dev" 2>/dev/null || true
-  done | awk -v label="$1" "$ENA_AWK" >>"$FACTS"
+  done | awk -v label="$1" "$ENA_AWK" >"$WORK/ena"
+  while IFS= read -r line; do
+    printf '%s\n' "$line" >>"$FACTS"
+    dev=${line#ena$'\t'*$'\t'} # ena <label> <dev> <counter> <value>
+    dev=${dev%%$'\t'*}
+    [[ " ${found[*]-} " == *" $dev "* ]] || found+=("$dev")
+  done <"$WORK/ena"
+  ENA_CANDIDATES=(${found[@]+"${found[@]}"})
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -241,7 +261,7 @@ collect_entry_size() {
   if [[ -r /proc/slabinfo ]]; then
     size=$(awk '$1 == "nf_conntrack" || $1 ~ /^nf_conntrack_[0-9a-f]+$/ { if ($4 ~ /^[0-9]+$/) { print $4; exit } }' \
       /proc/slabinfo 2>/dev/null || true)
-    if [[ $size =~ ^[0-9]+$ ]]; then fact conntrack entryBytes "$size"; return 0; fi
+    if [[ -n $size && $size != *[!0-9]* ]]; then fact conntrack entryBytes "$size"; return 0; fi
   fi
   ((CONNTRACK_LOADED)) && warn "conntrack entry size unknown: no nf_conntrack cache in /proc/slabinfo"
   return 0
@@ -441,6 +461,7 @@ END {
 }
 '
 
+TABLE_FACTS=/dev/null
 collect_table() {
   local start end source='' status=0
   if ! ((CONNTRACK_LOADED)); then
@@ -469,7 +490,8 @@ collect_table() {
   if ((status != 0)); then
     warn "reading the conntrack table ($source) failed with status $status"
   fi
-  cat "$WORK/table" >>"$FACTS"
+  # The aggregates stay in their own file, which render reads after the facts.
+  TABLE_FACTS=$WORK/table
   fact table source "$source"
   fact table readCentiseconds "$((end - start))"
 }
@@ -745,7 +767,7 @@ collect_firewall() {
 # ---------------------------------------------------------------------------------------------
 # Owners: programs and files that set conntrack sysctls at boot or at run time.
 collect_owners() {
-  local pid pids=() cmdline flags config detail file files=()
+  local pid pids=() cmdline flags config detail file files=() readable=()
   # kube-proxy rewrites max, hash size and timeouts whenever it starts.
   mapfile -t pids < <(grep -l -x kube-proxy /proc/[0-9]*/comm 2>/dev/null || true)
   for pid in ${pids[@]+"${pids[@]:0:3}"}; do
@@ -769,22 +791,25 @@ collect_owners() {
     "$ROOT"/etc/modprobe.d/*.conf "$ROOT"/usr/lib/modprobe.d/*.conf "$ROOT"/lib/modprobe.d/*.conf
     "$ROOT"/etc/tuned/*/tuned.conf "$ROOT"/usr/lib/tuned/*/tuned.conf)
   shopt -u nullglob
-  if ((${#files[@]})); then
-    grep -H -i -E '^[^#;]*(conntrack|hashsize)' "${files[@]}" 2>/dev/null |
-      awk -v root="$ROOT" '
-        {
-          gsub(/\t/, " ")
-          c = index($0, ":"); file = substr($0, 1, c - 1); text = substr($0, c + 1)
-          gsub(/[ \t]+/, " ", text); sub(/^ /, "", text)
-          if (!(file in seen)) { order[++n] = file; seen[file] = 1 }
-          lines[file] = lines[file] (lines[file] == "" ? "" : "; ") text
+  readable=()
+  for file in ${files[@]+"${files[@]}"}; do [[ -f $file && -r $file ]] && readable+=("$file"); done
+  if ((${#readable[@]})); then
+    # One awk over the files (what grep -i -E '^[^#;]*(conntrack|hashsize)' | awk did in two).
+    awk -v root="$ROOT" '
+      { line = tolower($0) }
+      line ~ /^[^#;]*(conntrack|hashsize)/ {
+        gsub(/\t/, " ")
+        file = FILENAME; gsub(/\t/, " ", file); text = $0
+        gsub(/[ \t]+/, " ", text); sub(/^ /, "", text)
+        if (!(file in seen)) { order[++n] = file; seen[file] = 1 }
+        lines[file] = lines[file] (lines[file] == "" ? "" : "; ") text
+      }
+      END {
+        for (i = 1; i <= n; i++) {
+          f = order[i]; name = (f ~ /modprobe/) ? "modprobe.d" : (f ~ /tuned/) ? "tuned" : (f ~ /sysctl.conf$/) ? "sysctl.conf" : "sysctl.d"
+          printf "owner\t%s\t%s: %s\n", name, substr(f, length(root) + 1), substr(lines[f], 1, 300)
         }
-        END {
-          for (i = 1; i <= n; i++) {
-            f = order[i]; name = (f ~ /modprobe/) ? "modprobe.d" : (f ~ /tuned/) ? "tuned" : (f ~ /sysctl.conf$/) ? "sysctl.conf" : "sysctl.d"
-            printf "owner\t%s\t%s: %s\n", name, substr(f, length(root) + 1), substr(lines[f], 1, 300)
-          }
-        }' >>"$FACTS" || true
+      }' "${readable[@]}" >>"$FACTS" 2>/dev/null || true
   fi
   if [[ $DIST_ID == bottlerocket ]]; then
     fact owner bottlerocket "release-sysctl.conf sets net.netfilter.nf_conntrack_max=1048576 and nf_conntrack_generic_timeout=120; change them through the Bottlerocket settings API"
@@ -957,12 +982,12 @@ END {
 
 render() { # level → JSON on stdout
   awk -v level="$1" -v topn="$TOP_N" -v collected="$COLLECTED_AT" -v interval="$INTERVAL" \
-    -v stats_source="$STATS_SOURCE" "$RENDER_AWK" "$FACTS"
+    -v stats_source="$STATS_SOURCE" "$RENDER_AWK" "$FACTS" "$TABLE_FACTS"
 }
 
 # ---------------------------------------------------------------------------------------------
 main() {
-  local t1 t2 elapsed remaining level size
+  local t1 t2 elapsed remaining level report=
   collect_host
   collect_sysctls
   find_ena_candidates
@@ -992,10 +1017,11 @@ main() {
   printf -v INTERVAL '%d.%02d' $(((t2 - t1) / 100)) $(((t2 - t1) % 100))
   for level in 0 1 2 3; do
     render "$level" >"$WORK/report.json"
-    size=$(wc -c <"$WORK/report.json")
-    ((size <= OUTPUT_LIMIT)) && break
+    # The whole file in one builtin read (LC_ALL=C: the length is in bytes, like wc -c).
+    IFS= read -r -d '' report <"$WORK/report.json" || true
+    ((${#report} <= OUTPUT_LIMIT)) && break
   done
-  cat "$WORK/report.json"
+  printf '%s' "$report"
 }
 
 main "$@"
