@@ -125,6 +125,7 @@ export function appSettingsFromContext(read: ContextReader): AppSettings {
       approverUserIds: list('slackApproverUserIds'),
       approverUserGroupId: text('slackApproverUserGroupId'),
       groupCacheSeconds: wholeNumber('slackGroupCacheSeconds'),
+      reservedConcurrency: wholeNumber('slackReservedConcurrency'),
     };
     for (const key of Object.keys(slack)) if (slack[key] === undefined) delete slack[key];
     responder.slack = slack;

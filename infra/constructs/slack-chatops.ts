@@ -58,6 +58,16 @@ export interface SlackProps {
    * @default 60
    */
   readonly groupCacheSeconds?: number;
+  /**
+   * Concurrent executions reserved for (and capping) the public interactivity endpoint, so that a
+   * flood of unsigned requests can neither run up unbounded invocations nor take the account's
+   * concurrency from the incident functions. Approvals need very little (a click is answered in
+   * well under a second); 5 to 10 is plenty. Off by default because reserving fails on accounts
+   * whose concurrency limit is still the 10 of a new account (AWS keeps 10 unreserved).
+   *
+   * @default - none: the endpoint shares the account's unreserved concurrency
+   */
+  readonly reservedConcurrency?: number;
 }
 
 export interface SlackChatopsProps extends SlackProps {
@@ -90,6 +100,10 @@ export function validateSlackProps(props: SlackProps, prefix = 'ConntrackRespond
   const cache = props.groupCacheSeconds ?? 60;
   if (!Number.isInteger(cache) || cache < 0 || cache > 3600) {
     throw new Error(`${prefix}.groupCacheSeconds must be whole seconds from 0 to 3600, got ${cache}`);
+  }
+  const reserved = props.reservedConcurrency;
+  if (reserved !== undefined && (!Number.isInteger(reserved) || reserved < 1 || reserved > 1000)) {
+    throw new Error(`${prefix}.reservedConcurrency must be a whole number from 1 to 1000, got ${reserved}`);
   }
 }
 
@@ -173,6 +187,9 @@ export class SlackChatops extends Construct {
       timeout: Duration.seconds(30),
       role,
       logGroup: functionLogs,
+      ...(props.reservedConcurrency !== undefined
+        ? { reservedConcurrentExecutions: props.reservedConcurrency }
+        : {}),
     });
     Validations.of(this.interactivityFunction).acknowledge({
       id: 'Serverless-LambdaDLQ',

@@ -52,6 +52,22 @@ describe('the Slack ChatOps construct', () => {
     });
   });
 
+  it('reserves concurrency for the public endpoint only when asked, and refuses a nonsensical value', () => {
+    const shared = interactivity();
+    expect(
+      (shared.template.toJSON().Resources as Resources)[shared.functionId]?.Properties
+        .ReservedConcurrentExecutions,
+    ).toBeUndefined();
+    const { template } = synthesize({ slack: { ...slack, reservedConcurrency: 5 } });
+    const functionId = logicalIdOf(template, 'AWS::Lambda::Function', '/Slack/Interactivity/Resource');
+    expect(
+      (template.toJSON().Resources as Resources)[functionId]?.Properties.ReservedConcurrentExecutions,
+    ).toBe(5);
+    expect(() => synthesize({ slack: { ...slack, reservedConcurrency: 0 } })).toThrow(
+      /slack\.reservedConcurrency must be a whole number from 1 to 1000, got 0/,
+    );
+  });
+
   it('creates the two secrets with generated placeholders, never a value in the template', () => {
     const { template } = interactivity();
     template.resourceCountIs('AWS::SecretsManager::Secret', 2);
@@ -236,6 +252,7 @@ describe('Slack settings from CDK context', () => {
         'conntrack-responder:slackAppId': 'A0TESTAPP1',
         'conntrack-responder:slackApproverUserIds': 'U0APPROVER, U0SECONDAPR',
         'conntrack-responder:slackGroupCacheSeconds': '30',
+        'conntrack-responder:slackReservedConcurrency': '5',
       }),
     );
     expect(settings.responder.slack).toEqual({
@@ -244,6 +261,7 @@ describe('Slack settings from CDK context', () => {
       appId: 'A0TESTAPP1',
       approverUserIds: ['U0APPROVER', 'U0SECONDAPR'],
       groupCacheSeconds: 30,
+      reservedConcurrency: 5,
     });
   });
 
