@@ -20,6 +20,11 @@ import { loadRunbook } from '../../../functions/local/runbooks.js';
 
 const SCRIPT = fileURLToPath(new URL('../../../runbooks/scripts/collect-diagnostics.sh', import.meta.url));
 const conntrackLoaded = existsSync('/proc/sys/net/netfilter/nf_conntrack_max');
+if (!conntrackLoaded && process.env.CI === 'true') {
+  throw new Error(
+    'nf_conntrack is not loaded under CI=true: load it (modprobe nf_conntrack) to run these tests',
+  );
+}
 
 let work: string;
 
