@@ -87,22 +87,7 @@ finish() {
   exit "$code"
 }
 
-refuse() {
-  reasons+=("$1")
-  log "refused: $1"
-  finish refused 3
-}
-
-fail() {
-  reasons+=("$1")
-  log "failed: $1"
-  finish failed 1
-}
-
-on_error() {
-  trap - ERR
-  fail "unexpected error at line $1 (exit $2); see stderr"
-}
+# refuse/fail/on_error (lib/common.sh) end through finish, so the trap is set only now.
 trap 'on_error "$LINENO" "$?"' ERR
 
 validate_parameters() {

@@ -18,6 +18,26 @@ own_netns=''
 
 log() { printf '%s: %s\n' "$DOCUMENT" "$*" >&2; }
 
+# How every script ends early: `finish STATUS CODE` is the including script's own (it prints the
+# one JSON document); a refusal exits 3 having changed nothing, a failure exits 1. Each script sets
+# `trap 'on_error "$LINENO" "$?"' ERR` once its finish is defined.
+refuse() {
+  reasons+=("$1")
+  log "refused: $1"
+  finish refused 3
+}
+
+fail() {
+  reasons+=("$1")
+  log "failed: $1"
+  finish failed 1
+}
+
+on_error() {
+  trap - ERR
+  fail "unexpected error at line $1 (exit $2); see stderr"
+}
+
 # Prints $1 as a JSON string (quotes included); control characters other than \n \r \t become '?'.
 json_str() {
   local s=$1
