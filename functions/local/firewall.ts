@@ -12,6 +12,11 @@ export const FIREWALL_BACKENDS: readonly FirewallBackend[] = ['iptables-nft', 'i
 export interface HostFirewallOptions {
   /** TCP ports that accept new connections from anywhere. */
   readonly servicePorts: readonly number[];
+  /**
+   * Also filter IPv6 the same way (iptables backends: the same rules through ip6tables-restore;
+   * `table inet filter` covers both families already). Off by default: IPv6 left unfiltered.
+   */
+  readonly ipv6?: boolean;
 }
 
 function assertOurNamespace(namespace: string): void {
@@ -29,8 +34,12 @@ function validatedPorts(ports: readonly number[]): number[] {
   return [...new Set(ports)];
 }
 
-/** `iptables-restore` input for the filter table (ports are validated integers, nothing else varies). */
-export function iptablesRules(servicePorts: readonly number[]): string {
+/**
+ * `iptables-restore` (or, for `ipv6`, `ip6tables-restore`) input for the filter table (ports are
+ * validated integers, nothing else varies). IPv6 accepts ICMPv6, without which neighbour discovery
+ * and so every connection fails.
+ */
+export function iptablesRules(servicePorts: readonly number[], family: 'ipv4' | 'ipv6' = 'ipv4'): string {
   const ports = validatedPorts(servicePorts);
   return [
     '*filter',
@@ -40,7 +49,7 @@ export function iptablesRules(servicePorts: readonly number[]): string {
     '-A INPUT -i lo -j ACCEPT',
     '-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
     ...ports.map((port) => `-A INPUT -p tcp -m conntrack --ctstate NEW -m tcp --dport ${port} -j ACCEPT`),
-    '-A INPUT -p icmp -j ACCEPT',
+    family === 'ipv6' ? '-A INPUT -p ipv6-icmp -j ACCEPT' : '-A INPUT -p icmp -j ACCEPT',
     'COMMIT',
     '',
   ].join('\n');
@@ -78,6 +87,10 @@ export async function applyHostFirewall(
     case 'iptables-nft':
     case 'iptables-legacy':
       await execInNetns(namespace, `${backend}-restore`, [], { input: iptablesRules(options.servicePorts) });
+      if (options.ipv6) {
+        const ip6Restore = `ip6${backend.slice('ip'.length)}-restore`;
+        await execInNetns(namespace, ip6Restore, [], { input: iptablesRules(options.servicePorts, 'ipv6') });
+      }
       return;
     case 'nftables':
       await execInNetns(namespace, 'nft', ['-f', '-'], { input: nftablesRules(options.servicePorts) });

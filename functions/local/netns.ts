@@ -39,25 +39,36 @@ export async function namespaceExists(namespace: string): Promise<boolean> {
 
 /**
  * Two namespaces joined by a veth pair: `instance` plays the EC2 instance, `clients` plays the
- * rest of the network. Addresses come from 10.199.0.0/16 and exist only inside these namespaces.
+ * rest of the network. Addresses come from 10.199.0.0/16 (and, with `ipv6`, from the ULA
+ * fd00:199::/32) and exist only inside these namespaces.
  */
 export interface LabHosts {
   readonly instance: string;
   readonly clients: string;
   readonly instanceAddress: string;
   readonly clientAddress: string;
+  /** Set only when created with `ipv6: true`. */
+  readonly instanceAddress6?: string;
+  readonly clientAddress6?: string;
   destroy(): Promise<void>;
+}
+
+export interface LabHostsOptions {
+  /** Also give the veth pair an IPv6 ULA /64 (without duplicate address detection, usable at once). */
+  readonly ipv6?: boolean;
 }
 
 let subnetCounter = 0;
 
-export async function createLabHosts(role = 'lab'): Promise<LabHosts> {
+export async function createLabHosts(role = 'lab', options: LabHostsOptions = {}): Promise<LabHosts> {
   const instance = uniqueNamespaceName(`${role}-i`);
   const clients = uniqueNamespaceName(`${role}-c`);
   // A distinct /30 per pair within this process keeps parallel pairs readable in `ip addr`.
   const subnet = (process.pid * 7 + subnetCounter++) % 250;
   const instanceAddress = `10.199.${subnet}.1`;
   const clientAddress = `10.199.${subnet}.2`;
+  const instanceAddress6 = options.ipv6 ? `fd00:199:${subnet.toString(16)}::1` : undefined;
+  const clientAddress6 = options.ipv6 ? `fd00:199:${subnet.toString(16)}::2` : undefined;
   const vethInstance = `v${randomBytes(4).toString('hex')}`;
   const vethClients = `v${randomBytes(4).toString('hex')}`;
   const destroy = async () => {
@@ -76,19 +87,29 @@ export async function createLabHosts(role = 'lab'): Promise<LabHosts> {
     await execFile('ip', ['link', 'add', vethInstance, 'type', 'veth', 'peer', 'name', vethClients]);
     await execFile('ip', ['link', 'set', vethInstance, 'netns', instance]);
     await execFile('ip', ['link', 'set', vethClients, 'netns', clients]);
-    for (const [namespace, link, address] of [
-      [instance, vethInstance, instanceAddress],
-      [clients, vethClients, clientAddress],
+    for (const [namespace, link, address, address6] of [
+      [instance, vethInstance, instanceAddress, instanceAddress6],
+      [clients, vethClients, clientAddress, clientAddress6],
     ] as const) {
       await execInNetns(namespace, 'ip', ['link', 'set', 'lo', 'up']);
       await execInNetns(namespace, 'ip', ['addr', 'add', `${address}/30`, 'dev', link]);
+      // nodad: with duplicate address detection the address stays tentative (unusable) for ~1-2 s.
+      if (address6)
+        await execInNetns(namespace, 'ip', ['addr', 'add', `${address6}/64`, 'dev', link, 'nodad']);
       await execInNetns(namespace, 'ip', ['link', 'set', link, 'up']);
     }
   } catch (error) {
     await destroy();
     throw error;
   }
-  return { instance, clients, instanceAddress, clientAddress, destroy };
+  return {
+    instance,
+    clients,
+    instanceAddress,
+    clientAddress,
+    ...(instanceAddress6 && clientAddress6 ? { instanceAddress6, clientAddress6 } : {}),
+    destroy,
+  };
 }
 
 const MAX_PATH = '/proc/sys/net/netfilter/nf_conntrack_max';

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { isIPv4 } from 'node:net';
+import { isIP } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { execInNetns, type LabHosts, NAMESPACE_PREFIX } from './netns.js';
 
@@ -21,7 +21,7 @@ function assertLabTarget(namespace: string, address: string, port: number): void
   if (!namespace.startsWith(NAMESPACE_PREFIX)) {
     throw new Error(`refusing to run lab traffic in '${namespace}': only '${NAMESPACE_PREFIX}*' namespaces`);
   }
-  if (!isIPv4(address)) throw new Error(`invalid address '${address}': expected an IPv4 literal`);
+  if (isIP(address) === 0) throw new Error(`invalid address '${address}': expected an IPv4 or IPv6 literal`);
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
     throw new Error(`invalid port ${String(port)}: expected an integer from 1 to 65535`);
   }

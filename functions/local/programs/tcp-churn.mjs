@@ -2,12 +2,12 @@
 // Each connection connects, sends FIN, and waits for the peer's close, so that it ends in
 // TIME_WAIT (a conntrack entry that lives 120 s). Prints one JSON object:
 // {"attempted":N,"succeeded":N,"failed":N,"errors":{"ETIMEDOUT":N,...},"elapsedMs":N}
-import { connect, isIPv4 } from 'node:net';
+import { connect, isIP } from 'node:net';
 
 const [address, ...numbers] = process.argv.slice(2);
 const [port, count, concurrency, timeoutMs] = numbers.map(Number);
 const valid =
-  isIPv4(address ?? '') &&
+  isIP(address ?? '') !== 0 &&
   Number.isInteger(port) &&
   port >= 1 &&
   port <= 65535 &&
@@ -22,7 +22,7 @@ const valid =
   timeoutMs <= 60_000;
 if (!valid) {
   process.stderr.write(
-    'usage: tcp-churn.mjs <ipv4-address> <port> <count 0-100000> <concurrency 1-1024> <timeoutMs 10-60000>\n',
+    'usage: tcp-churn.mjs <ip-address> <port> <count 0-100000> <concurrency 1-1024> <timeoutMs 10-60000>\n',
   );
   process.exit(2);
 }

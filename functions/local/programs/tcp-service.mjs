@@ -1,12 +1,12 @@
 // A TCP service for lab namespaces: `tcp-service.mjs <address> <port> <close|line>`.
 // `close` accepts and closes each connection; `line` answers one line ("ok\n") first.
 // Prints "listening" once bound, exits on SIGTERM/SIGINT.
-import { createServer, isIPv4 } from 'node:net';
+import { createServer, isIP } from 'node:net';
 
 const [address, portText, mode = 'close'] = process.argv.slice(2);
 const port = Number(portText);
-if (!isIPv4(address ?? '') || !Number.isInteger(port) || port < 1 || port > 65535) {
-  process.stderr.write(`usage: tcp-service.mjs <ipv4-address> <port 1-65535> [close|line]\n`);
+if (isIP(address ?? '') === 0 || !Number.isInteger(port) || port < 1 || port > 65535) {
+  process.stderr.write(`usage: tcp-service.mjs <ip-address> <port 1-65535> [close|line]\n`);
   process.exit(2);
 }
 if (mode !== 'close' && mode !== 'line') {

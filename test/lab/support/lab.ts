@@ -16,6 +16,8 @@ export interface ServedLabHostsOptions {
   /** Ports with a listening service that the firewall does NOT open (to prove it filters). */
   readonly closedPorts?: readonly number[];
   readonly mode?: 'close' | 'line';
+  /** IPv6 on the veth pair too, the firewall filtering it, and each service also on the IPv6 address. */
+  readonly ipv6?: boolean;
 }
 
 /**
@@ -24,18 +26,22 @@ export interface ServedLabHostsOptions {
  * services and removes both namespaces (also when setup fails half-way).
  */
 export async function createServedLabHosts(options: ServedLabHostsOptions): Promise<ServedLabHosts> {
-  const hosts = await createLabHosts(options.role);
+  const hosts = await createLabHosts(options.role, { ipv6: options.ipv6 });
   const services: TcpService[] = [];
   const destroy = async () => {
     await Promise.all(services.map((service) => service.stop()));
     await hosts.destroy();
   };
   try {
-    await applyHostFirewall(hosts.instance, options.backend, { servicePorts: options.servicePorts });
+    await applyHostFirewall(hosts.instance, options.backend, {
+      servicePorts: options.servicePorts,
+      ipv6: options.ipv6,
+    });
+    const addresses = [hosts.instanceAddress, ...(hosts.instanceAddress6 ? [hosts.instanceAddress6] : [])];
     for (const port of [...options.servicePorts, ...(options.closedPorts ?? [])]) {
-      services.push(
-        await startTcpService(hosts.instance, hosts.instanceAddress, port, { mode: options.mode }),
-      );
+      for (const address of addresses) {
+        services.push(await startTcpService(hosts.instance, address, port, { mode: options.mode }));
+      }
     }
   } catch (error) {
     await destroy();
