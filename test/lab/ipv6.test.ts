@@ -254,6 +254,7 @@ describe.skipIf(labUnavailable)('notrack-ports inbound for an IPv6-served port',
         const comment = `-m comment --comment "${tag}"`;
         const save6 = backend === 'iptables-nft' ? after.ip6tablesNft : after.ip6tablesLegacy;
         const before6 = backend === 'iptables-nft' ? seen.before?.ip6tablesNft : seen.before?.ip6tablesLegacy;
+        expect(save6).toContain('*raw');
         const raw = save6.slice(save6.indexOf('*raw'));
         expect(before6).not.toContain(tag);
         expect(raw).toContain(
