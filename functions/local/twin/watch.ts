@@ -1,17 +1,18 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { DropAggregator } from '../../core/detect/aggregate.js';
 import { classifyKernelMessage } from '../../core/detect/messages.js';
-import { DetectionSession } from '../../core/detect/session.js';
 import { parseTextLine } from '../../core/detect/text-line.js';
 import { namespaceInode } from '../netns.js';
 
 /**
  * Follows the kernel log (`dmesg --follow-new`, wall-clock ISO times) and reports the drop lines of
- * one network namespace, which current kernels name by inode ("table full in netns N"). Every line
- * goes through the detect core's `DetectionSession`, the code the Lambda runs on CloudWatch events,
- * which counts the drop lines and attributes the `net_ratelimit: N callbacks suppressed` lines;
- * this module only spots the namespace's first drop line (to time the report) and keeps its lines.
+ * one network namespace, which current kernels name by inode ("table full in netns N"). Every kernel
+ * line goes, parsed once, into the detect core's `DropAggregator`, the code the Lambda runs on
+ * CloudWatch events, which counts the drop lines and attributes the `net_ratelimit: N callbacks
+ * suppressed` lines; this module only spots the namespace's first drop line (to time the report)
+ * and keeps its lines.
  */
 
 /** The kernel lines that triggered a response: what `watch` hands to `respond`. */
@@ -51,7 +52,7 @@ export async function followKernelLog(options: FollowOptions): Promise<KernelLog
   });
   const gatherMs = options.gatherMs ?? 300;
   const events: Array<{ timestamp: number; message: string }> = [];
-  const session = new DetectionSession();
+  const aggregator = new DropAggregator();
   let detectedAt: string | null = null;
   let settle: (value: LocalTrigger & { detectedAt: string }) => void = () => {};
   let fail: (error: Error) => void = () => {};
@@ -65,7 +66,7 @@ export async function followKernelLog(options: FollowOptions): Promise<KernelLog
   const finish = () => {
     if (done) return;
     done = true;
-    const ours = session.report().groups.find((group) => group.netns === inode);
+    const ours = aggregator.finish().groups.find((group) => group.netns === inode);
     settle({
       firstSeen: ours?.firstSeen ?? null,
       lastSeen: ours?.lastSeen ?? null,
@@ -79,10 +80,10 @@ export async function followKernelLog(options: FollowOptions): Promise<KernelLog
   const lines = createInterface({ input: child.stdout as NonNullable<typeof child.stdout> });
   lines.on('line', (line) => {
     if (done) return;
-    session.textLine(line);
     const parsed = parseTextLine(line, { referenceTimeMs: Date.now() });
     if (parsed === null || !parsed.kernel) return;
     const message = classifyKernelMessage(parsed.message);
+    aggregator.kernelLine(parsed.host ?? 'localhost', message, parsed.timeMs);
     if (message?.type !== 'drop' || message.netns !== inode) return;
     if (events.length < 20) events.push({ timestamp: parsed.timeMs ?? Date.now(), message: parsed.message });
     if (detectedAt === null) {
