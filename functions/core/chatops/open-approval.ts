@@ -35,6 +35,9 @@ export interface OpenedApproval {
 
 export async function openApproval(payload: unknown, ports: OpenApprovalPorts): Promise<OpenedApproval> {
   const task = approvalTaskFrom(payload);
+  // The announcement's stricter reading of the same input comes first: an input it refuses must
+  // fail the task before an approval is stored or its buttons are posted.
+  const { request: pending } = approvalRequestFrom(payload, ports.now(), 'pending');
   let record: ApprovalRecord;
   let slack: OpenedApproval['slack'] = 'not-configured';
   if (ports.chat !== null) {
@@ -54,12 +57,17 @@ export async function openApproval(payload: unknown, ports: OpenApprovalPorts): 
     });
     await ports.store.create(record, task.taskToken);
   }
-  const { request } = approvalRequestFrom(payload, new Date(record.createdAt), record.approvalId);
+  const request = {
+    ...pending,
+    approvalId: record.approvalId,
+    createdAt: record.createdAt,
+    expiresAt: record.expiresAt,
+  };
   const instance = request.instanceId ?? task.incident.host ?? 'unknown';
   const announcement = snsMessage(
     {
       subject: `conntrack-responder: approval needed on ${instance} (${request.incidentId})`,
-      text: `${approvalText({ ...request, expiresAt: record.expiresAt })}${slack === 'not-configured' ? '' : '\n\nDecide in the Slack thread of this incident.'}`,
+      text: `${approvalText(request)}${slack === 'not-configured' ? '' : '\n\nDecide in the Slack thread of this incident.'}`,
       summary: {
         approvalId: record.approvalId,
         incidentId: record.incidentId,

@@ -236,6 +236,8 @@ export async function startLocalChatops(options: LocalChatopsOptions): Promise<L
     async requestApproval(payload) {
       await queue;
       const task = approvalTaskFrom(payload);
+      // The stricter reading of the same input first, so that nothing is posted for an input it refuses.
+      const { request: pending } = approvalRequestFrom(payload, now(), 'pending');
       // Wait for the click from before the message is posted: a click that arrived between the post
       // and the wait would find nobody waiting and close the approval as expired.
       const clicked =
@@ -249,14 +251,16 @@ export async function startLocalChatops(options: LocalChatopsOptions): Promise<L
         waiting.delete(task.taskToken);
         throw error;
       }
-      const { request } = approvalRequestFrom(payload, new Date(record.createdAt), record.approvalId);
-      const text = approvalText({ ...request, expiresAt: record.expiresAt });
+      const request = {
+        ...pending,
+        approvalId: record.approvalId,
+        createdAt: record.createdAt,
+        expiresAt: record.expiresAt,
+      };
+      const text = approvalText(request);
       // The request as SNS carries it: the approval id, never the task token.
       const folder = join(options.outDir, 'approvals');
-      await writeJson(folder, `${record.approvalId}.request.json`, {
-        ...request,
-        expiresAt: record.expiresAt,
-      });
+      await writeJson(folder, `${record.approvalId}.request.json`, request);
       await mkdir(folder, { recursive: true });
       await writeFile(join(folder, `${record.approvalId}.request.txt`), `${text}\n`);
       let output: Record<string, unknown>;
