@@ -1,4 +1,5 @@
 import type { ResponseMode } from '../incident/settings.js';
+import { stricterMode } from '../workflow/incident.js';
 import { type GuardrailSettings, INSTANCE_MODES, isInstanceMode, MANUAL_RUNBOOK } from './settings.js';
 import { isAtLeast } from './version.js';
 
@@ -104,13 +105,6 @@ export interface GuardrailVerdict {
   readonly escalation: { readonly reasons: readonly string[]; readonly runbook: string } | null;
 }
 
-const STRICTNESS: Record<ResponseMode, number> = { auto: 0, approve: 1, 'dry-run': 2 };
-
-/** The stricter of two modes. */
-export function stricter(a: ResponseMode, b: ResponseMode): ResponseMode {
-  return STRICTNESS[a] >= STRICTNESS[b] ? a : b;
-}
-
 function minutesBetween(from: string, to: Date): number {
   return (to.getTime() - Date.parse(from)) / 60_000;
 }
@@ -162,7 +156,7 @@ export function decideBeforeSsm(facts: BeforeSsmFacts): GuardrailVerdict {
       detail: `no ${where}: the default mode ${mode} applies`,
     });
   } else if (!isInstanceMode(tagValue)) {
-    mode = stricter(mode, 'approve');
+    mode = stricterMode(mode, 'approve');
     record({
       guardrail: 'instance-policy',
       effect: 'cap-mode',
@@ -199,7 +193,7 @@ export function decideBeforeSsm(facts: BeforeSsmFacts): GuardrailVerdict {
   });
 
   const capped = (guardrail: GuardrailName, detail: string) => {
-    const next = stricter(mode, 'approve');
+    const next = stricterMode(mode, 'approve');
     record({ guardrail, effect: next === mode ? 'pass' : 'cap-mode', mode: next, detail });
     mode = next;
   };

@@ -5,10 +5,10 @@ import {
   decideBeforeSsm,
   type GuardrailDecision,
   preconditionFailures,
-  stricter,
 } from '../../../functions/core/guardrails/decisions.js';
 import { DEFAULT_GUARDRAILS, MANUAL_RUNBOOK } from '../../../functions/core/guardrails/settings.js';
 import { compareVersions, isAtLeast, parseVersion } from '../../../functions/core/guardrails/version.js';
+import { stricterMode as stricter } from '../../../functions/core/workflow/incident.js';
 
 const NOW = new Date('2026-03-13T21:00:00Z');
 const ONLINE = { PingStatus: 'Online', AgentVersion: '3.3.2746.0', PlatformType: 'Linux' };
