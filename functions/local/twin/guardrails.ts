@@ -1,4 +1,3 @@
-import type { PortCount } from '../../core/guardrails/breaker.js';
 import type { LastChange } from '../../core/guardrails/decisions.js';
 import { decideAcquire } from '../../core/guardrails/semaphore.js';
 import { DEFAULT_GUARDRAILS, type GuardrailSettings } from '../../core/guardrails/settings.js';
@@ -18,7 +17,6 @@ export interface LocalGuardrails {
   readonly step: (payload: unknown) => Promise<unknown>;
   /** Incidents holding a remediation slot right now. */
   readonly holders: () => string[];
-  readonly topPorts: () => ReadonlyMap<string, readonly PortCount[]>;
 }
 
 export interface LocalGuardrailOptions {
@@ -34,7 +32,6 @@ export function localGuardrails(options: LocalGuardrailOptions = {}): LocalGuard
   const now = options.now ?? (() => new Date());
   const slots = new Map<string, number>();
   const changes = new Map<string, LastChange>();
-  const ports = new Map<string, readonly PortCount[]>();
   const guardrailPorts: GuardrailPorts = {
     modeTag: async () => ({ value: options.modeTag ?? null, source: 'ec2' }),
     calendarState: async () => null,
@@ -60,14 +57,12 @@ export function localGuardrails(options: LocalGuardrailOptions = {}): LocalGuard
     recordChange: async (instanceId, change) => {
       changes.set(instanceId, change);
     },
-    recordTopPorts: async (incidentId, topPorts) => {
-      ports.set(incidentId, topPorts);
-    },
+    // The fleet view's top ports matter only across many instances; the twin has one.
+    recordTopPorts: async () => {},
   };
   return {
     ports: guardrailPorts,
     step: (payload) => runGuardrailStep(payload, guardrailPorts, settings, now()),
     holders: () => [...slots.keys()].sort(),
-    topPorts: () => ports,
   };
 }

@@ -2,7 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { resolvePolicy, withMode } from '../../core/plan/index.js';
-import { type ResponseMode, stricterMode } from '../../core/workflow/incident.js';
+import type { ResponseMode } from '../../core/workflow/incident.js';
 import { OUTCOME_STATUSES, type Outcome } from '../../core/workflow/outcome.js';
 import { workflowSettingsFrom } from '../../core/workflow/settings.js';
 import { askOnTerminal, startLocalChatops } from '../chatops/local-chatops.js';
@@ -119,7 +119,7 @@ export async function respond(
     // The namespace plays the instance; its name is its local "instance id".
     instanceId: netns,
     kind: 'table-full',
-    mode: options.mode === undefined ? 'auto' : stricterMode(options.mode, 'auto'),
+    mode: options.mode ?? 'auto',
     openedAt: started.toISOString(),
     trigger: {
       owner: 'local',
