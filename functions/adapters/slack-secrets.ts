@@ -1,4 +1,5 @@
 import { getSecret } from '@aws-lambda-powertools/parameters/secrets';
+import { parseSigningSecrets } from '../core/chatops/signature.js';
 
 /**
  * The Slack secrets from Secrets Manager, through Powertools Parameters (cached in the execution
@@ -29,9 +30,5 @@ export function signingSecretsFrom(
   arn: string,
   maxAgeSeconds = SECRET_CACHE_SECONDS,
 ): () => Promise<string[]> {
-  return async () =>
-    (await secretText(arn, maxAgeSeconds))
-      .split(/\s+/)
-      .map((secret) => secret.trim())
-      .filter((secret) => secret !== '');
+  return async () => parseSigningSecrets(await secretText(arn, maxAgeSeconds));
 }

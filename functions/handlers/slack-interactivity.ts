@@ -80,18 +80,17 @@ const control = breakerControl(DynamoDBDocumentClient.from(dynamo), runtime.stor
   settings: guardrailSettingsFromEnvironment(env),
   ...(env.AWS_REGION ? { region: env.AWS_REGION } : {}),
 });
+type BreakerReport = Awaited<ReturnType<typeof control.status>>;
+const stateOf = (report: BreakerReport) => ({ open: report.breaker.status === 'open', text: report.text });
 const breaker: BreakerPort = {
-  status: async (now) => {
-    const report = await control.status(now);
-    return { open: report.breaker.status === 'open', text: report.text };
-  },
+  status: async (now) => stateOf(await control.status(now)),
   reset: async (by, reason, now) => {
     const { changed, report } = await control.reset({ by, reason }, now);
-    return { changed, state: { open: report.breaker.status === 'open', text: report.text } };
+    return { changed, state: stateOf(report) };
   },
   open: async (by, reason, now) => {
     const { changed, report } = await control.open({ by, reason }, now);
-    return { changed, state: { open: report.breaker.status === 'open', text: report.text } };
+    return { changed, state: stateOf(report) };
   },
 };
 

@@ -2,7 +2,6 @@ import {
   type ApprovalRecord,
   type ApprovalStore,
   decisionFor,
-  isExpired,
   type SlackApprover,
   taskOutputOf,
 } from './approval.js';
@@ -252,9 +251,4 @@ export async function handleInteraction(
     followUp: { kind: 'settle-approval', approvalId: record.approvalId },
     ...ids,
   };
-}
-
-/** True when a record can still be decided at `now` (used by the local terminal fallback). */
-export function isOpen(record: ApprovalRecord, now: Date): boolean {
-  return record.status === 'pending' && !isExpired(record, now);
 }

@@ -115,6 +115,14 @@ export function verifySlackSignature(
   return { ok: true, timestamp: seconds };
 }
 
+/**
+ * The signing secrets in a stored value: several, separated by white space, while the app's secret
+ * is being replaced (old and new both verify meanwhile).
+ */
+export function parseSigningSecrets(text: string): string[] {
+  return text.split(/\s+/).filter((secret) => secret !== '');
+}
+
 /** The Slack signature of a request as a Function URL delivers it (headers and raw body), at `now`. */
 export function verifySlackRequest(
   request: RawRequest,

@@ -24,6 +24,7 @@ import type { IncidentView } from '../../core/chatops/messages.js';
 import type { SnsMessage } from '../../core/chatops/notification.js';
 import { notifyOutcome } from '../../core/chatops/outcome.js';
 import { CHATOPS_ENVIRONMENT, realSlackConfigured, slackSettingsFrom } from '../../core/chatops/settings.js';
+import { parseSigningSecrets } from '../../core/chatops/signature.js';
 import { stepUpdateOf } from '../../core/chatops/steps.js';
 import { bundleRootName } from '../../core/evidence/bundle.js';
 import { approvalRequestFrom, approvalText } from '../../core/workflow/approval.js';
@@ -153,7 +154,7 @@ export async function startLocalChatops(options: LocalChatopsOptions): Promise<L
     server = await serveFunctionUrl(
       async (event: FunctionUrlEvent) => {
         const outcome = await handleInteraction(rawRequestFromEvent(event), config, {
-          signingSecrets: async () => signingSecret.split(/\s+/),
+          signingSecrets: async () => parseSigningSecrets(signingSecret),
           store,
           groupMembers: groups.members,
           now,
