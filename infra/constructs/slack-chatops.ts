@@ -280,7 +280,7 @@ export class SlackChatops extends Construct {
         'X-Ray trace writes (PutTraceSegments, PutTelemetryRecords) have no resource-level permissions.',
     });
     const progress = new nodejs.NodejsFunction(this, 'Progress', {
-      ...responderFunctionProps('functions/handlers/workflow-progress.ts', this.environment),
+      ...responderFunctionProps('functions/handlers/workflow-progress.ts', {}),
       description: "Posts a line per incident workflow step in the incident's Slack thread",
       memorySize: 256,
       timeout: Duration.seconds(30),
@@ -292,8 +292,7 @@ export class SlackChatops extends Construct {
       reason:
         'Step lines are best effort: the function logs and swallows a failed post, and the outcome message does not depend on them.',
     });
-    this.botTokenSecret.grantRead(role);
-    this.grantApprovalItems(role, ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']);
+    this.connect(progress);
     new logs.SubscriptionFilter(this, 'ProgressFilter', {
       logGroup: workflowLogs,
       destination: new logsDestinations.LambdaDestination(progress),
