@@ -410,6 +410,7 @@ type ResolvedProps = Required<Omit<ConntrackResponderProps, GuardrailProp | 'sla
 
 /** Applies the defaults and rejects what would only fail at deploy time, naming the prop. */
 function resolveProps(props: ConntrackResponderProps): ResolvedProps {
+  const workflowTimeout = props.workflowTimeout ?? Duration.hours(4);
   const resolved: ResolvedProps = {
     logGroupNames: props.logGroupNames ?? [],
     createdLogGroupName: props.createdLogGroupName ?? '/conntrack-responder/kernel',
@@ -424,7 +425,7 @@ function resolveProps(props: ConntrackResponderProps): ResolvedProps {
     runbookDirectory: props.runbookDirectory ?? REPOSITORY_RUNBOOKS,
     incidentRetentionDays: props.incidentRetentionDays ?? 90,
     logRetention: props.logRetention ?? logs.RetentionDays.THREE_MONTHS,
-    workflowTimeout: props.workflowTimeout ?? Duration.hours(4),
+    workflowTimeout,
     approvalTimeoutMinutes: props.approvalTimeoutMinutes ?? 30,
     soak: props.soak ?? DEFAULT_SOAK,
     policy: props.policy ?? {},
@@ -436,7 +437,7 @@ function resolveProps(props: ConntrackResponderProps): ResolvedProps {
       maxConcurrentRemediations:
         props.maxConcurrentRemediations ?? DEFAULT_GUARDRAILS.maxConcurrentRemediations,
       // A slot outlives no execution: it is freed at the latest when its execution would have timed out.
-      slotLeaseSeconds: (props.workflowTimeout ?? Duration.hours(4)).toSeconds(),
+      slotLeaseSeconds: workflowTimeout.toSeconds(),
       remediationCooldownMinutes:
         props.remediationCooldownMinutes ?? DEFAULT_GUARDRAILS.remediationCooldownMinutes,
       modeTagKey: props.modeTagKey ?? DEFAULT_GUARDRAILS.modeTagKey,

@@ -9,6 +9,7 @@ import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { SDK_RETRY_ENVIRONMENT, type SdkRetryConfig } from '../../functions/adapters/aws-retry.js';
 import { type GuardrailSettings, guardrailEnvironment } from '../../functions/core/guardrails/settings.js';
+import { DETECT_ENVIRONMENT } from '../../functions/core/incident/settings.js';
 import { responderFunctionProps } from './responder-function.js';
 
 export interface GuardrailsProps {
@@ -60,8 +61,8 @@ export class Guardrails extends Construct {
 
     this.function = new nodejs.NodejsFunction(this, 'Function', {
       ...responderFunctionProps('functions/handlers/guardrails.ts', {
-        INCIDENT_TABLE_NAME: props.incidentTable.tableName,
-        INCIDENT_RETENTION_DAYS: String(props.incidentRetentionDays),
+        [DETECT_ENVIRONMENT.incidentTableName]: props.incidentTable.tableName,
+        [DETECT_ENVIRONMENT.incidentRetentionDays]: String(props.incidentRetentionDays),
         ...guardrailFunctionEnvironment(props.settings, props.sdkRetry),
       }),
       description:
