@@ -52,11 +52,30 @@ export interface IncidentChatOptions {
   readonly newApprovalId: () => string;
 }
 
+/** Threads remembered per IncidentChat (a warm Lambda container serves many incidents). */
+const REMEMBERED_THREADS = 256;
+
 export class IncidentChat {
+  /**
+   * Where each incident's thread is: its channel and ts never change once stored (the store's put
+   * is create-only), so a batch of step lines reads the thread item once, not once per line.
+   */
+  private readonly threadMessages = new Map<string, SlackMessageRef>();
+
   constructor(private readonly options: IncidentChatOptions) {}
 
-  /** The incident's thread, opened with its first message when it has none yet. */
-  async thread(incident: IncidentView): Promise<IncidentThreadRef> {
+  /** The incident's thread (where it is), opened with its first message when it has none yet. */
+  async thread(incident: IncidentView): Promise<SlackMessageRef> {
+    const remembered = this.threadMessages.get(incident.incidentId);
+    if (remembered !== undefined) return remembered;
+    const thread = await this.findOrOpenThread(incident);
+    if (this.threadMessages.size >= REMEMBERED_THREADS) this.threadMessages.clear();
+    const where = { channel: thread.channel, ts: thread.ts };
+    this.threadMessages.set(incident.incidentId, where);
+    return where;
+  }
+
+  private async findOrOpenThread(incident: IncidentView): Promise<IncidentThreadRef> {
     const { threads, slack, channel } = this.options;
     const existing = await threads.getThread(incident.incidentId);
     if (existing !== undefined) return existing;
