@@ -21,7 +21,7 @@ kernel logs, and groups them per host, network namespace and kind.
 Inputs (any mix; "-" or no FILE reads standard input; gzip-compressed input is decompressed):
   syslog files (RFC 3164, rsyslog's high-precision format, RFC 5424), journalctl -o short*,
   dmesg output (raw [seconds], -T, --time-format iso, -x, -r), journalctl -o json / json-pretty,
-  CloudWatch Logs subscription payloads (decoded JSON, or the Lambda event {"awslogs":{"data":…}}).
+  the CloudWatch agent's journald events ({"body":{...}}), CloudWatch Logs subscription payloads (decoded JSON, or the Lambda event {"awslogs":{"data":…}}).
   A file is read as JSON when its first character is "{" (or "[" then "{"), else as text lines.
   Only lines the kernel wrote count: the same words from another program are "not-kernel".
 

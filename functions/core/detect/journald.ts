@@ -10,10 +10,31 @@ export interface JournalEntry {
 }
 
 /** Fields every journald entry carries; one of them is enough to recognise an entry. */
-export function isJournalEntry(value: object): value is JournalEntry {
+function hasJournalFields(value: object): boolean {
   return (
     '__REALTIME_TIMESTAMP' in value || '__CURSOR' in value || '_TRANSPORT' in value || 'MESSAGE' in value
   );
+}
+
+/**
+ * The CloudWatch agent's journald collector ships each entry through the OpenTelemetry CloudWatch
+ * Logs exporter with `raw_log` unset, which writes the record as JSON with the journal fields in
+ * `body` beside `resource`, `attributes` and severity keys (read from the agent's source:
+ * translator/translate/otel/exporter/journald). Returns those fields, or null for anything else.
+ */
+function agentJournalBody(value: object): object | null {
+  if (!('body' in value) || hasJournalFields(value)) return null;
+  const body = (value as { body: unknown }).body;
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return null;
+  return hasJournalFields(body) ? body : null;
+}
+
+/**
+ * A journald entry: `journalctl -o json`'s flat object, or the CloudWatch agent's `{"body":{…}}`
+ * wrapper of one.
+ */
+export function isJournalEntry(value: object): value is JournalEntry {
+  return hasJournalFields(value) || agentJournalBody(value) !== null;
 }
 
 const utf8 = new TextDecoder('utf-8');
@@ -33,10 +54,14 @@ function fieldText(name: string, value: unknown): string | null {
 }
 
 /**
- * Reads one journald entry. Only `_TRANSPORT=kernel` makes it a kernel line: fields starting with
- * an underscore are set by journald itself, so a program cannot claim to be the kernel.
+ * Reads one journald entry (flat, or in the agent's `body` wrapper). Only `_TRANSPORT=kernel`
+ * makes it a kernel line: fields starting with an underscore are set by journald itself, so a
+ * program cannot claim to be the kernel.
  */
-export function parseJournalEntry(entry: JournalEntry): LogLine {
+export function parseJournalEntry(value: JournalEntry): LogLine {
+  // The same rule for the agent's wrapper: only the journal's own `_TRANSPORT` counts, never a
+  // key of the wrapper around it.
+  const entry = (agentJournalBody(value) ?? value) as JournalEntry;
   const realtime = fieldText('__REALTIME_TIMESTAMP', entry.__REALTIME_TIMESTAMP);
   let timeMs: number | null = null;
   if (realtime !== null) {

@@ -9,7 +9,7 @@ import {
   hostForLogStream,
   parseCloudWatchLogsData,
 } from '../../../functions/core/detect/index.js';
-import { SEED_001_KEEPALIVED, SEED_001_MESSAGES } from './real-lines.js';
+import { agentJournaldEvent, SEED_001_KEEPALIVED, SEED_001_MESSAGES } from './real-lines.js';
 
 const INSTANCE = 'i-0a1b2c3d4e5f67890';
 
@@ -136,6 +136,68 @@ describe('detectInSubscription', () => {
       netns: '4026532177',
       firstSeen: '2026-03-13T20:21:45.000Z',
     });
+  });
+});
+
+describe("the CloudWatch agent's journald events (the body wrapper)", () => {
+  it('counts kernel-transport entries, with the instance id from the stream and the journal time', () => {
+    const result = detectInSubscription(
+      subscriptionData([
+        agentJournaldEvent({
+          message: 'net_ratelimit: 9 callbacks suppressed',
+          realtimeMicros: '1773433305000000',
+        }),
+        agentJournaldEvent({
+          message: 'nf_conntrack: nf_conntrack: table full, dropping packet',
+          realtimeMicros: '1773433306250000',
+        }),
+      ]),
+    );
+    expect(result.groups).toEqual([
+      {
+        host: INSTANCE,
+        netns: null,
+        kind: 'table-full',
+        dropLines: 1,
+        suppressed: 9,
+        firstSeen: '2026-03-13T20:21:45.000Z',
+        lastSeen: '2026-03-13T20:21:46.250Z',
+      },
+    ]);
+    expect(result.ignored['not-kernel']).toBe(0);
+  });
+
+  it("keeps the kernel-origin rule: only the journal's own _TRANSPORT inside body counts", () => {
+    const forged = JSON.stringify({
+      // A wrapper key claiming the kernel does not make the entry the kernel's.
+      _TRANSPORT_: 'kernel',
+      body: JSON.parse(agentJournaldEvent({ message: 'x', transport: 'syslog' })).body,
+    }).replace('"MESSAGE":"x"', '"MESSAGE":"nf_conntrack: table full, dropping packet"');
+    const result = detectInSubscription(
+      subscriptionData([
+        agentJournaldEvent({
+          message: 'nf_conntrack: table full, dropping packet',
+          transport: 'syslog',
+          identifier: 'kernel',
+        }),
+        agentJournaldEvent({ message: 'nf_conntrack: table full, dropping packet', transport: 'stdout' }),
+        forged,
+      ]),
+    );
+    expect(result.groups).toEqual([]);
+    expect(result.ignored['not-kernel']).toBe(3);
+  });
+
+  it('reads the wrapper in the CLI session too (a saved agent event)', () => {
+    const session = new DetectionSession({ defaultHost: 'h' });
+    session.jsonValue(
+      JSON.parse(
+        agentJournaldEvent({ message: 'nf_conntrack: expectation table full', hostname: 'ip-10-0-0-1' }),
+      ),
+    );
+    expect(session.report().groups).toEqual([
+      expect.objectContaining({ host: 'ip-10-0-0-1', kind: 'expect-table-full', dropLines: 1 }),
+    ]);
   });
 });
 

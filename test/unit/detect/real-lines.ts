@@ -115,3 +115,20 @@ export function journalEntry(fields: {
     _RUNTIME_SCOPE: 'system',
   });
 }
+
+/**
+ * One event as the CloudWatch agent's journald collector ships it: the OpenTelemetry CloudWatch
+ * Logs exporter (`raw_log` unset) writes the journal entry's fields under `body`, beside the
+ * record's resource, attributes and severity. The shape is read from the agent's source
+ * (aws/amazon-cloudwatch-agent, translator/translate/otel/exporter/journald), not observed from a
+ * live agent; the fields inside `body` are those of `journalEntry` above.
+ */
+export function agentJournaldEvent(fields: Parameters<typeof journalEntry>[0]): string {
+  return JSON.stringify({
+    body: JSON.parse(journalEntry(fields)),
+    resource: { 'host.id': 'i-0a1b2c3d4e5f67890', 'cloud.provider': 'aws' },
+    attributes: {},
+    severity_number: 13,
+    severity_text: 'WARN',
+  });
+}
