@@ -45,6 +45,11 @@ import {
 import { Notifications } from './constructs/notifications.js';
 import { RunbookDocuments } from './constructs/runbook-documents.js';
 import { SlackChatops, type SlackProps, validateSlackProps } from './constructs/slack-chatops.js';
+import {
+  checkManagedInstanceTag,
+  DEFAULT_MANAGED_INSTANCE_TAG,
+  type ManagedInstanceTag,
+} from './managed-instances.js';
 
 /** The repository's `runbooks/` folder. */
 export const REPOSITORY_RUNBOOKS = fileURLToPath(new URL('../runbooks/', import.meta.url));
@@ -163,6 +168,23 @@ export interface ConntrackResponderProps {
    * @default Duration.hours(4)
    */
   readonly workflowTimeout?: Duration;
+
+  /**
+   * The key of the instance tag that opts an instance in: whatever the stack applies to instances
+   * on its own (State Manager associations) targets exactly the instances carrying
+   * `managedInstanceTagKey` = `managedInstanceTagValue`. Whoever may tag instances may opt them in:
+   * restrict `ec2:CreateTags` on this key accordingly.
+   *
+   * @default 'conntrack-responder:managed'
+   */
+  readonly managedInstanceTagKey?: string;
+
+  /**
+   * The value of `managedInstanceTagKey` that opts an instance in.
+   *
+   * @default 'true'
+   */
+  readonly managedInstanceTagValue?: string;
 
   // ---- the incident workflow (docs/workflow.md, docs/policy.md) ---------------------------------
 
@@ -310,10 +332,13 @@ export class ConntrackResponder extends Construct {
   readonly guardrailsFunction: lambda.IFunction;
   /** Present when `slack` was given. */
   readonly chatops?: SlackChatops;
+  /** The tag that selects the instances the stack manages (associations, SendCommand condition). */
+  readonly managedInstanceTag: ManagedInstanceTag;
 
   constructor(scope: Construct, id: string, props: ConntrackResponderProps = {}) {
     super(scope, id);
     const settings = resolveProps(props);
+    this.managedInstanceTag = settings.managedInstanceTag;
 
     this.documents = new RunbookDocuments(this, 'Runbooks', {
       directory: settings.runbookDirectory,
@@ -403,9 +428,12 @@ type GuardrailProp =
   | 'awsMaxAttempts'
   | 'awsRetryMode';
 
-type ResolvedProps = Required<Omit<ConntrackResponderProps, GuardrailProp | 'slack'>> & {
+type TagProp = 'managedInstanceTagKey' | 'managedInstanceTagValue';
+
+type ResolvedProps = Required<Omit<ConntrackResponderProps, GuardrailProp | TagProp | 'slack'>> & {
   readonly guardrails: GuardrailSettings;
   readonly sdkRetry: SdkRetryConfig;
+  readonly managedInstanceTag: ManagedInstanceTag;
 };
 
 /** Applies the defaults and rejects what would only fail at deploy time, naming the prop. */
@@ -447,6 +475,10 @@ function resolveProps(props: ConntrackResponderProps): ResolvedProps {
     sdkRetry: {
       maxAttempts: props.awsMaxAttempts ?? DEFAULT_SDK_RETRY.maxAttempts,
       retryMode: props.awsRetryMode ?? DEFAULT_SDK_RETRY.retryMode,
+    },
+    managedInstanceTag: {
+      key: props.managedInstanceTagKey ?? DEFAULT_MANAGED_INSTANCE_TAG.key,
+      value: props.managedInstanceTagValue ?? DEFAULT_MANAGED_INSTANCE_TAG.value,
     },
   };
   try {
@@ -494,6 +526,11 @@ function resolveProps(props: ConntrackResponderProps): ResolvedProps {
     );
   }
   if (props.slack !== undefined) validateSlackProps(props.slack);
+  checkManagedInstanceTag(resolved.managedInstanceTag, (field) =>
+    field === 'key'
+      ? 'ConntrackResponder managedInstanceTagKey'
+      : 'ConntrackResponder managedInstanceTagValue',
+  );
   if (resolved.workflowTimeout.toSeconds() < 60) {
     throw new Error('ConntrackResponder workflowTimeout must be at least one minute');
   }

@@ -99,6 +99,9 @@ export function appSettingsFromContext(read: ContextReader): AppSettings {
     documentNamePrefix: text('documentNamePrefix'),
     incidentRetentionDays: wholeNumber('incidentRetentionDays'),
     workflowTimeout: minutes('workflowTimeoutMinutes'),
+    // The opt-in tag of the instances the stack manages; the construct checks both.
+    managedInstanceTagKey: text('managedInstanceTagKey'),
+    managedInstanceTagValue: text('managedInstanceTagValue'),
     approvalTimeoutMinutes: wholeNumber('approvalTimeoutMinutes'),
     soak: minutes('soakMinutes'),
     // Checked by the construct against the functions' own schema (docs/policy.md).

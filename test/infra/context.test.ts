@@ -97,6 +97,22 @@ describe('appSettingsFromContext', () => {
     expect(fromCdkJson.responder).toEqual({ policy: { modes: { 'raise-limits': 'approve' } } });
   });
 
+  it('reads the opt-in tag of the managed instances', () => {
+    const settings = appSettingsFromContext(
+      reader({
+        'conntrack-responder:managedInstanceTagKey': 'ops/conntrack',
+        'conntrack-responder:managedInstanceTagValue': 'yes',
+      }),
+    );
+    expect(settings.responder).toEqual({
+      managedInstanceTagKey: 'ops/conntrack',
+      managedInstanceTagValue: 'yes',
+    });
+    expect(() =>
+      appSettingsFromContext(reader({ 'conntrack-responder:managedInstanceTagValue': true })),
+    ).toThrow(/managedInstanceTagValue must be a string, got true/);
+  });
+
   it.each([
     [
       { 'conntrack-responder:cooldownMinutes': 'half an hour' },
