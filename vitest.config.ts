@@ -11,6 +11,9 @@ export default defineConfig({
           name: 'unit',
           include: ['test/unit/**/*.test.ts', 'test/infra/**/*.test.ts'],
           testTimeout: 60_000,
+          // Hooks do the same work as tests (a CDK synth in beforeAll takes seconds idle and over
+          // 10 s, vitest's default hook bound, on a loaded 2-core machine): the same bound.
+          hookTimeout: 60_000,
         },
       },
       {
