@@ -8,6 +8,9 @@
 #   CONNTRACK_RESPONDER_PROC_NET  replaces /proc/net for the conntrack table and its counters, so a
 #                                 test can make /proc/net/nf_conntrack look missing (conntrack -L/-S path)
 #   CONNTRACK_RESPONDER_ROOT      prefix for configuration files read (sysctl.d, modprobe.d, ...)
+#   CONNTRACK_RESPONDER_ENA_STATS a directory holding, per interface name, what `ethtool -S` prints
+#                                 for it: the ENA counter source of hosts without an ENA device (the
+#                                 lab and the local twin); interfaces without a file are not asked
 set -euo pipefail
 export LC_ALL=C TZ=UTC
 PATH=$PATH:/usr/sbin:/sbin:/usr/bin:/bin
@@ -15,6 +18,7 @@ PATH=$PATH:/usr/sbin:/sbin:/usr/bin:/bin
 readonly OUTPUT_LIMIT=23500 # SSM keeps the first 24,000 characters of stdout; keep a margin
 readonly PROC_NET=${CONNTRACK_RESPONDER_PROC_NET:-/proc/net}
 readonly ROOT=${CONNTRACK_RESPONDER_ROOT:-}
+readonly ENA_STATS=${CONNTRACK_RESPONDER_ENA_STATS:-}
 
 die() {
   printf 'collect-diagnostics: %s\n' "$*" >&2
@@ -135,6 +139,14 @@ collect_host() {
   inode=${netns#net:\[}
   inode=${inode%\]}
   if [[ $netns == "net:[$inode]" && -n $inode && $inode != *[!0-9]* ]]; then fact host netnsInode "$inode"; fi
+  # TCP keepalive (per namespace): the longest a kept-alive idle connection goes without a packet,
+  # which bounds how short EC2's idle tracking timeout may safely be (docs/sizing.md).
+  read_first_line /proc/sys/net/ipv4/tcp_keepalive_time
+  fact host keepaliveTime "$LINE"
+  read_first_line /proc/sys/net/ipv4/tcp_keepalive_intvl
+  fact host keepaliveInterval "$LINE"
+  read_first_line /proc/sys/net/ipv4/tcp_keepalive_probes
+  fact host keepaliveProbes "$LINE"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -240,10 +252,15 @@ $1 == "conntrack_allowance_available:" && $2 ~ /^[0-9]+$/ { printf "ena\t%s\t%s\
 # call per interface instead of two on every host that is not an EC2 instance.
 sample_ena() { # label
   local dev line found=()
-  ((${#ENA_CANDIDATES[@]})) && have ethtool || return 0
+  ((${#ENA_CANDIDATES[@]})) || return 0
+  [[ -n $ENA_STATS ]] || have ethtool || return 0
   for dev in ${ENA_CANDIDATES[@]+"${ENA_CANDIDATES[@]}"}; do
     printf '@dev %s\n' "$dev"
-    ethtool -S "$dev" 2>/dev/null || true
+    if [[ -z $ENA_STATS ]]; then
+      ethtool -S "$dev" 2>/dev/null || true
+    elif [[ -r $ENA_STATS/$dev ]]; then
+      cat "$ENA_STATS/$dev" 2>/dev/null || true
+    fi
   done | awk -v label="$1" "$ENA_AWK" >"$WORK/ena"
   while IFS= read -r line; do
     printf '%s\n' "$line" >>"$FACTS"
@@ -252,6 +269,13 @@ sample_ena() { # label
     [[ " ${found[*]-} " == *" $dev "* ]] || found+=("$dev")
   done <"$WORK/ena"
   ENA_CANDIDATES=(${found[@]+"${found[@]}"})
+  # The MAC address is what ties a guest interface to its ENI (DescribeNetworkInterfaces MacAddress).
+  if [[ $1 == first ]]; then
+    for dev in ${found[@]+"${found[@]}"}; do
+      read_first_line "/sys/class/net/$dev/address"
+      fact ena first "$dev" mac "$LINE"
+    done
+  fi
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -954,12 +978,15 @@ END {
   }
   for (i = 1; i <= NENA && i <= CAP[11]; i++) {
     d = ENAORDER[i]
-    add("ena", "{\"interface\":" str(d, 32) ",\"first\":{\"exceeded\":" numornull(ENA["first", d, "exceeded"]) ",\"available\":" numornull(ENA["first", d, "available"]) "},\"second\":{\"exceeded\":" numornull(ENA["second", d, "exceeded"]) ",\"available\":" numornull(ENA["second", d, "available"]) "}}")
+    mac = ENA["first", d, "mac"]; mac = (mac ~ /^[0-9a-f][0-9a-f](:[0-9a-f][0-9a-f])(:[0-9a-f][0-9a-f])(:[0-9a-f][0-9a-f])(:[0-9a-f][0-9a-f])(:[0-9a-f][0-9a-f])$/) ? "\"" mac "\"" : "null"
+    add("ena", "{\"interface\":" str(d, 32) ",\"mac\":" mac ",\"first\":{\"exceeded\":" numornull(ENA["first", d, "exceeded"]) ",\"available\":" numornull(ENA["first", d, "available"]) "},\"second\":{\"exceeded\":" numornull(ENA["second", d, "exceeded"]) ",\"available\":" numornull(ENA["second", d, "available"]) "}}")
   }
   printf "{\"schemaVersion\":1,\"document\":\"collect-diagnostics\",\"collectedAt\":%s,", str(collected, 40)
   printf "\"host\":{\"hostname\":%s,\"kernel\":%s,", str(H["hostname"], 64), str(H["kernel"], 100)
   printf "\"distribution\":{\"id\":%s,\"versionId\":%s,\"prettyName\":%s},", str(H["distId"] == "" ? "unknown" : H["distId"], 40), str(H["distVersionId"] == "" ? "unknown" : H["distVersionId"], 40), str(H["distPrettyName"] == "" ? "unknown" : H["distPrettyName"], 100)
-  printf "\"cpuCount\":%s,\"memTotalBytes\":%s,\"netnsInode\":%s},", numornull(H["cpuCount"]), numornull(H["memTotalBytes"]), (H["netnsInode"] == "" ? "null" : str(H["netnsInode"], 20))
+  printf "\"cpuCount\":%s,\"memTotalBytes\":%s,\"netnsInode\":%s,", numornull(H["cpuCount"]), numornull(H["memTotalBytes"]), (H["netnsInode"] == "" ? "null" : str(H["netnsInode"], 20))
+  keepalive = (H["keepaliveTime"] ~ /^[0-9]+$/ && H["keepaliveInterval"] ~ /^[0-9]+$/ && H["keepaliveProbes"] ~ /^[0-9]+$/) ? sprintf("{\"timeSeconds\":%.0f,\"intervalSeconds\":%.0f,\"probes\":%.0f}", H["keepaliveTime"], H["keepaliveInterval"], H["keepaliveProbes"]) : "null"
+  printf "\"tcpKeepalive\":%s},", keepalive
   printf "\"conntrack\":{\"loaded\":%s,", (CT["loaded"] == 1 ? "true" : "false")
   printf "\"max\":%s,\"count\":%s,\"buckets\":%s,", numornull(SYS["max"]), numornull(SYS["count"]), numornull(SYS["buckets"])
   printf "\"sysctls\":{%s},\"entryBytes\":%s,", substr(arr("sysctl", 400), 2, length(arr("sysctl", 400)) - 2), numornull(CT["entryBytes"])

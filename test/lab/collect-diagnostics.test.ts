@@ -370,6 +370,7 @@ describe.skipIf(labUnavailable)(
     let bare: Collected;
     let rich: Collected;
     let veth: string;
+    let vethMac: string;
 
     beforeAll(async () => {
       hosts = await createLabHosts('diagbare');
@@ -424,6 +425,7 @@ describe.skipIf(labUnavailable)(
         .split(/\s+/)
         .filter((name) => name !== '' && name !== 'lo')
         .join(',');
+      vethMac = (await execInNetns(hosts.instance, 'cat', [`/sys/class/net/${veth}/address`])).stdout.trim();
     });
     afterAll(async () => {
       stop(kubeProxy);
@@ -455,10 +457,38 @@ describe.skipIf(labUnavailable)(
       expect(rich.report.ena).toEqual([
         {
           interface: veth,
+          mac: vethMac,
           first: { exceeded: 7, available: 136812 },
           second: { exceeded: 14, available: 136812 },
         },
       ]);
+    });
+
+    it('reads the counters from CONNTRACK_RESPONDER_ENA_STATS instead of ethtool when told to', async () => {
+      const stats = join(work, 'ena-stats');
+      await mkdir(stats);
+      await writeFile(
+        join(stats, veth),
+        'NIC statistics:\n     conntrack_allowance_exceeded: 41\n     conntrack_allowance_available: 12\n',
+      );
+      // A file for an interface the namespace does not have is never read.
+      await writeFile(join(stats, 'eth9'), 'NIC statistics:\n     conntrack_allowance_exceeded: 1\n');
+      const injected = await collect(hosts.instance, {}, { CONNTRACK_RESPONDER_ENA_STATS: stats });
+      expect(injected.report.ena).toEqual([
+        {
+          interface: veth,
+          mac: vethMac,
+          first: { exceeded: 41, available: 12 },
+          second: { exceeded: 41, available: 12 },
+        },
+      ]);
+    });
+
+    it("reports the namespace's TCP keepalive settings", async () => {
+      await execInNetns(hosts.instance, 'sysctl', ['-qw', 'net.ipv4.tcp_keepalive_time=600']);
+      const { report } = await collect(hosts.instance);
+      expect(report.host.tcpKeepalive).toEqual({ timeSeconds: 600, intervalSeconds: 75, probes: 9 });
+      expect(bare.report.host.tcpKeepalive).toEqual({ timeSeconds: 7200, intervalSeconds: 75, probes: 9 });
     });
 
     it('names kube-proxy and the sysctl.d/modprobe.d files that set conntrack values', () => {

@@ -62,6 +62,15 @@ export const DiagnosticsReportSchema = z.object({
     memTotalBytes: count,
     /** Inode of the network namespace the script ran in (what kernels >= 6.17 print as "in netns N"). */
     netnsInode: z.string().nullable(),
+    /**
+     * net.ipv4.tcp_keepalive_{time,intvl,probes} of the namespace: how long a kept-alive idle TCP
+     * connection goes without a packet, which bounds EC2's idle tracking timeout (docs/sizing.md).
+     * Null when unreadable. (Later addition, optional.)
+     */
+    tcpKeepalive: z
+      .object({ timeSeconds: count, intervalSeconds: count, probes: count })
+      .nullable()
+      .optional(),
   }),
   conntrack: z.object({
     /** False when the nf_conntrack module is not loaded (no /proc/sys/net/netfilter/nf_conntrack_max). */
@@ -155,6 +164,15 @@ export const DiagnosticsReportSchema = z.object({
   ena: z.array(
     z.object({
       interface: z.string(),
+      /**
+       * The interface's MAC address (/sys/class/net/IF/address, lower case), which names its ENI in
+       * DescribeNetworkInterfaces; null when unreadable. (Later addition, optional.)
+       */
+      mac: z
+        .string()
+        .regex(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/)
+        .nullable()
+        .optional(),
       first: z.object({ exceeded: count.nullable(), available: count.nullable() }),
       second: z.object({ exceeded: count.nullable(), available: count.nullable() }),
     }),
