@@ -114,6 +114,7 @@ const CLASSIFICATION_TEXT: Record<string, string> = {
 const KIND_TEXT: Record<string, string> = {
   'table-full': 'conntrack table full',
   'expect-table-full': 'conntrack expectation table full',
+  'ec2-allowance': 'EC2 connection-tracking allowance exhausted',
 };
 
 export function openingMessage(incident: IncidentView): SlackMessage {

@@ -37,7 +37,7 @@ export interface WorkflowEvidenceInput {
 const IncidentSchema = z.looseObject({
   incidentId: z.string().min(1),
   instanceId: z.string().nullable().optional(),
-  kind: z.enum(['table-full', 'expect-table-full']),
+  kind: z.enum(['table-full', 'expect-table-full', 'ec2-allowance']),
   openedAt: z.string().optional(),
   trigger: z.looseObject({
     netns: z.string().nullable(),

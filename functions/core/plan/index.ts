@@ -7,6 +7,7 @@ export {
   type ActionKind,
   type ActionMode,
   DEFAULT_POLICY,
+  HOST_ACTION_KINDS,
   type Policy,
   type PolicyOverrides,
   PolicyOverridesSchema,
@@ -18,4 +19,4 @@ export { kubeProxyConntrackMax, type SizingResult, sizeConntrackTable } from './
 export { KERNEL_DEFAULT_TIMEOUTS, planTimeouts } from './timeouts.js';
 export type * from './types.js';
 export { PLAN_SCHEMA_VERSION } from './types.js';
-export { type VerificationResult, verifyRemediation } from './verify.js';
+export { type VerificationResult, type VerificationScope, verifyRemediation } from './verify.js';

@@ -5,7 +5,7 @@
  * would reject, so that an impossible plan is a bug caught here and not a failed SSM command at
  * 3 a.m.
  */
-export type DocumentName = 'raise-limits' | 'notrack-ports';
+export type DocumentName = 'raise-limits' | 'notrack-ports' | 'eni-timeouts';
 
 export interface RaiseLimitsParameters {
   readonly ChangeId: string;
@@ -14,6 +14,20 @@ export interface RaiseLimitsParameters {
   readonly Timeouts: string;
   readonly MemoryBudgetPercent: string;
   readonly Persist: 'true' | 'false';
+}
+
+/**
+ * Not an SSM document: the EC2 API call ModifyNetworkInterfaceAttribute with a
+ * ConnectionTrackingSpecification (functions/core/allowance/eni-change.ts). Its parameters follow
+ * the same contract so that plans, approvals and evidence treat every change alike. Ranges: EC2 API
+ * Reference, ConnectionTrackingSpecificationRequest.
+ */
+export interface EniTimeoutsParameters {
+  readonly ChangeId: string;
+  readonly NetworkInterfaceId: string;
+  readonly TcpEstablishedTimeout: string;
+  readonly UdpStreamTimeout: string;
+  readonly UdpTimeout: string;
 }
 
 export interface NotrackPortsParameters {
@@ -42,12 +56,27 @@ const PARAMETER_PATTERNS: Record<DocumentName, Record<string, RegExp>> = {
     Direction: /^(inbound|outbound)$/,
     Persist: /^(true|false)$/,
   },
+  'eni-timeouts': {
+    ChangeId: CHANGE_ID_PATTERN,
+    NetworkInterfaceId: /^eni-[0-9a-f]{8,17}$/,
+    TcpEstablishedTimeout: /^[1-9][0-9]{1,5}$/,
+    UdpStreamTimeout: /^[1-9][0-9]{1,2}$/,
+    UdpTimeout: /^[1-9][0-9]$/,
+  },
+};
+
+/** EC2's accepted ranges for the eni-timeouts parameters, in seconds. */
+const ENI_TIMEOUT_PARAMETER_RANGES: Readonly<Record<string, readonly [number, number]>> = {
+  TcpEstablishedTimeout: [60, 432_000],
+  UdpStreamTimeout: [60, 180],
+  UdpTimeout: [30, 60],
 };
 
 /** The parameter names of each document, as the contract lists them. */
 export const CONTRACT_PARAMETERS: Readonly<Record<DocumentName, readonly string[]>> = {
   'raise-limits': Object.keys(PARAMETER_PATTERNS['raise-limits']),
   'notrack-ports': Object.keys(PARAMETER_PATTERNS['notrack-ports']),
+  'eni-timeouts': Object.keys(PARAMETER_PATTERNS['eni-timeouts']),
 };
 
 /** The `net.netfilter.nf_conntrack_<name>` timeouts the raise-limits document accepts in `Timeouts`. */
@@ -81,6 +110,13 @@ export function assertDocumentParameters(document: DocumentName, parameters: Rec
         if (!name || !TIMEOUT_NAME_PATTERN.test(name))
           throw new Error(`${document}: unknown timeout ${name}`);
       }
+    }
+  }
+  if (document === 'eni-timeouts') {
+    for (const [name, [min, max]] of Object.entries(ENI_TIMEOUT_PARAMETER_RANGES)) {
+      const value = Number(parameters[name]);
+      if (value < min || value > max)
+        throw new Error(`${document}: ${name}=${parameters[name]} is outside ${min}–${max}`);
     }
   }
   if (document === 'notrack-ports') {

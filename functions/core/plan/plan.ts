@@ -1,5 +1,14 @@
 import { createHash } from 'node:crypto';
+import type { AllowanceFinding } from '../allowance/counters.js';
 import type { DiagnosticsReport } from '../diagnostics/report.js';
+import {
+  diagnoseTables,
+  type Ec2Diagnosis,
+  ec2Findings,
+  type KernelTableState,
+  planEc2,
+  type TablesDiagnosis,
+} from './ec2.js';
 import { describePort, type PortCandidate, selectNotrackPorts, untrackedAcceptedFor } from './notrack.js';
 import { assertDocumentParameters, CHANGE_ID_PATTERN, type DocumentName } from './parameters.js';
 import type { ActionKind, Policy } from './policy.js';
@@ -43,12 +52,16 @@ class Planner {
   private readonly recommendations: Recommendation[] = [];
   private readonly refusals: Refusal[] = [];
   private sizing: SizingResult | null = null;
+  private readonly findings: readonly AllowanceFinding[];
+  private tables: TablesDiagnosis | undefined;
+  private ec2: Ec2Diagnosis | null = null;
 
   constructor(private readonly input: PlanInput) {
     this.report = input.before;
     this.policy = input.policy;
     this.signals = readSignals(input.before);
     this.changeIdPrefix = changeIdPrefixFor(input);
+    this.findings = ec2Findings(this.signals, this.policy);
   }
 
   plan(): Plan {
@@ -61,7 +74,16 @@ class Planner {
         `the kernel named network namespace ${alert.netns}, but the diagnostics ran in ${s.netnsInode}: these counters say nothing about the namespace in the log line`,
       );
     }
+    const ec2Trouble = this.findings.length > 0;
     if (!s.loaded) {
+      this.tables = diagnoseTables(
+        s,
+        this.findings,
+        'not-loaded',
+        'nf_conntrack is not loaded, so the guest tracks nothing',
+      );
+      if (ec2Trouble) return this.ec2Allowance();
+      if (alert.kind === 'ec2-allowance') return this.notConfirmed(this.allowanceQuiet());
       return this.notConfirmed(
         'nf_conntrack is not loaded on this host: no current conntrack table can be full (the log line is stale, from another host, or forged)',
       );
@@ -78,16 +100,27 @@ class Planner {
       s.expectationsInUse >= this.policy.nearFullRatio * s.expectMax;
     const chainsTooLong = (s.chainTooLong ?? 0) > 0;
     const races = (s.insertFailed ?? 0) > 0;
-    const enaExceeded = s.enaExceeded > 0;
+    const kernelState: KernelTableState = kernelFull ? 'full' : 'not-full';
+    this.tables = diagnoseTables(
+      s,
+      this.findings,
+      kernelState,
+      kernelFull
+        ? `the kernel table is full (${this.countVsMax()}, ${tableFullDrops} packets dropped for lack of an entry in ${interval})`
+        : `the kernel table is not full (${this.countVsMax()}, no table-full drops in ${interval})`,
+    );
 
-    if (enaExceeded && kernelFull) this.recommendEc2(true);
+    // Both tables can be in trouble at once (a busy NAT or proxy host): the EC2 part is planned
+    // beside whatever the kernel needs.
+    if (ec2Trouble && (kernelFull || expectFull || chainsTooLong || races)) this.addEc2(true);
     if (expectFull && (kernelFull || chainsTooLong)) this.recommendExpectations();
 
     if (kernelFull) return this.tableFull(tableFullDrops, nearFull);
     if (expectFull) return this.expectTableFull();
     if (chainsTooLong) return this.hashChainsTooLong();
     if (races) return this.insertRaces();
-    if (enaExceeded) return this.ec2Allowance();
+    if (ec2Trouble) return this.ec2Allowance();
+    if (alert.kind === 'ec2-allowance') return this.notConfirmed(this.allowanceQuiet());
     if (alert.kind === 'expect-table-full' && s.expectationsInUse === null) {
       return this.notConfirmed(
         'the report has no expectation counters (expect_create/expect_delete), so an "expectation table full" line cannot be confirmed',
@@ -151,7 +184,7 @@ class Planner {
     return this.finish(
       'expect-table-full',
       true,
-      `The conntrack expectation table is full (${s.expectationsInUse} of ${s.expectMax}); connections that need a helper (FTP, SIP, …) fail. No host change is made automatically.`,
+      `The conntrack expectation table is full (${s.expectationsInUse} of ${s.expectMax}); connections that need a helper (FTP, SIP, …) fail. No host change is made automatically.${this.ec2Also()}`,
     );
   }
 
@@ -243,19 +276,17 @@ class Planner {
     return this.finish(
       'insert-races',
       true,
-      `Packets are dropped by conntrack insert races (insert_failed +${s.insertFailed}), not by a full table (${this.countVsMax()}). No host change is made; see the recommendations.`,
+      `Packets are dropped by conntrack insert races (insert_failed +${s.insertFailed}), not by a full table (${this.countVsMax()}). No host change is made; see the recommendations.${this.ec2Also()}`,
     );
   }
 
   private ec2Allowance(): Plan {
     const s = this.signals;
-    const interfaces = s.ena
-      .filter((entry) => (entry.exceededDelta ?? 0) > 0)
-      .map((entry) => `${entry.interface} +${entry.exceededDelta}`)
-      .join(', ');
+    this.addEc2(false);
     this.confirmation.push(
-      `the instance's EC2 connection-tracking allowance is exhausted: conntrack_allowance_exceeded rose (${interfaces}) in ${s.intervalSeconds} s`,
-      `the kernel table is not the problem: ${this.countVsMax()}, no table-full drops`,
+      s.loaded
+        ? `the kernel table is not the problem: ${this.countVsMax()}, no table-full drops`
+        : 'the kernel table is not the problem: nf_conntrack is not loaded, so the guest tracks nothing',
     );
     this.refuse(
       'raise nf_conntrack_max',
@@ -265,12 +296,52 @@ class Planner {
       'NOTRACK',
       'guest NOTRACK rules do not reduce EC2 connection tracking: security groups are enforced outside the instance',
     );
-    this.recommendEc2(false);
+    const exhausted = this.findings.some((finding) => finding.exhausted);
     return this.finish(
       'ec2-allowance',
       true,
-      `EC2 drops packets because the instance's connection-tracking allowance is exhausted (conntrack_allowance_exceeded rising), while the kernel table is at ${percent(s.usage)}. No host change can fix it; see the recommendations.`,
+      `EC2 ${exhausted ? 'drops packets because the instance’s connection-tracking allowance is exhausted' : 'is about to drop packets: the instance’s connection-tracking allowance is nearly exhausted'} (${this.findings.map((finding) => finding.detail).join('; ')}), while ${s.loaded ? `the kernel table is at ${percent(s.usage)}` : 'the guest does not track connections'}. ${this.actions.length > 0 ? `Planned: ${this.actions.map((action) => `${action.title} [${action.mode}]`).join('; ')}.` : 'No change can be made automatically; see the refusals and recommendations.'}`,
     );
+  }
+
+  /** Why an ec2-allowance alert is not confirmed by the diagnostics. */
+  private allowanceQuiet(): string {
+    const s = this.signals;
+    if (s.allowance.length === 0)
+      return 'the diagnostics found no ENA allowance counters on this host, so the alert cannot be confirmed';
+    return `EC2's allowance counters were quiet during the diagnostics (${s.allowance.map((item) => `${item.name}: conntrack_allowance_exceeded +${item.exceededIncrease} in ${s.intervalSeconds} s${item.available === null ? '' : `, ${item.available} available`}`).join('; ')}): the exhaustion is over, or the sample line was not the host's`;
+  }
+
+  private addEc2(kernelAlso: boolean): void {
+    const ec2 = planEc2({
+      report: this.report,
+      signals: this.signals,
+      policy: this.policy,
+      findings: this.findings,
+      network: this.input.network ?? null,
+      networkProblem: this.input.networkProblem ?? null,
+      kernelAlso,
+    });
+    this.confirmation.push(...ec2.confirmation);
+    for (const draft of ec2.actions) {
+      this.addAction({
+        id: draft.id,
+        kind: 'eni-timeouts',
+        document: 'eni-timeouts',
+        parameters: draft.parameters,
+        requires: [],
+        title: draft.title,
+        reason: draft.reason,
+        memoryCostBytes: 0,
+        expectedEffect: draft.expectedEffect,
+        risk: draft.risk,
+        unsafeIf: draft.unsafeIf,
+        eni: draft.eni,
+      });
+    }
+    this.recommendations.push(...ec2.recommendations);
+    for (const refusal of ec2.refusals) this.refuse(refusal.considered, refusal.reason);
+    this.ec2 = ec2.diagnosis;
   }
 
   private notConfirmed(why: string): Plan {
@@ -474,10 +545,14 @@ class Planner {
     },
   ): PlannedAction {
     const changeId = `${this.changeIdPrefix}-${action.id}`;
-    const parameters = { ChangeId: changeId, ...action.parameters, Persist: 'false' };
+    // An ENI's timeouts outlive reboots by themselves: there is nothing to persist.
+    const persistent = action.document === 'eni-timeouts';
+    const parameters = persistent
+      ? { ChangeId: changeId, ...action.parameters }
+      : { ChangeId: changeId, ...action.parameters, Persist: 'false' };
     assertDocumentParameters(action.document as DocumentName, parameters);
     const persistParameters =
-      this.policy.persist === 'after-verify' ? { ...parameters, Persist: 'true' } : null;
+      this.policy.persist === 'after-verify' && !persistent ? { ...parameters, Persist: 'true' } : null;
     if (persistParameters) assertDocumentParameters(action.document as DocumentName, persistParameters);
     const planned: PlannedAction = {
       ...action,
@@ -568,32 +643,6 @@ class Planner {
     }
   }
 
-  private recommendEc2(alsoKernel: boolean): void {
-    this.recommendations.push(
-      {
-        scope: 'ec2',
-        title: alsoKernel
-          ? 'The EC2 connection-tracking allowance is also exhausted'
-          : 'Make flows untracked by EC2 with security group rules',
-        detail: `${alsoKernel ? 'conntrack_allowance_exceeded is rising too: EC2 drops packets before the guest sees them, which no host change fixes. ' : ''}EC2 does not track TCP/UDP flows allowed by an inbound rule for 0.0.0.0/0 (and ::/0) paired with an outbound rule allowing all traffic to 0.0.0.0/0 on all ports. Where that is acceptable for a service port, those flows stop counting against the allowance (ICMP is always tracked, and flows through NLB, GWLB, NAT gateways and Transit Gateway are always tracked).`,
-      },
-      {
-        scope: 'ec2',
-        title: 'Shorten the ENI connection-tracking idle timeouts',
-        detail:
-          'Nitro instances accept per-ENI idle timeouts: TcpEstablishedTimeout 60–432000 s (default 432000; 350 on Nitro v6), UdpStreamTimeout 60–180 (default 180), UdpTimeout 30–60 (default 30). Keep TcpEstablishedTimeout above the longest idle period between keepalives (Linux sends its first keepalive after 7200 s).',
-        snippet:
-          'aws ec2 modify-network-interface-attribute --network-interface-id eni-… \\\n  --connection-tracking-specification TcpEstablishedTimeout=7440,UdpStreamTimeout=60,UdpTimeout=30',
-      },
-      {
-        scope: 'ec2',
-        title: 'Use a larger instance size or spread the load',
-        detail:
-          'The allowance grows with the instance size. Watch conntrack_allowance_available (ethtool -S, or the CloudWatch agent ethtool plugin) to see how close each instance runs.',
-      },
-    );
-  }
-
   private recommendExpectations(): void {
     const s = this.signals;
     const suggested = s.expectMax !== null ? Math.max(256, s.expectMax * 4) : null;
@@ -634,6 +683,13 @@ class Planner {
     );
   }
 
+  /** The EC2 half of a summary whose kernel half names another problem. */
+  private ec2Also(): string {
+    if (this.findings.length === 0) return '';
+    const eni = this.actions.filter((action) => action.kind === 'eni-timeouts');
+    return ` EC2's connection-tracking allowance is ${this.findings.some((finding) => finding.exhausted) ? 'exhausted' : 'nearly exhausted'} too: ${eni.length > 0 ? `planned: ${eni.map((action) => `${action.title} [${action.mode}]`).join('; ')}` : 'no ENI change is possible, see the refusals'}.`;
+  }
+
   private countVsMax(): string {
     const s = this.signals;
     return `${s.count ?? 'unknown'} of ${s.max ?? 'unknown'} entries, ${percent(s.usage)}`;
@@ -658,6 +714,8 @@ class Planner {
       summary,
       alert: this.input.alert,
       signals: this.signals,
+      ...(this.tables ? { tables: this.tables } : {}),
+      ec2: this.ec2,
       actions: confirmed ? this.actions : [],
       recommendations: this.recommendations,
       refusals: this.refusals,

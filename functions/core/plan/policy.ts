@@ -5,9 +5,20 @@ import { z } from 'zod';
  * where a wrong automatic change costs more than a slow one; `docs/policy.md` explains each.
  */
 
-/** The kinds of host change the planner can propose; each has its own mode. */
-export const ACTION_KINDS = ['raise-limits', 'shorten-timeouts', 'notrack-ports'] as const;
+/**
+ * The kinds of change the planner can propose; each has its own mode. The first three run on the
+ * host through SSM documents; `eni-timeouts` shortens the idle tracking timeouts of the instance's
+ * ENIs through the EC2 API.
+ */
+export const ACTION_KINDS = ['raise-limits', 'shorten-timeouts', 'notrack-ports', 'eni-timeouts'] as const;
 export type ActionKind = (typeof ACTION_KINDS)[number];
+
+/** The kinds that run as SSM commands on the host (the rest are EC2 API calls). */
+export const HOST_ACTION_KINDS = [
+  'raise-limits',
+  'shorten-timeouts',
+  'notrack-ports',
+] as const satisfies readonly ActionKind[];
 
 /**
  * `auto`: applied without asking. `approve`: applied only after a human approves it.
@@ -58,16 +69,31 @@ export interface Policy {
    * management owns it; the plan's recommendations carry the files to add there).
    */
   readonly persist: 'after-verify' | 'never';
+  /** EC2's own connection-tracking allowance (the ENA counters). */
+  readonly allowance: {
+    /**
+     * conntrack_allowance_available at or below this confirms "nearly exhausted" even before a
+     * drop (detection uses the same threshold for the host sampler's counters).
+     */
+    readonly lowAvailable: number;
+  };
   readonly verify: {
     /** After remediation count/max must be below this. */
     readonly maxUsageRatio: number;
     /** The drop counter may rise by at most this many packets per second between the two samples. */
     readonly maxDropsPerSecond: number;
+    /** After ENI timeouts were shortened, conntrack_allowance_exceeded may rise by at most this many packets per second. */
+    readonly maxAllowanceExceededPerSecond: number;
   };
 }
 
 export const DEFAULT_POLICY: Policy = {
-  modes: { 'raise-limits': 'auto', 'shorten-timeouts': 'approve', 'notrack-ports': 'approve' },
+  modes: {
+    'raise-limits': 'auto',
+    'shorten-timeouts': 'approve',
+    'notrack-ports': 'approve',
+    'eni-timeouts': 'approve',
+  },
   memoryBudgetPercent: 5,
   nearFullRatio: 0.9,
   maxRaiseFactor: 4,
@@ -101,7 +127,8 @@ export const DEFAULT_POLICY: Policy = {
     refuseWithNatOwners: ['docker', 'kube-proxy'],
   },
   persist: 'after-verify',
-  verify: { maxUsageRatio: 0.8, maxDropsPerSecond: 0 },
+  allowance: { lowAvailable: 1000 },
+  verify: { maxUsageRatio: 0.8, maxDropsPerSecond: 0, maxAllowanceExceededPerSecond: 0 },
 };
 
 const mode = z.enum(ACTION_MODES);
@@ -118,7 +145,12 @@ const ProtectedPortSchema = z.object({
 export const PolicyOverridesSchema = z
   .object({
     modes: z
-      .object({ 'raise-limits': mode, 'shorten-timeouts': mode, 'notrack-ports': mode })
+      .object({
+        'raise-limits': mode,
+        'shorten-timeouts': mode,
+        'notrack-ports': mode,
+        'eni-timeouts': mode,
+      })
       .partial()
       .strict(),
     memoryBudgetPercent: z.number().int().min(1).max(50),
@@ -138,8 +170,16 @@ export const PolicyOverridesSchema = z
       .partial()
       .strict(),
     persist: z.enum(['after-verify', 'never']),
+    allowance: z
+      .object({ lowAvailable: z.number().int().min(0).max(10_000_000) })
+      .partial()
+      .strict(),
     verify: z
-      .object({ maxUsageRatio: ratio, maxDropsPerSecond: z.number().min(0) })
+      .object({
+        maxUsageRatio: ratio,
+        maxDropsPerSecond: z.number().min(0),
+        maxAllowanceExceededPerSecond: z.number().min(0),
+      })
       .partial()
       .strict(),
   })
@@ -170,6 +210,7 @@ export function resolvePolicy(overrides: unknown = {}): Policy {
     }),
     modes: { ...DEFAULT_POLICY.modes, ...stripUndefined(given.modes ?? {}) },
     notrack: { ...DEFAULT_POLICY.notrack, ...stripUndefined(given.notrack ?? {}) },
+    allowance: { ...DEFAULT_POLICY.allowance, ...stripUndefined(given.allowance ?? {}) },
     verify: { ...DEFAULT_POLICY.verify, ...stripUndefined(given.verify ?? {}) },
   };
   if (policy.verify.maxUsageRatio > policy.nearFullRatio) {

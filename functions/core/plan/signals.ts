@@ -1,3 +1,4 @@
+import { allowanceRates, type InterfaceAllowance } from '../allowance/counters.js';
 import type { ConntrackStats, DiagnosticsReport } from '../diagnostics/report.js';
 
 /**
@@ -29,11 +30,17 @@ export interface Signals {
   readonly tableFullDrops: number | null;
   readonly ena: readonly {
     readonly interface: string;
+    readonly mac: string | null;
     readonly exceededDelta: number | null;
     readonly available: number | null;
   }[];
   /** Sum of the ENA `conntrack_allowance_exceeded` deltas over all interfaces. */
   readonly enaExceeded: number;
+  /**
+   * The same counters as rates over the report's two samples (functions/core/allowance): the first
+   * sample is the baseline, a counter that went backwards (driver reset) counts from zero.
+   */
+  readonly allowance: readonly InterfaceAllowance[];
   /** Expectations in use, estimated as expect_create - expect_delete; null when the counters are absent. */
   readonly expectationsInUse: number | null;
   readonly expectMax: number | null;
@@ -88,11 +95,32 @@ export function readSignals(report: DiagnosticsReport): Signals {
   const count = conntrack.loaded ? conntrack.count : null;
   const usage = max !== null && count !== null ? count / max : null;
 
+  const allowance = allowanceRates([
+    {
+      at: 0,
+      interfaces: report.ena.map((entry) => ({ name: entry.interface, ...entry.first })),
+    },
+    {
+      at: intervalSeconds * 1000,
+      interfaces: report.ena.map((entry) => ({ name: entry.interface, ...entry.second })),
+    },
+  ]);
   const ena = report.ena.map((entry) => {
+    const rate = allowance.find((item) => item.name === entry.interface);
     const a = entry.first.exceeded;
     const b = entry.second.exceeded;
-    const exceededDelta = a === null || b === null || b < a ? null : b - a;
-    return { interface: entry.interface, exceededDelta, available: entry.second.available };
+    const exceededDelta = a === null || b === null ? null : (rate?.exceededIncrease ?? null);
+    if (a !== null && b !== null && b < a) {
+      notes.push(
+        `conntrack_allowance_exceeded of ${entry.interface} went backwards between the samples (${a} → ${b}): the ENA driver was reset, so it counts from zero again`,
+      );
+    }
+    return {
+      interface: entry.interface,
+      mac: entry.mac ?? null,
+      exceededDelta,
+      available: entry.second.available,
+    };
   });
   const enaExceeded = ena.reduce((sum, entry) => sum + (entry.exceededDelta ?? 0), 0);
 
@@ -118,6 +146,7 @@ export function readSignals(report: DiagnosticsReport): Signals {
     tableFullDrops: drop === null ? null : Math.max(0, drop - (insertFailed ?? 0)),
     ena,
     enaExceeded,
+    allowance,
     expectationsInUse,
     expectMax,
     notes,

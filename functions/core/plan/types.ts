@@ -1,4 +1,6 @@
+import type { NetworkFacts } from '../allowance/network.js';
 import type { DiagnosticsReport } from '../diagnostics/report.js';
+import type { Ec2Diagnosis, EniActionDraft, TablesDiagnosis } from './ec2.js';
 import type { DocumentName } from './parameters.js';
 import type { ActionKind, ActionMode, Policy } from './policy.js';
 import type { Signals } from './signals.js';
@@ -6,9 +8,9 @@ import type { SizingResult } from './sizing.js';
 
 export const PLAN_SCHEMA_VERSION = 1 as const;
 
-/** What the kernel log line claimed (from detection); never trusted on its own. */
+/** What detection claimed (a kernel log line, or the host sampler's counters); never trusted on its own. */
 export interface Alert {
-  readonly kind: 'table-full' | 'expect-table-full';
+  readonly kind: 'table-full' | 'expect-table-full' | 'ec2-allowance';
   /** Inode the kernel named ("table full in netns N", kernels >= 6.17); null when the line names none. */
   readonly netns: string | null;
   /** Matching log lines, and the repeats the kernel's ratelimit suppressed (an upper bound, shared by all callers). */
@@ -22,6 +24,10 @@ export interface PlanInput {
   readonly policy: Policy;
   /** Prefix of every ChangeId (an incident id); derived from the report when absent. */
   readonly changeIdPrefix?: string;
+  /** What EC2 said about the instance's ENIs (the workflow's describe step); absent outside AWS or when not asked. */
+  readonly network?: NetworkFacts | null;
+  /** Why there are no EC2 facts when the describe step failed. */
+  readonly networkProblem?: string | null;
 }
 
 /**
@@ -63,6 +69,8 @@ export interface PlannedAction {
   readonly risk: RiskLevel;
   /** Conditions under which this action would do harm; an operator approving it should check them. */
   readonly unsafeIf: readonly string[];
+  /** For an eni-timeouts action: the ENI, its guest interface and the timeouts before and after. */
+  readonly eni?: EniActionDraft['eni'];
 }
 
 export type RecommendationScope =
@@ -100,6 +108,10 @@ export interface Plan {
   readonly summary: string;
   readonly alert: Alert;
   readonly signals: Signals;
+  /** Which table is in trouble: the kernel's, EC2's allowance, or both. (Later addition, optional in stored plans.) */
+  readonly tables?: TablesDiagnosis;
+  /** The EC2 side: each ENA interface, its ENI, timeouts and tracked flows; null when EC2's allowance is not involved. */
+  readonly ec2?: Ec2Diagnosis | null;
   readonly actions: readonly PlannedAction[];
   readonly recommendations: readonly Recommendation[];
   readonly refusals: readonly Refusal[];

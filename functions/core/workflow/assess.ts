@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { readNetworkFacts } from '../allowance/network.js';
 import { type DiagnosticsReport, DiagnosticsReportSchema } from '../diagnostics/report.js';
 import { type Classification, type Plan, planRemediation } from '../plan/index.js';
 import { alertOf, parseWith, WorkflowIncidentSchema, WorkflowInputError } from './incident.js';
@@ -48,7 +49,12 @@ export interface Assessment {
   readonly plan: Plan;
 }
 
-const AssessInputSchema = z.object({ incident: z.unknown(), diagnostics: z.unknown() });
+const AssessInputSchema = z.object({
+  incident: z.unknown(),
+  diagnostics: z.unknown(),
+  /** The describe step's facts about the instance's ENIs, a reason they were not read, or its caught error. */
+  network: z.unknown().optional(),
+});
 
 /** "Confirm the drops and plan the remediation": the diagnostics before any change, into a plan. */
 export function assessIncident(payload: unknown, settings: WorkflowSettings): Assessment {
@@ -57,11 +63,14 @@ export function assessIncident(payload: unknown, settings: WorkflowSettings): As
   const before = readDiagnostics(input.diagnostics, 'before');
   if (incident.instanceId === null)
     throw new WorkflowInputError('the incident has no instance id to plan for');
+  const network = readNetworkFacts(input.network);
   const plan = planRemediation({
     before,
     alert: alertOf(incident),
     policy: settings.policy,
     changeIdPrefix: incident.incidentId,
+    network: network.facts,
+    networkProblem: network.problem,
   });
   return {
     confirmed: plan.confirmed && plan.classification !== 'not-confirmed',

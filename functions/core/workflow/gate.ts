@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ENI_TIMEOUTS_DOCUMENT } from '../allowance/eni-change.js';
 import type { ActionMode, Plan, PlannedAction } from '../plan/index.js';
 import { DOCUMENT, isRemediationDocument } from './documents.js';
 import {
@@ -29,8 +30,12 @@ export interface WorkflowAction {
   readonly parameters: Readonly<Record<string, readonly string[]>>;
 }
 
+/**
+ * Undoing one change: the host's rollback document for SSM changes, the ENI timeouts' own rollback
+ * (an EC2 call restoring the saved values) for an eni-timeouts change.
+ */
 export interface RollbackStep {
-  readonly document: typeof DOCUMENT.rollback;
+  readonly document: typeof DOCUMENT.rollback | typeof ENI_TIMEOUTS_DOCUMENT;
   readonly changeId: string;
   readonly parameters: { readonly ChangeId: readonly [string] };
 }
@@ -90,7 +95,7 @@ function toWorkflowAction(action: PlannedAction, mode: ActionMode, persist = fal
   const parameters = persist && action.persistParameters ? action.persistParameters : action.parameters;
   const changeId = parameters.ChangeId;
   if (changeId === undefined) throw new WorkflowInputError(`action ${action.id} has no ChangeId`);
-  if (!isRemediationDocument(action.document)) {
+  if (!isRemediationDocument(action.document) && action.document !== ENI_TIMEOUTS_DOCUMENT) {
     throw new WorkflowInputError(
       `action ${action.id} names document '${action.document}', which the workflow may not run`,
     );
@@ -159,7 +164,7 @@ export function gateIncident(payload: unknown, settings: WorkflowSettings): Gate
         .map((action) => toWorkflowAction(action, modes.get(action.id) ?? 'auto', true)),
       rollback: [...toApply].reverse().map(
         (action): RollbackStep => ({
-          document: DOCUMENT.rollback,
+          document: action.document === ENI_TIMEOUTS_DOCUMENT ? ENI_TIMEOUTS_DOCUMENT : DOCUMENT.rollback,
           changeId: action.changeId,
           parameters: { ChangeId: [action.changeId] },
         }),

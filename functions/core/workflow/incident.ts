@@ -20,7 +20,8 @@ export const WorkflowIncidentSchema = z.looseObject({
   host: z.string().optional(),
   /** Null when the host is not an EC2 instance (the workflow escalates it). */
   instanceId: z.string().nullable(),
-  kind: z.enum(['table-full', 'expect-table-full']),
+  /** What opened the incident: a kernel log line, or the host sampler's EC2 allowance counters. */
+  kind: z.enum(['table-full', 'expect-table-full', 'ec2-allowance']),
   /** The most the workflow may do on its own for this incident (a ceiling over the policy's modes). */
   mode: z.enum(RESPONSE_MODES).default('auto'),
   openedAt: z.string().optional(),

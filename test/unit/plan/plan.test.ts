@@ -95,16 +95,19 @@ const cases: Case[] = [
     },
   },
   {
-    rule: 'ec2 allowance: ENA exceeded rising with a quiet kernel table → no host change, EC2 fixes',
+    rule: 'ec2 allowance: ENA exceeded rising with a quiet kernel table → no host change; without EC2 facts no ENI change either',
     report: ReportBuilder.healthy().table({ max: 262_144, count: 30_000 }).enaExceeded('ens5', 1_200),
     check: (plan) => {
       expect(plan.classification).toBe('ec2-allowance');
       expect(plan.confirmed).toBe(true);
       expect(plan.actions).toEqual([]);
-      expect(scopes(plan).filter((scope) => scope === 'ec2')).toHaveLength(3);
+      expect(plan.tables).toMatchObject({ kernel: 'not-full', ec2: 'exhausted' });
+      expect(plan.tables?.summary).toMatch(/^EC2's allowance: /);
+      expect(scopes(plan).filter((scope) => scope === 'ec2')).toHaveLength(2);
       expect(plan.recommendations.map((r) => r.snippet ?? '').join('\n')).toContain('TcpEstablishedTimeout');
       expect(refused(plan, /raise/)).toHaveLength(1);
       expect(refused(plan, /NOTRACK/)[0]).toMatch(/security groups/);
+      expect(refused(plan, /ENI idle tracking timeouts/)[0]).toMatch(/not described/);
     },
   },
   {
@@ -113,9 +116,9 @@ const cases: Case[] = [
     check: (plan) => {
       expect(plan.classification).toBe('table-full');
       expect(kinds(plan)).toContain('raise-limits');
-      expect(plan.recommendations.some((r) => r.scope === 'ec2' && /also exhausted/.test(r.title))).toBe(
-        true,
-      );
+      expect(plan.recommendations.some((r) => r.scope === 'ec2' && /exhausted too/.test(r.title))).toBe(true);
+      expect(plan.tables).toMatchObject({ kernel: 'full', ec2: 'exhausted' });
+      expect(plan.tables?.summary).toMatch(/^Both tables: /);
     },
   },
   {

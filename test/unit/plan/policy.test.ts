@@ -2,13 +2,16 @@ import { describe, expect, it } from 'vitest';
 import { DEFAULT_POLICY, resolvePolicy, withMode } from '../../../functions/core/plan/policy.js';
 
 describe('resolvePolicy', () => {
-  it('gives the safe defaults: raises automatic, timeouts and NOTRACK need approval', () => {
+  it('gives the safe defaults: raises automatic, timeouts, NOTRACK and ENI timeouts need approval', () => {
     const policy = resolvePolicy();
     expect(policy.modes).toEqual({
       'raise-limits': 'auto',
       'shorten-timeouts': 'approve',
       'notrack-ports': 'approve',
+      'eni-timeouts': 'approve',
     });
+    expect(policy.allowance.lowAvailable).toBe(1000);
+    expect(policy.verify.maxAllowanceExceededPerSecond).toBe(0);
     expect(policy.memoryBudgetPercent).toBe(5);
     expect(policy.notrack.protectedPorts.map((rule) => rule.port)).toEqual([22, 443, 53]);
   });
@@ -47,7 +50,7 @@ describe('a resolved policy', () => {
 describe('withMode', () => {
   it('sets one mode for every action kind and leaves the rest alone', () => {
     const policy = withMode(resolvePolicy({ memoryBudgetPercent: 7 }), 'dry-run');
-    expect(Object.values(policy.modes)).toEqual(['dry-run', 'dry-run', 'dry-run']);
+    expect(Object.values(policy.modes)).toEqual(['dry-run', 'dry-run', 'dry-run', 'dry-run']);
     expect(policy.memoryBudgetPercent).toBe(7);
   });
 });
