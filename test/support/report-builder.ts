@@ -239,14 +239,21 @@ export class ReportBuilder {
     return this;
   }
 
-  /** ENA conntrack_allowance_exceeded rises by `delta` on the interface. */
-  enaExceeded(iface: string, delta: number, available = 0): this {
+  /** ENA conntrack_allowance_exceeded rises by `delta` on the interface (whose MAC names its ENI). */
+  enaExceeded(iface: string, delta: number, available = 0, mac?: string): this {
     this.draft.ena = this.draft.ena.filter((entry) => entry.interface !== iface);
     this.draft.ena.push({
       interface: iface,
+      ...(mac === undefined ? {} : { mac }),
       first: { exceeded: 50, available },
       second: { exceeded: 50 + delta, available },
     });
+    return this;
+  }
+
+  /** The namespace's TCP keepalive settings (net.ipv4.tcp_keepalive_*). */
+  keepalive(timeSeconds: number, intervalSeconds = 75, probes = 9): this {
+    this.draft.host.tcpKeepalive = { timeSeconds, intervalSeconds, probes };
     return this;
   }
 
