@@ -3,7 +3,7 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import type { Construct } from 'constructs';
-import { ACTION_KINDS } from '../../functions/core/plan/policy.js';
+import { HOST_ACTION_KINDS } from '../../functions/core/plan/policy.js';
 import { DOCUMENT } from '../../functions/core/workflow/documents.js';
 import { OUTCOMES } from '../../functions/core/workflow/outcome.js';
 import { type SsmPolling, ssmCommandLoop, throttlingRetry } from './ssm-command.js';
@@ -105,7 +105,7 @@ export interface WorkflowTimeBudget {
  */
 export function workflowTimeBudget(polling: SsmPolling = DEFAULT_POLLING): WorkflowTimeBudget {
   const slotWait = 2 * slotWaitSeconds();
-  const ssmCommands = 1 + ACTION_KINDS.length + 1 + ACTION_KINDS.length;
+  const ssmCommands = 1 + HOST_ACTION_KINDS.length + 1 + HOST_ACTION_KINDS.length;
   const secondsPerSsmCommand = polling.maxPolls * polling.intervalSeconds + 60;
   const lambdaSteps = 12;
   return {
