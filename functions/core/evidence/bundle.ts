@@ -1,8 +1,15 @@
 import { renderChart } from './chart.js';
 import { estimateImpact } from './impact.js';
 import { allSamples, type IncidentEvidence } from './incident.js';
-import { buildManifest, MANIFEST_PATH, type Manifest } from './manifest.js';
+import { buildManifest, MANIFEST_PATH, type Manifest, sha256, toBuffer } from './manifest.js';
 import { renderPostmortem } from './postmortem.js';
+import {
+  type ManifestSigner,
+  SIGNATURE_PATH,
+  type SignatureFile,
+  signatureFileText,
+  signManifest,
+} from './signature.js';
 import { buildTimeline } from './timeline.js';
 
 /**
@@ -30,6 +37,7 @@ import { buildTimeline } from './timeline.js';
  *   timeline.json                 the derived timeline and its consistency problems
  *   impact.json                   the drop estimate from the kernel counters
  *   execution-history.json        the state machine's execution history
+ *   signature.json                the manifest's signature (signed bundles only; not in the manifest)
  */
 export interface EvidenceBundle {
   /** Folder (and archive) name: the incident id made safe for a path. */
@@ -37,6 +45,10 @@ export interface EvidenceBundle {
   /** Every file including manifest.json, keyed by its path relative to `root`. */
   readonly files: ReadonlyMap<string, string | Buffer>;
   readonly manifest: Manifest;
+  /** sha256 of manifest.json: the digest recorded outside the bundle (incident record, notification). */
+  readonly manifestSha256: string;
+  /** The manifest's signature, when the bundle was signed (also in `files` as signature.json). */
+  readonly signature?: SignatureFile;
 }
 
 export const CHART_PATH = 'chart.svg';
@@ -140,6 +152,23 @@ export function buildEvidenceBundle(evidence: IncidentEvidence): EvidenceBundle 
     },
     files,
   );
-  files.set(MANIFEST_PATH, json(manifest));
-  return { root, files, manifest };
+  const manifestText = json(manifest);
+  files.set(MANIFEST_PATH, manifestText);
+  return { root, files, manifest, manifestSha256: sha256(manifestText) };
+}
+
+/**
+ * The bundle with signature.json added: the manifest signed by `signer` (KMS or a local key). The
+ * manifest, and so its digest, stay the same.
+ */
+export async function signEvidenceBundle(
+  bundle: EvidenceBundle,
+  signer: ManifestSigner,
+): Promise<EvidenceBundle> {
+  const manifest = bundle.files.get(MANIFEST_PATH);
+  if (manifest === undefined) throw new Error('evidence: the bundle has no manifest to sign');
+  const signature = await signManifest(toBuffer(manifest), signer);
+  const files = new Map(bundle.files);
+  files.set(SIGNATURE_PATH, signatureFileText(signature));
+  return { ...bundle, files, signature };
 }

@@ -2,9 +2,8 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { verifyBundleFiles } from '../../core/evidence/manifest.js';
 import type { ResponseMode } from '../../core/workflow/incident.js';
-import { readEvidenceBundle } from '../evidence-writer.js';
+import { verifyEvidenceBundleAt } from '../evidence-writer.js';
 import { applyHostFirewall, type FirewallBackend } from '../firewall.js';
 import { createLabHosts, type LabHosts, withConntrackMax } from '../netns.js';
 import {
@@ -191,7 +190,7 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
       const first = Date.parse(firstDropAt);
       let bundle: LabResult['bundle'] = null;
       if (incident.result.bundle) {
-        const verification = verifyBundleFiles(await readEvidenceBundle(incident.result.bundle.directory));
+        const verification = await verifyEvidenceBundleAt(incident.result.bundle.directory);
         bundle = {
           directory: incident.result.bundle.directory,
           verified: verification.ok,
