@@ -1,0 +1,300 @@
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile } from '../../../functions/local/exec.js';
+import { loadRunbook } from '../../../functions/local/runbooks.js';
+
+/**
+ * The host sampler without a kernel: its counter sources are a directory laid out like /proc
+ * (CONNTRACK_RESPONDER_PROC), so every header variant, a missing module and damaged files are fed
+ * to the real script; its installer writes under CONNTRACK_RESPONDER_ROOT. Both run as the composed
+ * document SSM runs (a copy of which is what gets installed). The real kernel is in
+ * test/lab/host-sampler.test.ts.
+ */
+
+const HEADER_5_15 =
+  'entries  clashres found new invalid ignore delete chainlength insert insert_failed drop early_drop icmp_error  expect_new expect_create expect_delete search_restart';
+const HEADER_4_X =
+  'entries  searched found new invalid ignore delete delete_list insert insert_failed drop early_drop icmp_error  expect_new expect_create expect_delete search_restart';
+const HEADER_2_6_34 =
+  'entries  searched found new invalid ignore delete delete_list insert insert_failed drop early_drop icmp_error  expect_new expect_create expect_delete';
+
+interface FakeProc {
+  readonly count?: string;
+  readonly max?: string;
+  /** Lines of /proc/net/stat/nf_conntrack (header first); absent: no such file. */
+  readonly stat?: readonly string[];
+  readonly bootId?: string;
+  readonly netnsLink?: string;
+}
+
+/** One CPU line: 17 hex columns with the given values at the 5.15 header's positions. */
+function cpuLine(values: { drop?: number; early_drop?: number; insert_failed?: number; search_restart?: number }) {
+  const columns = HEADER_5_15.split(/\s+/).map((name) => {
+    const value = (values as Record<string, number | undefined>)[name] ?? (name === 'entries' ? 0x1234 : 7);
+    return value.toString(16).padStart(8, '0');
+  });
+  return `${columns[0]}  ${columns.slice(1, 13).join(' ')}  ${columns.slice(13).join(' ')}`;
+}
+
+async function makeProc(root: string, fake: FakeProc): Promise<string> {
+  const proc = join(root, 'proc');
+  await rm(proc, { recursive: true, force: true });
+  await mkdir(join(proc, 'sys/net/netfilter'), { recursive: true });
+  await mkdir(join(proc, 'net/stat'), { recursive: true });
+  await mkdir(join(proc, 'sys/kernel/random'), { recursive: true });
+  await mkdir(join(proc, 'self/ns'), { recursive: true });
+  if (fake.count !== undefined) await writeFile(join(proc, 'sys/net/netfilter/nf_conntrack_count'), fake.count);
+  if (fake.max !== undefined) await writeFile(join(proc, 'sys/net/netfilter/nf_conntrack_max'), fake.max);
+  if (fake.stat !== undefined) await writeFile(join(proc, 'net/stat/nf_conntrack'), `${fake.stat.join('\n')}\n`);
+  await writeFile(
+    join(proc, 'sys/kernel/random/boot_id'),
+    `${fake.bootId ?? '1f0e2d3c-4b5a-6978-8796-a5b4c3d2e1f0'}\n`,
+  );
+  await symlink(fake.netnsLink ?? 'net:[4026532177]', join(proc, 'self/ns/net'));
+  return proc;
+}
+
+describe('host-sampler', () => {
+  let work: string;
+  let script: string;
+  beforeAll(async () => {
+    work = await mkdtemp(join(tmpdir(), 'ctr-unit-sampler-'));
+    const { document } = await loadRunbook('host-sampler');
+    script = join(work, 'host-sampler.sh');
+    await writeFile(script, `${document.mainSteps[0].inputs.runCommand.join('\n')}\n`);
+  });
+  afterAll(async () => {
+    await rm(work, { recursive: true, force: true });
+  });
+
+  async function sample(fake: FakeProc, extraEnv: Record<string, string> = {}) {
+    const proc = await makeProc(work, fake);
+    const result = await execFile('bash', [script, 'once'], {
+      env: { CONNTRACK_RESPONDER_PROC: proc, ...extraEnv },
+      allowFailure: true,
+    });
+    expect(result.code, result.stderr).toBe(0);
+    const lines = result.stdout.split('\n').filter(Boolean);
+    expect(lines).toHaveLength(1);
+    return lines[0] ?? '';
+  }
+
+  /** The line's key=value pairs after the tag. */
+  function fields(line: string): Record<string, string> {
+    const [tag, ...pairs] = line.split(' ');
+    expect(tag).toBe('conntrack-responder-sample');
+    return Object.fromEntries(pairs.map((pair) => pair.split('=') as [string, string]));
+  }
+
+  it('sums the four counters over every CPU line (hex), by header name on a 5.15+ kernel', async () => {
+    const line = await sample({
+      count: '1234\n',
+      max: '262144\n',
+      stat: [
+        HEADER_5_15,
+        cpuLine({ drop: 0x10, early_drop: 2, insert_failed: 3, search_restart: 0xff }),
+        cpuLine({ drop: 0x20, early_drop: 0, insert_failed: 1, search_restart: 1 }),
+      ],
+    });
+    const f = fields(line);
+    expect(f).toMatchObject({
+      v: '1',
+      seq: '1',
+      boot: '1f0e2d3c',
+      ns: '4026532177',
+      count: '1234',
+      max: '262144',
+      drop: String(0x30),
+      early_drop: '2',
+      insert_failed: '4',
+      search_restart: String(0x100),
+      cpus: '2',
+    });
+    expect(f.t).toMatch(/^\d{10}(\.\d{3})?$/);
+    expect(Math.abs(Number(f.t) - Date.now() / 1000)).toBeLessThan(60);
+  });
+
+  it.each([
+    ['4.x (searched, delete_list)', HEADER_4_X],
+    ['2.6.34 (no search_restart)', HEADER_2_6_34],
+  ])('reads the counters by name on a %s kernel', async (_label, header) => {
+    const names = header.split(/\s+/);
+    const row = names.map((name) =>
+      ({ drop: 5, early_drop: 6, insert_failed: 7, search_restart: 8 })[name] ?? 99,
+    );
+    const line = await sample({
+      count: '10',
+      max: '65536',
+      stat: [header, row.map((value) => value.toString(16).padStart(8, '0')).join(' ')],
+    });
+    expect(fields(line)).toEqual(
+      expect.objectContaining({ drop: '5', early_drop: '6', insert_failed: '7', cpus: '1' }),
+    );
+    // A counter the kernel does not have is left out, never reported as 0.
+    expect(fields(line).search_restart).toBe(names.includes('search_restart') ? '8' : undefined);
+  });
+
+  it('says loaded=0 and nothing else when nf_conntrack is not loaded', async () => {
+    const line = await sample({});
+    expect(line).toMatch(/ ns=4026532177 loaded=0$/);
+  });
+
+  it('still reports count and limit without /proc/net/stat (CONFIG_NF_CONNTRACK_PROCFS off)', async () => {
+    const line = await sample({ count: '5', max: '100' });
+    expect(line).toMatch(/ count=5 max=100$/);
+  });
+
+  it('treats damaged values as absent instead of printing them or dying', async () => {
+    expect(await sample({ count: '12;reboot', max: '100' })).toMatch(/ loaded=0$/);
+    const line = await sample({
+      count: '3',
+      max: '100',
+      stat: [HEADER_5_15, cpuLine({ drop: 1 }).replace(/^(\S+\s+(?:\S+\s+){9})\S+/, '$1zz$(id)'), cpuLine({ drop: 2 })],
+      bootId: 'not-hex;$(id)',
+      netnsLink: 'weird',
+    });
+    const f = fields(line);
+    // The damaged CPU line is left out of the sums and of the CPU count.
+    expect(f.drop).toBe('2');
+    expect(f.cpus).toBe('1');
+    expect(f.boot).toBe('unknown');
+    expect(f.ns).toBe('unknown');
+    expect(line).not.toMatch(/[;$()]/);
+  });
+
+  it('handles a 192-CPU host in one line', async () => {
+    const cpus = Array.from({ length: 192 }, (_, index) => cpuLine({ drop: index }));
+    const f = fields(await sample({ count: '1', max: '2', stat: [HEADER_5_15, ...cpus] }));
+    expect(f.cpus).toBe('192');
+    expect(f.drop).toBe(String((191 * 192) / 2));
+  });
+
+  it('numbers samples in a run and stops after CONNTRACK_SAMPLER_SAMPLES', async () => {
+    const proc = await makeProc(work, { count: '1', max: '2', stat: [HEADER_5_15, cpuLine({})] });
+    const { stdout } = await execFile('bash', [script, 'run'], {
+      env: { CONNTRACK_RESPONDER_PROC: proc, CONNTRACK_SAMPLER_INTERVAL: '0.05', CONNTRACK_SAMPLER_SAMPLES: '4' },
+    });
+    const lines = stdout.split('\n').filter(Boolean);
+    expect(lines.map((line) => fields(line).seq)).toEqual(['1', '2', '3', '4']);
+    const times = lines.map((line) => Number(fields(line).t));
+    expect(times[3]! - times[0]!).toBeGreaterThanOrEqual(0.1);
+  });
+
+  it.each([
+    [{ CONNTRACK_SAMPLER_INTERVAL: '1;id' }, /not a number of seconds/],
+    [{ CONNTRACK_SAMPLER_INTERVAL: '0' }, /interval of 0 needs/],
+    [{ CONNTRACK_SAMPLER_SAMPLES: '-1' }, /not a whole number/],
+  ])('refuses a bad setting %j with exit 2', async (env, message) => {
+    const result = await execFile('bash', [script, 'run'], { env, allowFailure: true });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(message);
+    expect(result.stdout).toBe('');
+  });
+
+  describe('the SSM document (install, update, remove)', () => {
+    let root: string;
+    const tree = () =>
+      execFileSync('find', [root, '-mindepth', '1'], { encoding: 'utf8' })
+        .split('\n')
+        .filter(Boolean)
+        .map((path) => relative(root, path))
+        .sort();
+
+    async function document(parameters: Record<string, string>) {
+      const env: Record<string, string> = { CONNTRACK_RESPONDER_ROOT: root };
+      for (const [key, value] of Object.entries(parameters)) env[`SSM_${key}`] = value;
+      const result = await execFile('bash', [script], { env, allowFailure: true });
+      const lines = result.stdout.split('\n').filter(Boolean);
+      expect(lines, result.stderr).toHaveLength(1);
+      return { code: result.code, json: JSON.parse(lines[0] ?? '') as Record<string, unknown> };
+    }
+
+    beforeAll(async () => {
+      root = join(work, 'root');
+      // What every systemd host already has.
+      await mkdir(join(root, 'etc/systemd/system/multi-user.target.wants'), { recursive: true });
+      await mkdir(join(root, 'usr/local/lib'), { recursive: true });
+    });
+
+    it('installs itself and a service, changes nothing the second time, and removes exactly that', async () => {
+      const before = tree();
+      const first = await document({ Action: 'install' });
+      expect(first.code).toBe(0);
+      expect(first.json).toMatchObject({ status: 'installed', intervalSeconds: 60, systemd: false });
+      const installed = await readFile(join(root, 'usr/local/lib/conntrack-responder/host-sampler'), 'utf8');
+      expect(installed).toBe(await readFile(script, 'utf8'));
+      const unit = await readFile(join(root, 'etc/systemd/system/conntrack-responder-sampler.service'), 'utf8');
+      expect(unit).toContain('ExecStart=/usr/local/lib/conntrack-responder/host-sampler run');
+      expect(unit).toContain('Environment=CONNTRACK_SAMPLER_INTERVAL=60');
+      expect(unit).toContain('SyslogIdentifier=conntrack-responder-sampler');
+      expect(
+        await readlink(join(root, 'etc/systemd/system/multi-user.target.wants/conntrack-responder-sampler.service')),
+      ).toBe('/etc/systemd/system/conntrack-responder-sampler.service');
+
+      const again = await document({ Action: 'install' });
+      expect(again.json).toMatchObject({ status: 'unchanged', files: [] });
+
+      const other = await document({ Action: 'install', IntervalSeconds: '5' });
+      expect(other.json).toMatchObject({
+        status: 'installed',
+        files: [{ path: '/etc/systemd/system/conntrack-responder-sampler.service', action: 'updated' }],
+      });
+
+      const removed = await document({ Action: 'remove' });
+      expect(removed.json).toMatchObject({ status: 'removed' });
+      expect(tree()).toEqual(before);
+      expect((await document({ Action: 'remove' })).json).toMatchObject({ status: 'absent', files: [] });
+    });
+
+    it('leaves a unit it did not write alone', async () => {
+      const unit = join(root, 'etc/systemd/system/conntrack-responder-sampler.service');
+      await writeFile(unit, '[Service]\nExecStart=/bin/true\n');
+      try {
+        const result = await document({ Action: 'remove' });
+        expect(result.code).toBe(3);
+        expect(result.json).toMatchObject({ status: 'refused' });
+        expect(await readFile(unit, 'utf8')).toBe('[Service]\nExecStart=/bin/true\n');
+      } finally {
+        await rm(unit);
+      }
+    });
+
+    it.each([
+      [{ Action: 'purge' }, /Action 'purge' is invalid/],
+      [{ Action: 'install', IntervalSeconds: '0' }, /IntervalSeconds '0' is invalid/],
+      [{ Action: 'install', IntervalSeconds: '3601' }, /IntervalSeconds '3601' is invalid/],
+      [{ Action: 'install', IntervalSeconds: '5;reboot' }, /IntervalSeconds '5;reboot' is invalid/],
+    ])('refuses %j with exit 3 and writes nothing', async (parameters, reason) => {
+      const before = tree();
+      const result = await document(parameters);
+      expect(result.code).toBe(3);
+      expect(result.json.status).toBe('refused');
+      expect(String((result.json.reasons as string[])[0])).toMatch(reason);
+      expect(tree()).toEqual(before);
+    });
+
+    it('writes a unit systemd accepts without a warning (systemd-analyze verify)', async (context) => {
+      const available = await execFile('systemd-analyze', ['--version'], { allowFailure: true }).catch(() => null);
+      if (available === null || available.code !== 0) {
+        if (process.env.CI === 'true') throw new Error('systemd-analyze is missing under CI=true');
+        context.skip();
+      }
+      await document({ Action: 'install' });
+      try {
+        const unit = await readFile(join(root, 'etc/systemd/system/conntrack-responder-sampler.service'), 'utf8');
+        // verify checks that ExecStart exists: point it at the copy under the test root.
+        const copy = join(work, 'verify', 'conntrack-responder-sampler.service');
+        await mkdir(join(work, 'verify'), { recursive: true });
+        await writeFile(copy, unit.replace('ExecStart=/usr/local', `ExecStart=${root}/usr/local`));
+        const result = await execFile('systemd-analyze', ['verify', copy], { allowFailure: true });
+        expect(result.code, result.stderr).toBe(0);
+        expect(result.stderr.trim()).toBe('');
+      } finally {
+        await document({ Action: 'remove' });
+      }
+    });
+  });
+});
