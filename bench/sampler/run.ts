@@ -16,9 +16,9 @@
  *
  * Usage: npm run bench:sampler [-- --samples 20000 --spawned 300 --runs 3]
  */
-import { cpus } from 'node:os';
+
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { execFile } from '../../functions/local/exec.js';
@@ -57,7 +57,11 @@ function childCpuSeconds(timesOutput: string): number {
   return (values[0] ?? 0) + (values[1] ?? 0);
 }
 
-async function cpuOf(shellText: string, args: readonly string[], env: Record<string, string>): Promise<number> {
+async function cpuOf(
+  shellText: string,
+  args: readonly string[],
+  env: Record<string, string>,
+): Promise<number> {
   const { stdout } = await execFile('bash', ['-c', `${shellText}\ntimes`, 'bench', ...args], { env });
   return childCpuSeconds(stdout);
 }
@@ -65,7 +69,9 @@ async function cpuOf(shellText: string, args: readonly string[], env: Record<str
 function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[middle] ?? 0) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
+  return sorted.length % 2 === 1
+    ? (sorted[middle] ?? 0)
+    : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
 }
 
 async function main(): Promise<void> {
@@ -140,6 +146,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`bench/sampler: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.stderr.write(
+    `bench/sampler: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  );
   process.exit(1);
 });

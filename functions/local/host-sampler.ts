@@ -40,7 +40,10 @@ export async function startHostSampler(options: HostSamplerOptions): Promise<Run
   let child: ChildProcess;
   try {
     child = spawn('ip', ['netns', 'exec', options.netns, 'bash', script, 'run'], {
-      env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', CONNTRACK_SAMPLER_INTERVAL: String(interval) },
+      env: {
+        PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+        CONNTRACK_SAMPLER_INTERVAL: String(interval),
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
   } catch (error) {

@@ -52,7 +52,11 @@ describe.skipIf(labUnavailable)('host-sampler on the real kernel', () => {
   }
 
   beforeAll(async () => {
-    hosts = await createServedLabHosts({ role: 'smpl', backend: 'iptables-nft', servicePorts: [SERVICE_PORT] });
+    hosts = await createServedLabHosts({
+      role: 'smpl',
+      backend: 'iptables-nft',
+      servicePorts: [SERVICE_PORT],
+    });
     inode = await namespaceInode(hosts.instance);
     await withConntrackMax(LOW_MAX, async () => {
       const sampler = await startHostSampler({
@@ -70,7 +74,12 @@ describe.skipIf(labUnavailable)('host-sampler on the real kernel', () => {
         await reproduceTableFull({ hosts, port: SERVICE_PORT });
         const dropsJustBefore = await conntrackDrops(hosts.instance);
         const sample = await nextSample(Date.now());
-        afterFull = { sample, dropsBefore, dropsJustBefore, dropsJustAfter: await conntrackDrops(hosts.instance) };
+        afterFull = {
+          sample,
+          dropsBefore,
+          dropsJustBefore,
+          dropsJustAfter: await conntrackDrops(hosts.instance),
+        };
       } finally {
         await sampler.stop();
       }
@@ -123,7 +132,10 @@ describe.skipIf(labUnavailable)('host-sampler on the real kernel', () => {
       expect(installed.status, installed.stderr).toBe('Success');
       expect(installed.json).toMatchObject({ status: 'installed', intervalSeconds: 5 });
       const copy = join(root, 'usr/local/lib/conntrack-responder/host-sampler');
-      const unit = await readFile(join(root, 'etc/systemd/system/conntrack-responder-sampler.service'), 'utf8');
+      const unit = await readFile(
+        join(root, 'etc/systemd/system/conntrack-responder-sampler.service'),
+        'utf8',
+      );
       expect(unit).toContain('Environment=CONNTRACK_SAMPLER_INTERVAL=5');
       const { stdout } = await execInNetns(hosts.instance, 'bash', [copy, 'once']);
       const sample = fields(stdout.trim());
