@@ -35,6 +35,7 @@ import type { PolicyOverrides } from '../functions/core/plan/policy.js';
 import { Detection } from './constructs/detection.js';
 import { EvidenceBucket } from './constructs/evidence-bucket.js';
 import { Guardrails } from './constructs/guardrails.js';
+import { HOST_SAMPLER_INTERVAL_RANGE, HostSampler } from './constructs/host-sampler.js';
 import { IncidentStore } from './constructs/incident-store.js';
 import {
   APPROVAL_TIMEOUT_SECONDS_RANGE,
@@ -185,6 +186,24 @@ export interface ConntrackResponderProps {
    * @default 'true'
    */
   readonly managedInstanceTagValue?: string;
+
+  /**
+   * Installs the host sampler (the host-sampler document: a small systemd service writing one line
+   * of conntrack usage and counters per interval to the journal) on every managed instance with a
+   * State Manager association, for the detect function to predict when a table fills and act
+   * before the first drop (docs/forecast.md). The CloudWatch agent must ship its lines too.
+   *
+   * @default true
+   */
+  readonly hostSampler?: boolean;
+
+  /**
+   * Seconds between two samples of the host sampler (1 to 3600). Shorter catches faster fills and
+   * costs more log events and detect invocations (docs/forecast.md).
+   *
+   * @default 60
+   */
+  readonly hostSamplerIntervalSeconds?: number;
 
   // ---- the incident workflow (docs/workflow.md, docs/policy.md) ---------------------------------
 
@@ -392,6 +411,16 @@ export class ConntrackResponder extends Construct {
     });
     guardrails.releaseSlotsOfEndedExecutions(workflow.stateMachine);
 
+    const samplerDocument = this.documents.documents.get('host-sampler');
+    if (settings.hostSampler && samplerDocument !== undefined) {
+      new HostSampler(this, 'HostSampler', {
+        document: samplerDocument,
+        tag: settings.managedInstanceTag,
+        intervalSeconds: settings.hostSamplerIntervalSeconds,
+        associationName: this.documents.documentName('host-sampler'),
+      });
+    }
+
     if (props.slack !== undefined) {
       this.chatops = new SlackChatops(this, 'Slack', {
         ...props.slack,
@@ -453,6 +482,8 @@ function resolveProps(props: ConntrackResponderProps): ResolvedProps {
     runbookDirectory: props.runbookDirectory ?? REPOSITORY_RUNBOOKS,
     incidentRetentionDays: props.incidentRetentionDays ?? 90,
     logRetention: props.logRetention ?? logs.RetentionDays.THREE_MONTHS,
+    hostSampler: props.hostSampler ?? true,
+    hostSamplerIntervalSeconds: props.hostSamplerIntervalSeconds ?? 60,
     workflowTimeout,
     approvalTimeoutMinutes: props.approvalTimeoutMinutes ?? 30,
     soak: props.soak ?? DEFAULT_SOAK,
@@ -495,6 +526,11 @@ function resolveProps(props: ConntrackResponderProps): ResolvedProps {
     'ConntrackResponder incidentRetentionDays',
     resolved.incidentRetentionDays,
     INCIDENT_RETENTION_DAYS_RANGE,
+  );
+  checkWholeNumberInRange(
+    'ConntrackResponder hostSamplerIntervalSeconds',
+    resolved.hostSamplerIntervalSeconds,
+    HOST_SAMPLER_INTERVAL_RANGE,
   );
   checkWholeNumberInRange('ConntrackResponder evidenceRetentionDays', resolved.evidenceRetentionDays, {
     min: 1,

@@ -102,6 +102,8 @@ export function appSettingsFromContext(read: ContextReader): AppSettings {
     // The opt-in tag of the instances the stack manages; the construct checks both.
     managedInstanceTagKey: text('managedInstanceTagKey'),
     managedInstanceTagValue: text('managedInstanceTagValue'),
+    hostSampler: flag('hostSampler'),
+    hostSamplerIntervalSeconds: wholeNumber('hostSamplerIntervalSeconds'),
     approvalTimeoutMinutes: wholeNumber('approvalTimeoutMinutes'),
     soak: minutes('soakMinutes'),
     // Checked by the construct against the functions' own schema (docs/policy.md).

@@ -15,16 +15,19 @@ import type { SdkRetryConfig } from '../../functions/adapters/aws-retry.js';
 import { GUARDRAIL_KEYS } from '../../functions/adapters/guardrail-store.js';
 import { INCIDENT_STORE_KEY_PREFIXES } from '../../functions/adapters/incident-store.js';
 import { CONNTRACK_FILTER_PATTERN } from '../../functions/core/detect/index.js';
+import { SAMPLE_FILTER_TERM } from '../../functions/core/forecast/index.js';
 import type { GuardrailSettings } from '../../functions/core/guardrails/settings.js';
 import { DETECT_ENVIRONMENT, type ResponseMode } from '../../functions/core/incident/settings.js';
 import { guardrailFunctionEnvironment } from './guardrails.js';
 import { responderFunctionProps } from './responder-function.js';
 
 /**
- * Which kernel log events reach the `detect` function: the detection core's pattern (every drop
- * form plus the rate-limit lines it attributes to them), kept with the code that interprets them.
+ * Which log events reach the `detect` function: the detection core's pattern (every drop form plus
+ * the rate-limit lines it attributes to them) and the host sampler's lines (the forecast core's
+ * term), each kept with the code that interprets them.
  */
-export const KERNEL_DROP_FILTER_PATTERN = logs.FilterPattern.literal(CONNTRACK_FILTER_PATTERN);
+export const DETECT_FILTER_PATTERN_TEXT = `${CONNTRACK_FILTER_PATTERN} ${SAMPLE_FILTER_TERM}`;
+export const KERNEL_DROP_FILTER_PATTERN = logs.FilterPattern.literal(DETECT_FILTER_PATTERN_TEXT);
 
 export interface DetectionProps {
   /** Existing log groups to subscribe; empty means the construct creates `createdLogGroupName`. */

@@ -1,8 +1,8 @@
 import { Capture, Match } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
-import { CONNTRACK_FILTER_PATTERN } from '../../functions/core/detect/index.js';
 import { DETECT_ENVIRONMENT } from '../../functions/core/incident/settings.js';
 import { onlyStateMachine } from '../../functions/local/twin/template.js';
+import { DETECT_FILTER_PATTERN_TEXT } from '../../infra/constructs/detection.js';
 import { logicalIdOf, synthesize } from './support.js';
 
 describe('ConntrackResponder with its defaults', () => {
@@ -20,7 +20,7 @@ describe('ConntrackResponder with its defaults', () => {
     template.resourceCountIs('AWS::Logs::SubscriptionFilter', 1);
     template.hasResourceProperties('AWS::Logs::SubscriptionFilter', {
       LogGroupName: { Ref: logGroupId },
-      FilterPattern: CONNTRACK_FILTER_PATTERN,
+      FilterPattern: DETECT_FILTER_PATTERN_TEXT,
       FilterName: 'conntrack-responder',
       DestinationArn: { 'Fn::GetAtt': [functionId, 'Arn'] },
     });
@@ -261,7 +261,7 @@ describe('ConntrackResponder props', () => {
       template.hasResourceProperties('AWS::Logs::SubscriptionFilter', {
         LogGroupName: name,
         FilterName: 'ctr',
-        FilterPattern: CONNTRACK_FILTER_PATTERN,
+        FilterPattern: DETECT_FILTER_PATTERN_TEXT,
       });
     }
     const filterIds = (t: typeof template) =>

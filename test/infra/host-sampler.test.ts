@@ -1,0 +1,58 @@
+import { describe, expect, it } from 'vitest';
+import { HOST_SAMPLER_SCHEDULE } from '../../infra/constructs/host-sampler.js';
+import { appSettingsFromContext } from '../../infra/context.js';
+import { onlyResource, synthesize } from './support.js';
+
+/**
+ * The host sampler's State Manager association: the host-sampler document, installed on exactly
+ * the instances with the opt-in tag, again every day (the install is idempotent), with the
+ * interval as a document parameter.
+ */
+describe('the host sampler association', () => {
+  it('installs the host-sampler document on the tagged instances, every day, at the default interval', () => {
+    const { template } = synthesize();
+    const association = onlyResource(template, 'AWS::SSM::Association');
+    const documents = template.findResources('AWS::SSM::Document');
+    const [documentId] = Object.entries(documents).find(
+      ([, resource]) =>
+        (resource as { Properties: { Name: string } }).Properties.Name === 'ConntrackResponder-host-sampler',
+    ) ?? [undefined];
+    expect(documentId).toBeDefined();
+    expect(association.properties).toMatchObject({
+      Name: { Ref: documentId },
+      AssociationName: 'ConntrackResponder-host-sampler',
+      Targets: [{ Key: 'tag:conntrack-responder:managed', Values: ['true'] }],
+      Parameters: { Action: ['install'], IntervalSeconds: ['60'] },
+      ScheduleExpression: HOST_SAMPLER_SCHEDULE,
+      MaxErrors: '100%',
+    });
+  });
+
+  it('follows the opt-in tag and the interval, and can be left out', () => {
+    const tagged = synthesize({
+      managedInstanceTagKey: 'team:conntrack',
+      managedInstanceTagValue: 'yes',
+      hostSamplerIntervalSeconds: 15,
+    });
+    expect(onlyResource(tagged.template, 'AWS::SSM::Association').properties).toMatchObject({
+      Targets: [{ Key: 'tag:team:conntrack', Values: ['yes'] }],
+      Parameters: { Action: ['install'], IntervalSeconds: ['15'] },
+    });
+    synthesize({ hostSampler: false }).template.resourceCountIs('AWS::SSM::Association', 0);
+  });
+
+  it.each([0, 3601, 1.5])('refuses hostSamplerIntervalSeconds %s at synth', (value) => {
+    expect(() => synthesize({ hostSamplerIntervalSeconds: value })).toThrow(/hostSamplerIntervalSeconds/);
+  });
+
+  it('reads both settings from context', () => {
+    const context: Record<string, unknown> = {
+      'conntrack-responder:hostSampler': 'false',
+      'conntrack-responder:hostSamplerIntervalSeconds': '30',
+    };
+    expect(appSettingsFromContext((key) => context[key]).responder).toMatchObject({
+      hostSampler: false,
+      hostSamplerIntervalSeconds: 30,
+    });
+  });
+});
