@@ -16,6 +16,10 @@ import { INCIDENT_TABLE } from '../core/incident/incident.js';
  * `pk`/`sk` keys; `expiresAt` is the table's TTL attribute, in epoch seconds):
  * - `approval#<uuid>` / `approval`: the approval record, its Step Functions task token (never
  *   returned to Slack), `approvalExpiresAt` (ISO) and `expiresAtMs` for the conditional write;
+ * - `approval#incident#<incident id>` / `latest`: the incident's latest approval id, so that
+ *   `conntrack-responder approve INCIDENT_ID` finds it (an incident id has no `#`, an approval id
+ *   is a UUID, so the two kinds of key never meet; both stay under the `approval#` prefix the
+ *   approval writers' IAM condition allows);
  * - `thread#<incident id>` / `thread`: the channel and ts of the incident's opening message, and its
  *   latest approval;
  * - `incident#<incident id>` / `incident` (detect's item): gets `approval`, who decided and when.
@@ -26,6 +30,7 @@ import { INCIDENT_TABLE } from '../core/incident/incident.js';
 const KEEP_AFTER_EXPIRY_SECONDS = 30 * 24 * 3600;
 
 const approvalKey = (approvalId: string) => ({ pk: `approval#${approvalId}`, sk: 'approval' });
+const latestApprovalKey = (incidentId: string) => ({ pk: `approval#incident#${incidentId}`, sk: 'latest' });
 const threadKey = (incidentId: string) => ({ pk: `thread#${incidentId}`, sk: 'thread' });
 const incidentKey = (incidentId: string) => ({ pk: `incident#${incidentId}`, sk: 'incident' });
 
@@ -129,6 +134,31 @@ export class DynamoApprovalStore implements ApprovalStore, ThreadStore {
         ConditionExpression: 'attribute_not_exists(pk)',
       }),
     );
+    // The incident's latest approval (an execution asks at most once; a later one replaces it).
+    await this.documents.send(
+      new PutCommand({
+        TableName: this.tableName,
+        Item: {
+          ...latestApprovalKey(record.incidentId),
+          kind: 'latest-approval',
+          incidentId: record.incidentId,
+          approvalId: record.approvalId,
+          expiresAt: item.expiresAt,
+        },
+      }),
+    );
+  }
+
+  async findByIncident(incidentId: string): Promise<ApprovalRecord | undefined> {
+    const answer = await this.documents.send(
+      new GetCommand({
+        TableName: this.tableName,
+        Key: latestApprovalKey(incidentId),
+        ConsistentRead: true,
+      }),
+    );
+    const approvalId = answer.Item?.approvalId;
+    return typeof approvalId === 'string' ? this.get(approvalId) : undefined;
   }
 
   private async item(approvalId: string): Promise<Record<string, unknown> | undefined> {

@@ -1,5 +1,5 @@
 import { SendTaskSuccessCommand, type SFNClient } from '@aws-sdk/client-sfn';
-import type { ResumeResult, WorkflowCallback } from '../core/chatops/interactivity.js';
+import type { ResumeResult, WorkflowCallback } from '../core/chatops/decide.js';
 
 /**
  * Resumes the workflow's "Wait for approval" task with SendTaskSuccess. The errors that mean "the

@@ -33,6 +33,14 @@ const commands: Record<string, CommandEntry> = {
     summary: 'verify an evidence bundle (folder or .tar.gz) against the sha256 in its manifest',
     load: async () => (await import('./bundle.js')).bundleCommand,
   },
+  approve: {
+    summary: 'approve the change an incident on AWS waits for, with your IAM identity (no Slack needed)',
+    load: async () => (await import('./approve.js')).approveCommand,
+  },
+  reject: {
+    summary: 'reject the change an incident on AWS waits for, with your IAM identity',
+    load: async () => (await import('./approve.js')).rejectCommand,
+  },
   breaker: {
     summary:
       'show, reset or open the fleet circuit breaker (and the remediation slots) in the incidents table',

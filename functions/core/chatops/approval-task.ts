@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { type DiagnosticsReport, DiagnosticsReportSchema } from '../diagnostics/report.js';
+import { INCIDENT_ID_PATTERN } from '../workflow/incident.js';
 import type { ActionView, IncidentView } from './messages.js';
 
 /**
@@ -12,7 +13,7 @@ import type { ActionView, IncidentView } from './messages.js';
 
 /** The workflow's incident as the chat messages read it (the approval task and the outcome). */
 export const IncidentSchema = z.looseObject({
-  incidentId: z.string().regex(/^[A-Za-z0-9_-]{1,80}$/, 'an execution-name-safe id of 1 to 80 characters'),
+  incidentId: z.string().regex(INCIDENT_ID_PATTERN, 'an execution-name-safe id of 1 to 80 characters'),
   instanceId: z.string().nullable(),
   host: z.string().optional(),
   kind: z.string(),

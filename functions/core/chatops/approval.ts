@@ -27,13 +27,19 @@ export interface SaferAlternative {
   readonly why: string;
 }
 
-export interface SlackApprover {
+/**
+ * Who decided, as the channel they decided through identifies them: a Slack user (id U…/W…,
+ * workspace, display name), an IAM principal calling the approval URL (id = the caller's ARN as
+ * AWS authenticated it, name = role/session or user name, no workspace), or the local operator.
+ */
+export interface Approver {
   readonly id: string;
   readonly name: string | null;
+  /** The Slack workspace; null for every other channel. */
   readonly teamId: string | null;
-  readonly via: 'slack' | 'terminal' | 'flag';
+  readonly via: 'slack' | 'terminal' | 'flag' | 'iam';
   /** Why this person was allowed to decide. */
-  readonly basis: 'allowlist' | 'user-group' | 'local-operator';
+  readonly basis: 'allowlist' | 'user-group' | 'local-operator' | 'iam-role' | 'iam-policy';
 }
 
 export interface RecordedDecision {
@@ -41,7 +47,7 @@ export interface RecordedDecision {
   readonly decision: 'approved' | 'rejected';
   /** The approved subset; null = every action shown. */
   readonly actionIds: readonly string[] | null;
-  readonly approver: SlackApprover;
+  readonly approver: Approver;
   readonly decidedAt: string;
   /** Unique per winning click, so that a failed resume undoes exactly its own decision. */
   readonly attemptId: string;
@@ -82,6 +88,8 @@ export type DecideResult =
 export interface ApprovalStore {
   create(record: ApprovalRecord, taskToken: string): Promise<void>;
   get(approvalId: string): Promise<ApprovalRecord | undefined>;
+  /** The incident's latest approval (what `approve INCIDENT_ID` decides), if it has one. */
+  findByIncident(incidentId: string): Promise<ApprovalRecord | undefined>;
   attachMessage(approvalId: string, message: PostedMessage): Promise<void>;
   decide(approvalId: string, decision: RecordedDecision, now: Date): Promise<DecideResult>;
   /** Returns a decided approval to pending after its resume failed for a passing reason (only that attempt's). */
@@ -137,7 +145,7 @@ export function isExpired(record: ApprovalRecord, now: Date): boolean {
 export function decisionFor(
   record: ApprovalRecord,
   choice: ButtonDecision,
-  approver: SlackApprover,
+  approver: Approver,
   now: Date,
   attemptId: string,
 ): RecordedDecision {
@@ -167,9 +175,9 @@ export function decisionFor(
 
 /**
  * What SendTaskSuccess carries back to the workflow: the policy gate's ApprovalDecision (decision,
- * optional subset, approver, time), plus the approver's Slack identity for the incident's record and
- * the evidence bundle. A rejection is a decision too (SendTaskSuccess), so that the incident ends
- * "rejected" rather than "failed".
+ * optional subset, approver, time), plus the approver's identity (Slack user and workspace, or
+ * the IAM principal's ARN) for the incident's record and the evidence bundle. A rejection is a
+ * decision too (SendTaskSuccess), so that the incident ends "rejected" rather than "failed".
  */
 export function taskOutputOf(record: ApprovalRecord, decision: RecordedDecision): Record<string, unknown> {
   const { approver } = decision;

@@ -1,10 +1,4 @@
-import {
-  type ApprovalRecord,
-  type ApprovalStore,
-  decisionFor,
-  type SlackApprover,
-  taskOutputOf,
-} from './approval.js';
+import type { ApprovalRecord, Approver } from './approval.js';
 import {
   type ApproverRules,
   authorizeApprover,
@@ -12,6 +6,7 @@ import {
   type GroupMembers,
   type SlackAppIdentity,
 } from './authorize.js';
+import { type DecidePorts, decideAndResume } from './decide.js';
 import { emptyOk, type FunctionUrlResult, jsonResult, type RawRequest } from './http.js';
 import { approvalClickOf, parseInteractionBody } from './interaction.js';
 import { mention, slackDate } from './messages.js';
@@ -35,24 +30,10 @@ export interface InteractivityConfig {
   readonly channelId: string | null;
 }
 
-export type ResumeResult = { readonly resumed: true } | { readonly resumed: false; readonly detail: string };
-
-export interface WorkflowCallback {
-  /**
-   * Resumes the waiting workflow with the decision (SendTaskSuccess). Resolves `resumed: false` when
-   * the workflow is no longer waiting (the task timed out or the execution ended); throws for a
-   * passing failure (throttling, network), after which the decision is undone so a click can retry.
-   */
-  succeed(taskToken: string, output: Record<string, unknown>): Promise<ResumeResult>;
-}
-
-export interface InteractivityPorts {
+export interface InteractivityPorts extends DecidePorts {
   readonly signingSecrets: () => Promise<readonly string[]>;
-  readonly store: ApprovalStore;
-  readonly workflow: WorkflowCallback;
   readonly groupMembers: GroupMembers;
   readonly now: () => Date;
-  readonly newAttemptId: () => string;
 }
 
 export type FollowUp =
@@ -179,71 +160,45 @@ export async function handleInteraction(
     return refuse(400, 'bad-request', `approval ${record.approvalId} offers no alternative`, ids);
   }
 
-  const approver: SlackApprover = {
+  const approver: Approver = {
     id: click.userId,
     name: click.userName,
     teamId: click.teamId,
     via: 'slack',
     basis: authorization.basis,
   };
-  const attemptId = ports.newAttemptId();
-  const decided = await ports.store.decide(
-    record.approvalId,
-    decisionFor(record, click.decision, approver, now, attemptId),
-    now,
-  );
-  switch (decided.outcome) {
+  const outcome = await decideAndResume(record, click.decision, approver, now, ports);
+  switch (outcome.result) {
     case 'not-found':
       return refuse(404, 'unknown-approval', `approval ${click.approvalId} does not exist`, ids);
     case 'already-decided':
       return {
         ...refuse(403, 'already-decided', `approval ${record.approvalId} was already decided`, ids),
         followUp: tell(
-          `This approval was already decided by ${whoDecided(decided.record)}; your click changed nothing.`,
+          `This approval was already decided by ${whoDecided(outcome.record)}; your click changed nothing.`,
         ),
       };
     case 'expired':
+      // Expired before the click (tell the user), or the workflow stopped waiting meanwhile (settle
+      // the message: the decision was closed as expired).
+      if (outcome.stoppedWaiting) {
+        return {
+          ...refuse(403, 'expired', outcome.detail, ids),
+          followUp: { kind: 'settle-approval', approvalId: record.approvalId },
+        };
+      }
       return {
-        ...refuse(
-          403,
-          'expired',
-          `approval ${record.approvalId} expired at ${decided.record.expiresAt}`,
-          ids,
-        ),
+        ...refuse(403, 'expired', outcome.detail, ids),
         followUp: tell(
-          `This approval expired ${slackDate(decided.record.expiresAt)}; your click changed nothing. The incident was escalated without a change.`,
+          `This approval expired ${slackDate(outcome.record.expiresAt)}; your click changed nothing. The incident was escalated without a change.`,
         ),
       };
+    case 'unavailable':
+      return refuse(503, 'unavailable', outcome.detail, ids);
     case 'decided':
       break;
   }
-
-  const decision = decided.record.decision;
-  if (decision === null) throw new Error(`approval ${record.approvalId} was decided without a decision`);
-  let resumed: Awaited<ReturnType<WorkflowCallback['succeed']>>;
-  try {
-    resumed = await ports.workflow.succeed(decided.taskToken, taskOutputOf(decided.record, decision));
-  } catch (error) {
-    const undone = await ports.store.undoDecision(record.approvalId, attemptId);
-    return refuse(
-      503,
-      'unavailable',
-      `the workflow could not be resumed (${(error as Error).message}); the decision was ${undone ? 'undone: click again' : 'kept'}`,
-      ids,
-    );
-  }
-  if (!resumed.resumed) {
-    await ports.store.expire(record.approvalId, resumed.detail, attemptId);
-    return {
-      ...refuse(
-        403,
-        'expired',
-        `the workflow no longer waits for approval ${record.approvalId}: ${resumed.detail}`,
-        ids,
-      ),
-      followUp: { kind: 'settle-approval', approvalId: record.approvalId },
-    };
-  }
+  const { decision } = outcome;
   return {
     result: 'decided',
     detail: `approval ${record.approvalId}: ${decision.decision} (${decision.choice}) by ${approver.id} (${approver.basis})`,

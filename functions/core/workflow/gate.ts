@@ -59,7 +59,7 @@ export interface GateDecision {
   readonly incidentMode: ResponseMode;
 }
 
-/** What SendTaskSuccess carries back from the approver (Slack, the terminal, or a flag). */
+/** What SendTaskSuccess carries back from the approver (Slack, the approval URL with IAM, the terminal, or a flag). */
 export const ApprovalDecisionSchema = z.object({
   decision: z.enum(['approved', 'rejected']),
   /** Approve only these actions (a "safer alternative" button); absent = every action shown. */
@@ -67,7 +67,7 @@ export const ApprovalDecisionSchema = z.object({
   approver: z.looseObject({
     id: z.string().min(1),
     name: z.string().optional(),
-    via: z.enum(['slack', 'terminal', 'flag', 'api']),
+    via: z.enum(['slack', 'terminal', 'flag', 'api', 'iam']),
   }),
   decidedAt: z.string(),
   approvalId: z.string().optional(),

@@ -9,6 +9,9 @@ import type { Alert } from '../plan/index.js';
 export const RESPONSE_MODES = ['auto', 'approve', 'dry-run'] as const;
 export type ResponseMode = (typeof RESPONSE_MODES)[number];
 
+/** Incident ids are Step Functions execution names: 1 to 80 of these characters. */
+export const INCIDENT_ID_PATTERN = /^[A-Za-z0-9_-]{1,80}$/;
+
 const LogEventSchema = z.looseObject({
   id: z.string().optional(),
   timestamp: z.number(),
@@ -16,7 +19,7 @@ const LogEventSchema = z.looseObject({
 });
 
 export const WorkflowIncidentSchema = z.looseObject({
-  incidentId: z.string().regex(/^[A-Za-z0-9_-]{1,80}$/, 'an execution-name-safe id of 1 to 80 characters'),
+  incidentId: z.string().regex(INCIDENT_ID_PATTERN, 'an execution-name-safe id of 1 to 80 characters'),
   host: z.string().optional(),
   /** Null when the host is not an EC2 instance (the workflow escalates it). */
   instanceId: z.string().nullable(),

@@ -6,8 +6,8 @@ import type { Readable, Writable } from 'node:stream';
 import { SlackWebApi } from '../../adapters/slack-web-api.js';
 import {
   type ApprovalRecord,
+  type Approver,
   decisionFor,
-  type SlackApprover,
   taskOutputOf,
 } from '../../core/chatops/approval.js';
 import { approvalTaskFrom, incidentViewOf } from '../../core/chatops/approval-task.js';
@@ -212,7 +212,7 @@ export async function startLocalChatops(options: LocalChatopsOptions): Promise<L
     } else {
       choice = options.decision === 'approve' ? 'approve' : 'reject';
     }
-    const approver: SlackApprover = {
+    const approver: Approver = {
       id: options.env.SUDO_USER ?? options.env.USER ?? 'local-operator',
       name: null,
       teamId: null,

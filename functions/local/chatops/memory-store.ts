@@ -16,11 +16,18 @@ import type {
 export class MemoryApprovalStore implements ApprovalStore, ThreadStore {
   private readonly approvals = new Map<string, { record: ApprovalRecord; taskToken: string }>();
   private readonly threads = new Map<string, IncidentThreadRef>();
+  private readonly latestByIncident = new Map<string, string>();
 
   async create(record: ApprovalRecord, taskToken: string): Promise<void> {
     if (this.approvals.has(record.approvalId))
       throw new Error(`approval ${record.approvalId} exists already`);
     this.approvals.set(record.approvalId, { record, taskToken });
+    this.latestByIncident.set(record.incidentId, record.approvalId);
+  }
+
+  async findByIncident(incidentId: string): Promise<ApprovalRecord | undefined> {
+    const approvalId = this.latestByIncident.get(incidentId);
+    return approvalId === undefined ? undefined : this.get(approvalId);
   }
 
   async get(approvalId: string): Promise<ApprovalRecord | undefined> {

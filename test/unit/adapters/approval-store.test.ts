@@ -2,14 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoApprovalStore } from '../../../functions/adapters/approval-store.js';
-import {
-  decisionFor,
-  newApprovalRecord,
-  type SlackApprover,
-} from '../../../functions/core/chatops/approval.js';
+import { type Approver, decisionFor, newApprovalRecord } from '../../../functions/core/chatops/approval.js';
 import { type LocalDynamo, startLocalDynamo } from '../../support/dynalite.js';
 
-const approver: SlackApprover = {
+const approver: Approver = {
   id: 'U0APPROVER',
   name: 'alice',
   teamId: 'T0TEAM',
@@ -159,5 +155,23 @@ describe('the approval store on a local DynamoDB', () => {
     expect(second).toEqual(first);
     await store.setThreadApproval('inc-t', 'a-1');
     expect(await store.getThread('inc-t')).toEqual({ ...first, approvalId: 'a-1' });
+  });
+
+  it("finds an incident's latest approval by the incident id, and nothing for an incident that never asked", async () => {
+    const incidentId = `inc-${randomUUID().slice(0, 8)}`;
+    expect(await store.findByIncident(incidentId)).toBeUndefined();
+    const first = await pending({ incidentId });
+    expect(await store.findByIncident(incidentId)).toEqual(first);
+    const second = await pending({ incidentId });
+    expect(await store.findByIncident(incidentId)).toEqual(second);
+    // The pointer lives under the approval# prefix (the writers' IAM condition) and expires with the approval.
+    const raw = await documents.send(
+      new GetCommand({ TableName: table, Key: { pk: `approval#incident#${incidentId}`, sk: 'latest' } }),
+    );
+    expect(raw.Item).toMatchObject({ approvalId: second.approvalId, expiresAt: expect.any(Number) });
+    // A decided approval is still found (so that a late caller learns who decided).
+    const now = new Date();
+    await store.decide(second.approvalId, decisionFor(second, 'reject', approver, now, 'a'), now);
+    expect((await store.findByIncident(incidentId))?.status).toBe('decided');
   });
 });
