@@ -15,6 +15,7 @@ import {
   SDK_MAX_ATTEMPTS_RANGE,
   type SdkRetryConfig,
 } from '../functions/adapters/aws-retry.js';
+import { IAM_APPROVAL_ENVIRONMENT } from '../functions/core/chatops/iam-approval.js';
 import {
   checkGuardrailSettings,
   DEFAULT_GUARDRAILS,
@@ -32,6 +33,7 @@ import {
   type ResponseMode,
 } from '../functions/core/incident/settings.js';
 import type { PolicyOverrides } from '../functions/core/plan/policy.js';
+import { ApprovalUrl, validateApproverProps } from './constructs/approval-url.js';
 import { Detection } from './constructs/detection.js';
 import { EvidenceBucket } from './constructs/evidence-bucket.js';
 import { Guardrails } from './constructs/guardrails.js';
@@ -208,7 +210,7 @@ export interface ConntrackResponderProps {
   // ---- the incident workflow (docs/workflow.md, docs/policy.md) ---------------------------------
 
   /**
-   * Minutes a change waits for a person's decision (the Slack buttons, with `slack`) before the
+   * Minutes a change waits for a person's decision (Slack, or `conntrack-responder approve`) before the
    * incident ends with no change, escalated (1 to 10080).
    *
    * @default 30
@@ -316,6 +318,28 @@ export interface ConntrackResponderProps {
    */
   readonly awsRetryMode?: RetryMode;
 
+  // ---- approval without Slack (docs/chatops.md) -------------------------------------------------
+
+  /**
+   * IAM roles whose sessions may approve or reject from the command line
+   * (`conntrack-responder approve|reject INCIDENT_ID`), through the approval URL (a function URL
+   * with AWS_IAM auth). The roles get the right in the function's resource-based policy; a role of
+   * another account also needs `lambda:InvokeFunctionUrl` and `lambda:InvokeFunction` on the
+   * function in its own identity policy.
+   *
+   * @default - none: only holders of the approver managed policy (approverPolicy)
+   */
+  readonly approverRoleArns?: readonly string[];
+
+  /**
+   * Creates a managed policy (stack output ApproverPolicyArn) granting exactly what the command
+   * line needs; whoever it is attached to in the stack's account may approve or reject. With
+   * false, only the sessions of `approverRoleArns` may.
+   *
+   * @default true
+   */
+  readonly approverPolicy?: boolean;
+
   /**
    * Approval and incident threads in Slack: the channel, the workspace and app ids, and who may
    * approve. The construct creates the two secrets to fill in (signing secret, bot token) and the
@@ -353,6 +377,8 @@ export class ConntrackResponder extends Construct {
   readonly chatops?: SlackChatops;
   /** The tag that selects the instances the stack manages (associations, SendCommand condition). */
   readonly managedInstanceTag: ManagedInstanceTag;
+  /** The approval URL behind `conntrack-responder approve|reject` (always there: the default mode is approve). */
+  readonly approvalUrl: ApprovalUrl;
 
   constructor(scope: Construct, id: string, props: ConntrackResponderProps = {}) {
     super(scope, id);
@@ -421,6 +447,18 @@ export class ConntrackResponder extends Construct {
       });
     }
 
+    this.approvalUrl = new ApprovalUrl(this, 'Approval', {
+      incidentTable: store.table,
+      logRetention: settings.logRetention,
+      approverRoleArns: settings.approverRoleArns,
+      approverPolicy: settings.approverPolicy,
+    });
+    this.approvalUrl.allowDecisionsOn(workflow.stateMachine);
+    // The approval request and the escalation say how to decide: the exact command with this URL.
+    for (const fn of [workflow.functions.functions.requestApproval, workflow.functions.functions.notify]) {
+      fn.addEnvironment(IAM_APPROVAL_ENVIRONMENT.approvalUrl, this.approvalUrl.url.url);
+    }
+
     if (props.slack !== undefined) {
       this.chatops = new SlackChatops(this, 'Slack', {
         ...props.slack,
@@ -433,6 +471,8 @@ export class ConntrackResponder extends Construct {
       this.chatops.connect(workflow.functions.functions.notify);
       this.chatops.allowBreakerControl(guardrailEnvironment(settings.guardrails));
       this.chatops.followWorkflow(workflow.logGroup);
+      // A decision from the command line settles the approval message in the incident's thread.
+      this.chatops.connect(this.approvalUrl.function);
     }
 
     this.detectFunction = detection.function;
@@ -488,6 +528,8 @@ function resolveProps(props: ConntrackResponderProps): ResolvedProps {
     approvalTimeoutMinutes: props.approvalTimeoutMinutes ?? 30,
     soak: props.soak ?? DEFAULT_SOAK,
     policy: props.policy ?? {},
+    approverRoleArns: props.approverRoleArns ?? [],
+    approverPolicy: props.approverPolicy ?? true,
     guardrails: {
       breaker: {
         maxInstances: props.breakerMaxInstances ?? DEFAULT_GUARDRAILS.breaker.maxInstances,
@@ -567,6 +609,7 @@ function resolveProps(props: ConntrackResponderProps): ResolvedProps {
       ? 'ConntrackResponder managedInstanceTagKey'
       : 'ConntrackResponder managedInstanceTagValue',
   );
+  validateApproverProps(resolved.approverRoleArns);
   if (resolved.workflowTimeout.toSeconds() < 60) {
     throw new Error('ConntrackResponder workflowTimeout must be at least one minute');
   }

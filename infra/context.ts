@@ -119,6 +119,9 @@ export function appSettingsFromContext(read: ContextReader): AppSettings {
     minSsmAgentVersion: text('minSsmAgentVersion'),
     awsMaxAttempts: wholeNumber('awsMaxAttempts'),
     awsRetryMode: text('awsRetryMode'),
+    // Approval without Slack (the approval URL); the construct checks the ARNs.
+    approverRoleArns: list('approverRoleArns'),
+    approverPolicy: flag('approverPolicy'),
   };
   // Slack is configured as a whole: a channel id turns it on, and the construct checks the rest.
   const slackChannelId = text('slackChannelId');

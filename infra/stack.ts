@@ -36,7 +36,19 @@ export class ConntrackResponderStack extends Stack {
         value: this.responder.failedEventsQueue.queueUrl,
         description: 'Kernel log deliveries the detect function could not process',
       },
+      ApprovalUrl: {
+        value: this.responder.approvalUrl.url.url,
+        description:
+          'conntrack-responder approve|reject INCIDENT_ID --url <this> (or set CONNTRACK_RESPONDER_APPROVAL_URL)',
+      },
     };
+    const approverPolicy = this.responder.approvalUrl.approverPolicy;
+    if (approverPolicy !== undefined) {
+      outputs.ApproverPolicyArn = {
+        value: approverPolicy.managedPolicyArn,
+        description: 'Attach to the roles, users or groups that may approve or reject from the command line',
+      };
+    }
     for (const [name, output] of Object.entries(outputs)) new CfnOutput(this, name, output);
   }
 }

@@ -222,6 +222,8 @@ describe('ConntrackResponder with its defaults', () => {
   it('outputs what an operator needs after deploying', () => {
     const outputs = template.findOutputs('*');
     expect(Object.keys(outputs).sort()).toEqual([
+      'ApprovalUrl',
+      'ApproverPolicyArn',
       'EvidenceBucketName',
       'FailedEventsQueueUrl',
       'IncidentTableName',

@@ -39,7 +39,9 @@ const actionsOf = (statement: Statement) => [statement.Action].flat();
 describe('the Slack ChatOps construct', () => {
   it('adds nothing when Slack is not configured', () => {
     const { template } = synthesize({});
-    template.resourceCountIs('AWS::Lambda::Url', 0);
+    // Only the approval URL of the command line (AWS_IAM), no public endpoint.
+    template.resourceCountIs('AWS::Lambda::Url', 1);
+    template.hasResourceProperties('AWS::Lambda::Url', { AuthType: 'AWS_IAM' });
     template.resourceCountIs('AWS::SecretsManager::Secret', 0);
   });
 

@@ -366,3 +366,52 @@ export function iamApproversFrom(
   if (!/^\d{12}$/.test(accountId)) throw new Error(`'${accountId}' is not an AWS account id`);
   return { roleArns, policyHolders: holders === 'true', accountId };
 }
+
+/** A function URL as Lambda makes them (what the approval request may print in a command). */
+const PRINTABLE_APPROVAL_URL = /^https:\/\/[a-z0-9]+\.lambda-url\.[a-z0-9-]+\.on\.aws\/$/;
+
+/** The URL when it may be printed in a command, else null. */
+export function printableApprovalUrl(approvalUrl: string | null | undefined): string | null {
+  return approvalUrl && PRINTABLE_APPROVAL_URL.test(approvalUrl) ? approvalUrl : null;
+}
+
+export interface DecisionCommands {
+  readonly approve: string;
+  readonly reject: string;
+  /** Approve only the safer alternative, when the request offers one. */
+  readonly alternative: string | null;
+}
+
+/**
+ * The exact commands that decide an incident's approval from a terminal, or null when there is no
+ * approval URL to name (the local twin) or it is not a function URL (never printed then: a command
+ * people copy into a shell must hold nothing but an incident id and our own URL).
+ */
+export function decisionCommands(
+  incidentId: string,
+  approvalUrl: string | null | undefined,
+  hasAlternative: boolean,
+): DecisionCommands | null {
+  const url = printableApprovalUrl(approvalUrl);
+  if (url === null || !INCIDENT_ID_PATTERN.test(incidentId)) return null;
+  const command = (verb: string, extra = '') =>
+    `npx conntrack-responder ${verb} ${incidentId}${extra} --url ${url}`;
+  return {
+    approve: command('approve'),
+    reject: command('reject'),
+    alternative: hasAlternative ? command('approve', ' --alternative') : null,
+  };
+}
+
+/** The lines that say how to decide from a terminal (for the SNS message and the escalation). */
+export function decisionCommandLines(commands: DecisionCommands, alternativeLabel: string | null): string[] {
+  return [
+    'Decide from a terminal, with the AWS credentials of an approver (a session of a role in',
+    "approverRoleArns, or a holder of the stack's ApproverPolicyArn policy):",
+    `  approve:  ${commands.approve}`,
+    ...(commands.alternative === null
+      ? []
+      : [`  ${(alternativeLabel ?? 'safer alternative').toLowerCase()}:  ${commands.alternative}`]),
+    `  reject:   ${commands.reject}`,
+  ];
+}

@@ -6,6 +6,7 @@ import {
   saferAlternativeOf,
 } from './approval.js';
 import { approvalTaskFrom } from './approval-task.js';
+import { decisionCommandLines, decisionCommands } from './iam-approval.js';
 import type { IncidentChat } from './incident-chat.js';
 import { type SnsMessage, snsMessage } from './notification.js';
 
@@ -24,6 +25,8 @@ export interface OpenApprovalPorts {
   readonly newApprovalId: () => string;
   /** The account the instance belongs to (a filter attribute of the announcement). */
   readonly account: string;
+  /** The approval URL (stack output ApprovalUrl), so that the announcement shows the exact commands. */
+  readonly approvalUrl?: string | null;
 }
 
 export interface OpenedApproval {
@@ -64,10 +67,15 @@ export async function openApproval(payload: unknown, ports: OpenApprovalPorts): 
     expiresAt: record.expiresAt,
   };
   const instance = request.instanceId ?? task.incident.host ?? 'unknown';
+  const commands = decisionCommands(record.incidentId, ports.approvalUrl, record.alternative !== null);
+  const howToDecide = [
+    ...(slack === 'not-configured' ? [] : ['Decide in the Slack thread of this incident.']),
+    ...(commands === null ? [] : decisionCommandLines(commands, record.alternative?.label ?? null)),
+  ];
   const announcement = snsMessage(
     {
       subject: `conntrack-responder: approval needed on ${instance} (${request.incidentId})`,
-      text: `${approvalText(request)}${slack === 'not-configured' ? '' : '\n\nDecide in the Slack thread of this incident.'}`,
+      text: `${approvalText(request)}${howToDecide.length === 0 ? '' : `\n\n${howToDecide.join('\n')}`}`,
       summary: {
         approvalId: record.approvalId,
         incidentId: record.incidentId,
@@ -75,6 +83,7 @@ export async function openApproval(payload: unknown, ports: OpenApprovalPorts): 
         expiresAt: record.expiresAt,
         actions: record.actions.map((action) => action.id),
         alternative: record.alternative?.actionIds ?? null,
+        commands,
       },
       attributes: { severity: 'warning', outcome: 'approval-needed', action: 'approval', instance },
     },

@@ -1,3 +1,4 @@
+import { printableApprovalUrl } from '../chatops/iam-approval.js';
 import type { OutcomeStatus } from './outcome.js';
 
 /**
@@ -99,7 +100,25 @@ function describeError(error: StateError | undefined): string | null {
   return `${error.Error ?? 'Error'}: ${String(error.Cause ?? '').slice(0, 1000)}`;
 }
 
-export function incidentNotification(state: WorkflowState): IncidentNotification {
+export interface NotificationOptions {
+  /** The approval URL (stack output ApprovalUrl): an approval nobody decided says how to decide next time. */
+  readonly approvalUrl?: string | null;
+}
+
+/** The approval wait ran out: the gate asked for a person and no decision came back. */
+function approvalTimedOut(state: WorkflowState): boolean {
+  return (
+    state.gate?.decision === 'approve' &&
+    state.approval === undefined &&
+    state.outcome?.status === 'escalated' &&
+    state.error?.Error === 'States.Timeout'
+  );
+}
+
+export function incidentNotification(
+  state: WorkflowState,
+  options: NotificationOptions = {},
+): IncidentNotification {
   const incidentId = state.incident?.incidentId ?? 'unknown-incident';
   const instance = state.incident?.instanceId ?? state.incident?.host ?? 'unknown host';
   const outcome = state.outcome?.status ?? 'unknown';
@@ -129,6 +148,19 @@ export function incidentNotification(state: WorkflowState): IncidentNotification
       ...(escalation.reasons ?? []).map((reason) => `  - ${reason}`),
     );
     if (escalation.runbook) lines.push(`Follow the manual runbook: ${escalation.runbook}`);
+  }
+  if (approvalTimedOut(state)) {
+    const url = printableApprovalUrl(options.approvalUrl) ?? '<stack output ApprovalUrl>';
+    lines.push(
+      '',
+      'Nobody approved or rejected the change before the approval timeout, so the host is unchanged.',
+      'If the drops continue, follow the manual runbook (runbooks/conntrack-table-full.md).',
+      'So that the next request is decided in time: make sure someone receives the approval requests',
+      '(SNS filter policy {"outcome": ["approval-needed"]}); they can decide without Slack, with the AWS',
+      "credentials of an approver (a role in approverRoleArns, or a holder of the stack's ApproverPolicyArn):",
+      `  npx conntrack-responder approve INCIDENT_ID --url ${url}`,
+      `  npx conntrack-responder reject INCIDENT_ID --url ${url}`,
+    );
   }
   // Guardrails that changed what the responder could do (the rest passed).
   const deciding = (state.guardrails?.decisions ?? []).filter((decision) =>

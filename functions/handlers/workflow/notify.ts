@@ -3,6 +3,7 @@ import { SNSClient } from '@aws-sdk/client-sns';
 import type { Context } from 'aws-lambda';
 import { EVIDENCE_PREFIX } from '../../adapters/evidence-store.js';
 import { SnsPublisher } from '../../adapters/sns-publisher.js';
+import { IAM_APPROVAL_ENVIRONMENT } from '../../core/chatops/iam-approval.js';
 import { notifyOutcome } from '../../core/chatops/outcome.js';
 import { bundleRootName } from '../../core/evidence/bundle.js';
 import { incidentNotification, type WorkflowState } from '../../core/workflow/notify.js';
@@ -38,7 +39,9 @@ function evidenceLocation(incidentId: string | undefined): string | null {
 
 export const lambdaHandler = async (event: unknown, context?: Context) => {
   const state = event as WorkflowState;
-  const notification = incidentNotification(state);
+  const notification = incidentNotification(state, {
+    approvalUrl: process.env[IAM_APPROVAL_ENVIRONMENT.approvalUrl] ?? null,
+  });
   const delivery = await notifyOutcome(
     event,
     notification,

@@ -4,6 +4,7 @@ import { SNSClient } from '@aws-sdk/client-sns';
 import type { Context } from 'aws-lambda';
 import { DynamoApprovalStore } from '../../adapters/approval-store.js';
 import { SnsPublisher } from '../../adapters/sns-publisher.js';
+import { IAM_APPROVAL_ENVIRONMENT } from '../../core/chatops/iam-approval.js';
 import { openApproval } from '../../core/chatops/open-approval.js';
 import { requiredSetting } from '../../core/workflow/settings.js';
 import { chatopsRuntimeFrom, slackConfigured } from '../chatops.js';
@@ -14,8 +15,9 @@ import { workflowHandler } from './middleware.js';
 /**
  * "Wait for approval" (a `.waitForTaskToken` task): stores the task token under a new single-use
  * approval id, announces the request on the SNS topic, and posts it with its buttons in the
- * incident's Slack thread when Slack is configured. The workflow resumes when the Slack endpoint
- * calls SendTaskSuccess with the decision, or ends with no change when the task times out.
+ * incident's Slack thread when Slack is configured. The workflow resumes when the Slack endpoint or
+ * the approval URL (`conntrack-responder approve|reject`) calls SendTaskSuccess with the decision,
+ * or ends with no change when the task times out.
  */
 const tableName = requiredSetting(process.env, 'incidentTableName');
 const topicArn = requiredSetting(process.env, 'notificationTopicArn');
@@ -33,6 +35,7 @@ export const lambdaHandler = async (event: unknown, context?: Context) => {
     now: () => new Date(),
     newApprovalId: randomUUID,
     account: accountOf(event, context),
+    approvalUrl: process.env[IAM_APPROVAL_ENVIRONMENT.approvalUrl] ?? null,
   });
   logger.info('Approval requested', { ...opened });
   return opened;

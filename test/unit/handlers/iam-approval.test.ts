@@ -25,6 +25,8 @@ import {
 import { captureIo } from '../support/capture-io.js';
 
 const ACCOUNT = '111122223333';
+/** What the stack gives the approval request (the real URL; the requests below go to the loopback stand-in). */
+const APPROVAL_URL = 'https://abcdefghij0123456789abcdefghij01.lambda-url.eu-west-1.on.aws/';
 const TOPIC = `arn:aws:sns:eu-west-1:${ACCOUNT}:conntrack-responder`;
 const context = {
   awsRequestId: 'req-1',
@@ -76,6 +78,7 @@ describe('deciding an approval from the command line (the approval URL)', () => 
       // Only the named role: the admin, whom IAM lets through below, must still be refused.
       APPROVER_ROLE_ARNS: `arn:aws:iam::${ACCOUNT}:role/teams/sre/OnCall`,
       APPROVER_POLICY_HOLDERS: 'false',
+      APPROVAL_URL: APPROVAL_URL,
       POWERTOOLS_LOG_LEVEL: 'SILENT',
       POWERTOOLS_METRICS_DISABLED: 'true',
       POWERTOOLS_TRACE_ENABLED: 'false',
@@ -174,6 +177,30 @@ describe('deciding an approval from the command line (the approval URL)', () => 
     });
     // No answer ever carries the task token.
     for (const sent of answers) expect(JSON.stringify(sent)).not.toContain(taskToken);
+  });
+
+  it('announces the request on SNS with the exact commands that decide it', async () => {
+    const { incidentId, approvalId } = await openApproval();
+    expect(published).toHaveLength(1);
+    const message = published[0]?.Message ?? '';
+    expect(message).toContain(
+      `  approve:  npx conntrack-responder approve ${incidentId} --url ${APPROVAL_URL}`,
+    );
+    expect(message).toContain(
+      `  reject:   npx conntrack-responder reject ${incidentId} --url ${APPROVAL_URL}`,
+    );
+    // The churn plan offers "Raise limits only".
+    expect(message).toContain(
+      `  raise limits only:  npx conntrack-responder approve ${incidentId} --alternative --url ${APPROVAL_URL}`,
+    );
+    const summary = JSON.parse(message.split('--- JSON summary ---\n')[1] ?? '{}');
+    expect(summary).toMatchObject({
+      approvalId,
+      commands: {
+        approve: `npx conntrack-responder approve ${incidentId} --url ${APPROVAL_URL}`,
+        reject: `npx conntrack-responder reject ${incidentId} --url ${APPROVAL_URL}`,
+      },
+    });
   });
 
   it('refuses a caller IAM let through whom the stack does not name, and changes nothing', async () => {

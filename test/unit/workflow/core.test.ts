@@ -327,6 +327,31 @@ describe('notification', () => {
     expect(notification.text).toContain('Guardrails:\n  - change-calendar: change calendar prod is CLOSED');
     expect(notification.text).not.toContain('no tag');
   });
+
+  it('says, when nobody decided in time, how an approval is decided without Slack', () => {
+    const url = 'https://abcdef0123456789.lambda-url.eu-west-1.on.aws/';
+    const timedOut = {
+      incident: { incidentId: 'inc-3', instanceId: 'i-0abc12345678' },
+      gate: { decision: 'approve' },
+      outcome: OUTCOMES.approvalTimedOut,
+      error: { Error: 'States.Timeout', Cause: '' },
+    };
+    const notification = incidentNotification(timedOut, { approvalUrl: url });
+    expect(notification.text).toContain(`  npx conntrack-responder approve INCIDENT_ID --url ${url}`);
+    expect(notification.text).toContain(`  npx conntrack-responder reject INCIDENT_ID --url ${url}`);
+    expect(notification.text).toContain('{"outcome": ["approval-needed"]}');
+    // Without a URL that is a function URL, nothing but the placeholder is printed into the command.
+    const other = incidentNotification(timedOut, { approvalUrl: 'https://evil.example/$(id)' });
+    expect(other.text).toContain('--url <stack output ApprovalUrl>');
+    expect(other.text).not.toContain('evil');
+    // Other escalations do not talk about approvals.
+    expect(
+      incidentNotification(
+        { ...timedOut, outcome: OUTCOMES.noRemediationSlot, gate: { decision: 'apply' } },
+        { approvalUrl: url },
+      ).text,
+    ).not.toContain('conntrack-responder approve');
+  });
 });
 
 describe('workflow settings', () => {
