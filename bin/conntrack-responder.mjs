@@ -3,6 +3,15 @@
 // logs are piped into, runs from a cached esbuild bundle when it can (see bundle-cache.mjs).
 import { fileURLToPath } from 'node:url';
 
+// A reader that stops early (`| head`) closes the pipe: end at once, without a message or a stack
+// trace, with the status a shell reports for a program killed by SIGPIPE (128 + 13).
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error) => {
+    if (error.code === 'EPIPE') process.exit(141);
+    throw error;
+  });
+}
+
 const args = process.argv.slice(2);
 let bundled = null;
 if (args[0] === 'detect') {

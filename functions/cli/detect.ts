@@ -2,47 +2,67 @@ import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { parseArgs } from 'node:util';
-import { createGunzip } from 'node:zlib';
 import { decodeAwsLogsData } from '../core/detect/awslogs-decode.js';
 import { DEFAULT_INSTANCE_ID_PATTERN } from '../core/detect/cloudwatch.js';
-import { LogInputError } from '../core/detect/errors.js';
 import type { DetectionReport } from '../core/detect/index.js';
-import { JsonValueSplitter } from '../core/detect/json-values.js';
+import { type JsonPiece, JsonValueSplitter } from '../core/detect/json-values.js';
+import { mentionsKernelPhrase } from '../core/detect/messages.js';
 import { DetectionSession } from '../core/detect/session.js';
+import { isPlausibleTimeMs } from '../core/detect/text-line.js';
 import { TextLogScanner } from '../core/detect/text-scanner.js';
+import { GzipError, gunzipMembers } from './gunzip.js';
 import { type CliIo, type Command, UsageError } from './io.js';
+import { hasUnsafeCharacters, printable, terminalSafeJson } from './printable.js';
 
-const HELP = `usage: conntrack-responder detect [FILE…|-] [--host NAME] [--json] [--instance-id-pattern RE] [--now TIME]
+const HELP = `usage: conntrack-responder detect [FILE…|-] [--host NAME] [--json] [--strict]
+                                   [--instance-id-pattern RE] [--now TIME]
 
 Finds conntrack drop messages ("nf_conntrack: table full, dropping packet" in every kernel's
 spelling, "expectation table full", and the rate-limit lines that count suppressed repeats) in
 kernel logs, and groups them per host, network namespace and kind.
 
 Inputs (any mix; "-" or no FILE reads standard input; gzip-compressed input is decompressed):
-  syslog files (RFC 3164, rsyslog's high-precision format, RFC 5424), journalctl -o short*,
-  dmesg output (raw [seconds], -T, --time-format iso, -x, -r), journalctl -o json / json-pretty,
-  the CloudWatch agent's journald events ({"body":{...}}), CloudWatch Logs subscription payloads (decoded JSON, or the Lambda event {"awslogs":{"data":…}}).
+  syslog files (RFC 3164 with or without a host, rsyslog's high-precision format, RFC 5424,
+  busybox syslogd), OpenWrt logread, journalctl -o short / short-precise / short-iso /
+  short-full / short-unix / short-monotonic / cat, Ubuntu's /var/log/dmesg, dmesg output (raw
+  [seconds], none, -T, --time-format iso, -x, -r), journalctl -o json / json-pretty, the
+  CloudWatch agent's journald events ({"body":{…}}), CloudWatch Logs subscription payloads
+  (decoded JSON, or the Lambda event {"awslogs":{"data":…}}).
   A file is read as JSON when its first character is "{" (or "[" then "{"), else as text lines.
-  Only lines the kernel wrote count: the same words from another program are "not-kernel".
+  Only lines the kernel wrote count: the same words from another program are "not-kernel". A
+  line without any header counts as the kernel's only in an input whose first line has none
+  either (dmesg -t, journalctl -k -o cat); in a syslog file it is named, as below.
 
 Options:
   --host NAME                 host name for lines that carry none (dmesg, bare "kernel:" lines);
                               default: localhost
   --json                      print exactly one JSON object: {"groups":[…],"ignored":{…}}
+  --strict                    lines that cannot be used make the exit status 2 (see below)
   --instance-id-pattern RE    regular expression that finds the host (EC2 instance id) in a
                               CloudWatch log stream name; default: ${DEFAULT_INSTANCE_ID_PATTERN.source}
   --now TIME                  reference time (ISO 8601) for syslog timestamps without a year;
                               default: the current time
   -h, --help                  show this help
 
-Exit status: 0 when every input was read; 1 when an input could not be read or has lines that
-cannot be parsed (the other inputs are still reported); 2 on a usage error.
+Lines with drop or suppression text that cannot be used (no header where one is needed, a kernel
+wording detect does not know, a timestamp that is not a real time, broken JSON) are named as
+FILE:LINE on standard error and counted in "unreadable"; the rest of the input is still read.
+
+Exit status, as grep's:
+  0  conntrack drops were found (at least one group), and every input was read
+  1  no drops were found, and every input was read
+  2  an input could not be read, or only in part (missing file, corrupt or truncated gzip,
+     trailing garbage), or a usage error; with --strict also when a line was named as above.
+     The report still covers everything that was read.
+  141  standard output was closed early (| head): the command stops without a message
 `;
 
 /** Bytes per read: large enough that per-read overhead vanishes, small enough to stream. */
 const CHUNK_BYTES = 1 << 20;
 /** Problems printed per input; the rest are counted. */
 const PROBLEMS_SHOWN = 10;
+/** Characters of a host or namespace shown in the table (JSON has them whole). */
+const CELL_CHARS = 64;
 const GZIP_MAGIC = [0x1f, 0x8b];
 
 interface Problem {
@@ -54,9 +74,12 @@ interface Problem {
 
 interface InputOutcome {
   readonly name: string;
+  /** The first lines that could not be used (a warning each), up to PROBLEMS_SHOWN. */
   readonly problems: Problem[];
-  /** Set when the input could not be read at all (or stopped being readable). */
-  fatal: string | null;
+  /** How many there were in all. */
+  problemCount: number;
+  /** Set when the input could not be read at all, or only in part. */
+  error: string | null;
 }
 
 interface Options {
@@ -64,6 +87,7 @@ interface Options {
   /** No FILE was given: standard input is read by default. */
   readonly stdinByDefault: boolean;
   readonly json: boolean;
+  readonly strict: boolean;
   readonly session: DetectionSession;
 }
 
@@ -73,6 +97,7 @@ function parseOptions(args: string[]): Options | 'help' {
       options: {
         host: { type: 'string' };
         json: { type: 'boolean' };
+        strict: { type: 'boolean' };
         'instance-id-pattern': { type: 'string' };
         now: { type: 'string' };
         help: { type: 'boolean'; short: 'h' };
@@ -86,6 +111,7 @@ function parseOptions(args: string[]): Options | 'help' {
       options: {
         host: { type: 'string' },
         json: { type: 'boolean' },
+        strict: { type: 'boolean' },
         'instance-id-pattern': { type: 'string' },
         now: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -94,25 +120,31 @@ function parseOptions(args: string[]): Options | 'help' {
       strict: true,
     });
   } catch (error) {
-    throw new UsageError(`${(error as Error).message}\nRun 'conntrack-responder detect --help' for usage.`);
+    throw new UsageError(
+      `${printable((error as Error).message)}\nRun 'conntrack-responder detect --help' for usage.`,
+    );
   }
   const { values, positionals } = parsed;
   if (values.help) return 'help';
-  if (values.host !== undefined && !/^\S+$/.test(values.host)) {
-    throw new UsageError('--host must be a non-empty name without spaces');
+  if (values.host !== undefined && (!/^\S+$/.test(values.host) || hasUnsafeCharacters(values.host))) {
+    throw new UsageError('--host must be a non-empty name without spaces or control characters');
   }
   let instanceIdPattern = DEFAULT_INSTANCE_ID_PATTERN;
   if (values['instance-id-pattern'] !== undefined) {
     try {
       instanceIdPattern = new RegExp(values['instance-id-pattern']);
     } catch (error) {
-      throw new UsageError(`--instance-id-pattern is not a regular expression: ${(error as Error).message}`);
+      throw new UsageError(
+        `--instance-id-pattern is not a regular expression: ${printable((error as Error).message)}`,
+      );
     }
   }
   let now = new Date();
   if (values.now !== undefined) {
     now = new Date(values.now);
-    if (Number.isNaN(now.getTime())) throw new UsageError(`--now is not a date: ${values.now}`);
+    if (!isPlausibleTimeMs(now.getTime())) {
+      throw new UsageError(`--now is not a date between 1970 and 9999: ${printable(values.now, 80)}`);
+    }
   }
   const session = new DetectionSession({
     defaultHost: values.host ?? 'localhost',
@@ -121,7 +153,13 @@ function parseOptions(args: string[]): Options | 'help' {
     decodeAwsLogsData,
   });
   const stdinByDefault = positionals.length === 0;
-  return { files: stdinByDefault ? ['-'] : positionals, stdinByDefault, json: values.json ?? false, session };
+  return {
+    files: stdinByDefault ? ['-'] : positionals,
+    stdinByDefault,
+    json: values.json ?? false,
+    strict: values.strict ?? false,
+    session,
+  };
 }
 
 async function* readHandle(handle: Awaited<ReturnType<typeof open>>): AsyncGenerator<Buffer> {
@@ -140,43 +178,84 @@ async function* readStream(stream: Readable): AsyncGenerator<Buffer> {
 
 /** Yields `first` and the rest of `source`, decompressed when the input starts with the gzip magic. */
 async function* maybeGunzip(first: Buffer, source: AsyncIterator<Buffer>): AsyncGenerator<Buffer> {
-  if (first[0] !== GZIP_MAGIC[0] || first[1] !== GZIP_MAGIC[1]) {
+  async function* whole(): AsyncGenerator<Buffer> {
     yield first;
     for (let next = await source.next(); !next.done; next = await source.next()) yield next.value;
+  }
+  if (first[0] !== GZIP_MAGIC[0] || first[1] !== GZIP_MAGIC[1]) {
+    yield* whole();
     return;
   }
-  const gunzip = createGunzip();
-  const feed = (async () => {
-    // Copies: the reader reuses its buffer while gunzip may still hold the previous chunk.
-    gunzip.write(Buffer.from(first));
-    for (let next = await source.next(); !next.done; next = await source.next()) {
-      if (!gunzip.write(Buffer.from(next.value)))
-        await new Promise((resolve) => gunzip.once('drain', resolve));
-    }
-    gunzip.end();
-  })().catch((error: unknown) => gunzip.destroy(error as Error));
-  yield* readStream(gunzip);
-  await feed;
+  // Copies: the file reader reuses its buffer while the inflater may still hold the previous chunk.
+  async function* copies(): AsyncGenerator<Buffer> {
+    for await (const chunk of whole()) yield Buffer.from(chunk);
+  }
+  yield* gunzipMembers(copies());
 }
 
-type Mode = 'text' | 'json';
+const BLANK = new Set([0x20, 0x09, 0x0a, 0x0d, 0x1e]);
+const OPEN_BRACE = 0x7b;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACKET = 0x5d;
+/** Blanks after a leading `[` looked through before calling the input text. */
+const MAX_BRACKET_LOOKAHEAD = 1 << 20;
 
-/** JSON when the first non-blank character opens an object, or an array of objects; else text lines. */
-function detectMode(bytes: Buffer): Mode | null {
-  let index = 0;
-  const isBlank = (byte: number | undefined) =>
-    byte === 0x20 || byte === 0x09 || byte === 0x0a || byte === 0x0d || byte === 0x1e;
-  // A UTF-8 byte-order mark
-  if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) index = 3;
-  while (index < bytes.length && isBlank(bytes[index])) index++;
-  if (index >= bytes.length) return null;
-  if (bytes[index] === 0x7b) return 'json';
-  if (bytes[index] !== 0x5b) return 'text';
-  // `[` opens a dmesg timestamp as often as a JSON array: look at what follows.
-  index++;
-  while (index < bytes.length && isBlank(bytes[index])) index++;
-  if (index >= bytes.length) return null;
-  return bytes[index] === 0x7b || bytes[index] === 0x5d || bytes[index] === 0x5b ? 'json' : 'text';
+/**
+ * Decides, byte by byte and holding nothing but a leading `[` and the blanks after it, whether an
+ * input is JSON (its first non-blank character opens an object, or an array of objects) or text
+ * lines. Leading blanks are only counted, so a blank-only input costs linear time and no memory.
+ */
+class ModeSniffer {
+  mode: 'text' | 'json' | null = null;
+  /** Leading blank bytes dropped, and the newlines among them. */
+  skippedBytes = 0;
+  skippedNewlines = 0;
+  private bom = 0;
+  private held: Buffer[] = [];
+  private heldBytes = 0;
+
+  /** Takes a chunk; once the mode is known, returns the bytes to feed (held ones first). */
+  push(chunk: Buffer): Buffer[] | null {
+    let index = 0;
+    if (this.heldBytes === 0) {
+      for (; index < chunk.length; index++) {
+        const byte = chunk[index] as number;
+        // A UTF-8 byte-order mark at the very start.
+        if (this.skippedBytes === index && this.bom < 3 && byte === [0xef, 0xbb, 0xbf][this.bom]) {
+          this.bom++;
+          continue;
+        }
+        if (!BLANK.has(byte)) break;
+        if (byte === 0x0a) this.skippedNewlines++;
+      }
+      this.skippedBytes += index;
+      if (index === chunk.length) return null;
+      const first = chunk[index] as number;
+      if (first !== OPEN_BRACKET) {
+        this.mode = first === OPEN_BRACE ? 'json' : 'text';
+        return [chunk.subarray(index)];
+      }
+      this.held.push(Buffer.from(chunk.subarray(index, index + 1)));
+      this.heldBytes = 1;
+      index++;
+    }
+    // `[` opens a dmesg timestamp as often as a JSON array: look at what follows.
+    for (let at = index; at < chunk.length; at++) {
+      const byte = chunk[at] as number;
+      if (BLANK.has(byte) && this.heldBytes + (at - index) < MAX_BRACKET_LOOKAHEAD) continue;
+      this.mode = byte === OPEN_BRACE || byte === OPEN_BRACKET || byte === CLOSE_BRACKET ? 'json' : 'text';
+      return [...this.held, chunk.subarray(index)];
+    }
+    this.held.push(Buffer.from(chunk.subarray(index)));
+    this.heldBytes += chunk.length - index;
+    return null;
+  }
+
+  /** What is still held at the end of the input (a `[` and blanks only). */
+  rest(): Buffer[] {
+    if (this.heldBytes > 0) this.mode = 'text';
+    return this.held;
+  }
 }
 
 async function scanInput(
@@ -185,52 +264,71 @@ async function scanInput(
   outcome: InputOutcome,
   countLines: boolean,
 ): Promise<void> {
-  let mode: Mode | null = null;
-  const pending: Buffer[] = [];
+  const sniffer = new ModeSniffer();
   let scanner: TextLogScanner | null = null;
   let splitter: JsonValueSplitter | null = null;
   const decoder = new StringDecoder('utf8');
-  const onJsonPiece = (piece: { text: string; line: number } | { error: string; line: number }) => {
+  const problem = (found: Problem) => {
+    outcome.problemCount++;
+    if (outcome.problems.length < PROBLEMS_SHOWN) outcome.problems.push(found);
+  };
+  const onJsonPiece = (piece: JsonPiece) => {
     if ('error' in piece) {
-      outcome.problems.push({ line: piece.line, offset: null, reason: piece.error });
+      if (piece.text !== undefined && mentionsKernelPhrase(piece.text)) session.aggregator.unreadableLine();
+      problem({
+        line: piece.line,
+        offset: null,
+        reason: piece.error,
+        ...(piece.text ? { text: piece.text } : {}),
+      });
       return;
     }
+    let value: unknown;
     try {
-      session.jsonValue(JSON.parse(piece.text));
+      value = JSON.parse(piece.text);
     } catch (error) {
-      if (!(error instanceof LogInputError || error instanceof SyntaxError)) throw error;
-      outcome.problems.push({ line: piece.line, offset: null, reason: error.message });
+      if (!(error instanceof SyntaxError)) throw error;
+      if (mentionsKernelPhrase(piece.text)) session.aggregator.unreadableLine();
+      problem({ line: piece.line, offset: null, reason: error.message, text: piece.text });
+      return;
     }
+    for (const reason of session.jsonValue(value)) problem({ line: piece.line, offset: null, reason });
   };
   const feed = (chunk: Buffer) => {
     if (scanner !== null) scanner.push(chunk);
     else splitter?.push(decoder.write(chunk), onJsonPiece);
   };
+  const start = (mode: 'text' | 'json') => {
+    if (mode === 'text') {
+      scanner = new TextLogScanner(session, problem, { countLines });
+      scanner.skipBlank(sniffer.skippedBytes, sniffer.skippedNewlines);
+    } else {
+      splitter = new JsonValueSplitter();
+      splitter.skipLines(sniffer.skippedNewlines);
+    }
+  };
   for await (const chunk of chunks) {
-    if (mode === null) {
-      pending.push(Buffer.from(chunk));
-      mode = detectMode(Buffer.concat(pending));
-      if (mode === null) continue;
-      if (mode === 'text') {
-        scanner = new TextLogScanner(session, (problem) => outcome.problems.push({ ...problem }), {
-          countLines,
-        });
-      } else {
-        splitter = new JsonValueSplitter();
-      }
-      for (const held of pending.splice(0)) feed(held);
+    if (sniffer.mode === null) {
+      const ready = sniffer.push(chunk);
+      if (ready === null) continue;
+      start(sniffer.mode as unknown as 'text' | 'json');
+      for (const bytes of ready) feed(bytes);
       continue;
     }
     feed(chunk);
   }
-  if (mode === null && pending.length > 0) {
-    // Only blank characters: nothing to report.
-    return;
+  if (sniffer.mode === null) {
+    const held = sniffer.rest();
+    // Only blank characters: nothing to read.
+    if (sniffer.mode === null) return;
+    start('text');
+    for (const bytes of held) feed(bytes);
   }
-  scanner?.end();
-  if (splitter !== null) {
-    splitter.push(decoder.end(), onJsonPiece);
-    splitter.end(onJsonPiece);
+  (scanner as TextLogScanner | null)?.end();
+  const json = splitter as JsonValueSplitter | null;
+  if (json !== null) {
+    json.push(decoder.end(), onJsonPiece);
+    json.end(onJsonPiece);
   }
 }
 
@@ -265,8 +363,18 @@ function countNewlines(chunk: Buffer, end: number): number {
   return count;
 }
 
+function describeError(error: unknown): string {
+  if (error instanceof GzipError) return `read only in part: ${error.message}; every line before it was read`;
+  return `cannot read: ${(error as Error).message}`;
+}
+
 async function processInput(name: string, session: DetectionSession, io: CliIo): Promise<InputOutcome> {
-  const outcome: InputOutcome = { name: name === '-' ? '(stdin)' : name, problems: [], fatal: null };
+  const outcome: InputOutcome = {
+    name: name === '-' ? '(stdin)' : name,
+    problems: [],
+    problemCount: 0,
+    error: null,
+  };
   try {
     if (name === '-') {
       const source = readStream(io.stdin);
@@ -287,37 +395,33 @@ async function processInput(name: string, session: DetectionSession, io: CliIo):
     } finally {
       await handle.close();
     }
-    const unnumbered = outcome.problems.filter((problem) => problem.line === null && problem.offset !== null);
-    if (!compressed && unnumbered.length > 0) {
-      const numbers = await lineNumbersAt(
-        name,
-        unnumbered.map((problem) => problem.offset as number),
-      );
-      for (const problem of unnumbered) problem.line = numbers.get(problem.offset as number) ?? null;
-    }
+    await numberLines(name, outcome, compressed);
   } catch (error) {
-    outcome.fatal = (error as Error).message;
+    outcome.error = describeError(error);
   }
   return outcome;
 }
 
-function shorten(text: string): string {
-  // Control characters from a log line must not drive the terminal.
-  const oneLine = [...text]
-    .map((char) => (char.charCodeAt(0) < 0x20 || char === '\u007f' ? ' ' : char))
-    .join('');
-  return oneLine.length > 120 ? `${oneLine.slice(0, 117)}...` : oneLine;
+async function numberLines(path: string, outcome: InputOutcome, compressed: boolean): Promise<void> {
+  const unnumbered = outcome.problems.filter((problem) => problem.line === null && problem.offset !== null);
+  if (compressed || unnumbered.length === 0) return;
+  const numbers = await lineNumbersAt(
+    path,
+    unnumbered.map((problem) => problem.offset as number),
+  );
+  for (const problem of unnumbered) problem.line = numbers.get(problem.offset as number) ?? null;
 }
 
 function reportProblems(outcome: InputOutcome, io: CliIo): void {
-  if (outcome.fatal !== null) io.stderr.write(`detect: ${outcome.name}: cannot read: ${outcome.fatal}\n`);
-  for (const problem of outcome.problems.slice(0, PROBLEMS_SHOWN)) {
-    const where = problem.line === null ? outcome.name : `${outcome.name}:${problem.line}`;
-    const text = problem.text === undefined ? '' : `: ${shorten(problem.text)}`;
-    io.stderr.write(`detect: ${where}: ${problem.reason}${text}\n`);
+  const name = printable(outcome.name);
+  for (const problem of outcome.problems) {
+    const where = problem.line === null ? name : `${name}:${problem.line}`;
+    const text = problem.text === undefined ? '' : `: ${printable(problem.text, 120)}`;
+    io.stderr.write(`detect: ${where}: ${printable(problem.reason)}${text}\n`);
   }
-  const hidden = outcome.problems.length - PROBLEMS_SHOWN;
-  if (hidden > 0) io.stderr.write(`detect: ${outcome.name}: ${hidden} more lines that cannot be parsed\n`);
+  const hidden = outcome.problemCount - outcome.problems.length;
+  if (hidden > 0) io.stderr.write(`detect: ${name}: ${hidden} more lines that cannot be used\n`);
+  if (outcome.error !== null) io.stderr.write(`detect: ${name}: ${printable(outcome.error)}\n`);
 }
 
 function summary(report: DetectionReport): string {
@@ -327,8 +431,8 @@ function summary(report: DetectionReport): string {
   } else {
     const header = ['HOST', 'NETNS', 'KIND', 'DROP LINES', 'SUPPRESSED', 'FIRST SEEN', 'LAST SEEN'];
     const rows = report.groups.map((group) => [
-      group.host,
-      group.netns ?? '-',
+      printable(group.host, CELL_CHARS),
+      group.netns === null ? '-' : printable(group.netns, CELL_CHARS),
       group.kind,
       String(group.dropLines),
       String(group.suppressed),
@@ -356,10 +460,10 @@ function summary(report: DetectionReport): string {
       `${drops} drop line${drops === 1 ? '' : 's'} in ${report.groups.length} group${report.groups.length === 1 ? '' : 's'} on ${hosts} host${hosts === 1 ? '' : 's'}.`,
     );
   }
-  const notKernel = report.ignored['not-kernel'];
-  const unrelated = report.ignored.unrelated;
+  const { 'not-kernel': notKernel, unrelated, unreadable } = report.ignored;
+  const plural = (count: number, word: string) => `${count} ${word}${count === 1 ? '' : 's'}`;
   lines.push(
-    `Ignored: ${notKernel} look-alike line${notKernel === 1 ? '' : 's'} not written by the kernel, ${unrelated} suppression line${unrelated === 1 ? '' : 's'} with no drop line next to it.`,
+    `Ignored: ${plural(notKernel, 'look-alike line')} not written by the kernel, ${plural(unrelated, 'suppression line')} with no drop line next to it, ${plural(unreadable, 'unreadable line')} with drop or suppression text (named on standard error).`,
   );
   return `${lines.join('\n')}\n`;
 }
@@ -375,13 +479,16 @@ export const detectCommand: Command = async (args, io) => {
   if (options.stdinByDefault && (io.stdin as { isTTY?: boolean }).isTTY === true) {
     throw new UsageError("no input: give FILE arguments or pipe a log into it (see 'detect --help')");
   }
-  let failed = false;
+  let unreadInput = false;
+  let namedLines = false;
   for (const file of options.files) {
     const outcome = await processInput(file, options.session, io);
     reportProblems(outcome, io);
-    if (outcome.fatal !== null || outcome.problems.length > 0) failed = true;
+    if (outcome.error !== null) unreadInput = true;
+    if (outcome.problemCount > 0) namedLines = true;
   }
   const report = options.session.report();
-  io.stdout.write(options.json ? `${JSON.stringify(report)}\n` : summary(report));
-  return failed ? 1 : 0;
+  io.stdout.write(options.json ? `${terminalSafeJson(JSON.stringify(report))}\n` : summary(report));
+  if (unreadInput || (options.strict && namedLines)) return 2;
+  return report.groups.length > 0 ? 0 : 1;
 };

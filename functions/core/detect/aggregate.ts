@@ -22,6 +22,12 @@ export interface DetectionReport {
     readonly 'not-kernel': number;
     /** Kernel suppression lines with no drop line of their host before or after them. */
     readonly unrelated: number;
+    /**
+     * Lines with drop or suppression text that could not be read: no known log format where one
+     * was required, a kernel wording detect does not know, a timestamp that is not a real time.
+     * The command line names each one as FILE:LINE.
+     */
+    readonly unreadable: number;
   };
 }
 
@@ -68,6 +74,7 @@ export class DropAggregator<Evidence = never> {
   private readonly active = new Set<string>();
   private notKernel = 0;
   private unrelated = 0;
+  private unreadable = 0;
   private lastGroup: MutableGroup | null = null;
 
   constructor(private readonly evidenceLimit = 0) {}
@@ -75,6 +82,11 @@ export class DropAggregator<Evidence = never> {
   /** A line with drop or suppression text that the kernel did not write. */
   notKernelLine(): void {
     this.notKernel++;
+  }
+
+  /** A line with drop or suppression text that could not be read (see DetectionReport). */
+  unreadableLine(): void {
+    this.unreadable++;
   }
 
   /** True when some host has state a plain kernel line could change. */
@@ -87,10 +99,37 @@ export class DropAggregator<Evidence = never> {
   }
 
   /**
-   * A line the kernel wrote. `message` is its classification (null for any other kernel line).
-   * `evidence` is kept (up to the limit) with the group the line ends up in.
+   * A line the kernel wrote, `times` times in a row (syslogd's repeat lines). `message` is its
+   * classification (null for any other kernel line). `evidence` is kept (up to the limit) with
+   * the group the line ends up in.
    */
-  kernelLine(host: string, message: KernelMessage | null, timeMs: number | null, evidence?: Evidence): void {
+  kernelLine(
+    host: string,
+    message: KernelMessage | null,
+    timeMs: number | null,
+    evidence?: Evidence,
+    times = 1,
+  ): void {
+    this.once(host, message, timeMs, evidence);
+    if (times <= 1 || message === null) return;
+    if (message.type === 'drop') {
+      // Repeats of a drop line only add drop lines: the state after each is the same.
+      const group = this.group(host, message.netns, message.kind);
+      group.dropLines += times - 1;
+      return;
+    }
+    // The second suppression line settles the first (its next kernel line is no drop); from the
+    // third on each one settles a predecessor that has no drop line on either side: unrelated.
+    this.once(host, message, timeMs, evidence);
+    if (times > 2) this.unrelated += times - 2;
+  }
+
+  private once(
+    host: string,
+    message: KernelMessage | null,
+    timeMs: number | null,
+    evidence?: Evidence,
+  ): void {
     let state = this.hosts.get(host);
     if (state === undefined) {
       if (message === null) return; // a host with no state: nothing to update
@@ -139,7 +178,7 @@ export class DropAggregator<Evidence = never> {
         firstSeen: group.firstMs === null ? null : new Date(group.firstMs).toISOString(),
         lastSeen: group.lastMs === null ? null : new Date(group.lastMs).toISOString(),
       })),
-      ignored: { 'not-kernel': this.notKernel, unrelated: this.unrelated },
+      ignored: { 'not-kernel': this.notKernel, unrelated: this.unrelated, unreadable: this.unreadable },
       evidence: groups.map((group) => group.evidence as Evidence[]),
     };
   }

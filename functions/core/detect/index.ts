@@ -26,7 +26,7 @@ export { isJournalEntry, parseJournalEntry } from './journald.js';
 export { type JsonPiece, JsonValueSplitter } from './json-values.js';
 export type { DropKind, KernelMessage } from './messages.js';
 export { classifyKernelMessage } from './messages.js';
-export { DetectionSession, type SessionOptions, type TextLineOutcome } from './session.js';
+export { DetectionSession, type LineProblem, type SessionOptions } from './session.js';
 export type { LogLine, TextFormat } from './text-line.js';
 export { parseTextLine } from './text-line.js';
 export { type ScannerProblem, TextLogScanner } from './text-scanner.js';
@@ -37,6 +37,8 @@ export const EVIDENCE_EVENTS_PER_GROUP = 20;
 export interface SubscriptionDetection extends DetectionReport {
   /** Per group (same index), the matching log events, at most 20 each, for the evidence bundle. */
   events: { id: string; timestamp: number; message: string }[][];
+  /** Why events or lines were refused (event id and reason, never the line). */
+  problems: string[];
 }
 
 /**
@@ -47,7 +49,8 @@ export interface SubscriptionDetection extends DetectionReport {
  * A line's own time wins over the event timestamp; year-less syslog times take the year of the
  * event's timestamp. `now` is only the fallback reference for events without a usable timestamp.
  * A CONTROL_MESSAGE yields no groups. Lines without a syslog/journald header cannot be attributed
- * to the kernel and count as `not-kernel`.
+ * to the kernel and count as `not-kernel`. An event whose timestamp is not a real time is refused
+ * (its drop text counts as `unreadable`), never the delivery.
  */
 export function detectInSubscription(
   data: CloudWatchLogsData,
@@ -58,7 +61,7 @@ export function detectInSubscription(
     ...(options.now === undefined ? {} : { now: options.now }),
     evidenceLimit: EVIDENCE_EVENTS_PER_GROUP,
   });
-  session.subscription(data);
+  const problems = session.subscription(data);
   const { groups, ignored, evidence } = session.aggregator.finish();
-  return { groups, ignored, events: evidence };
+  return { groups, ignored, events: evidence, problems };
 }

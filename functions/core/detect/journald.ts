@@ -1,5 +1,5 @@
 import { LogInputError } from './errors.js';
-import type { LogLine } from './text-line.js';
+import { isPlausibleTimeMs, type LogLine } from './text-line.js';
 
 /** One entry of `journalctl -o json` (every field is optional; only these are read). */
 export interface JournalEntry {
@@ -64,13 +64,15 @@ export function parseJournalEntry(value: JournalEntry): LogLine {
   const entry = (agentJournalBody(value) ?? value) as JournalEntry;
   const realtime = fieldText('__REALTIME_TIMESTAMP', entry.__REALTIME_TIMESTAMP);
   let timeMs: number | null = null;
+  let refused: string | null = null;
   if (realtime !== null) {
-    if (!/^\d{1,19}$/.test(realtime)) {
-      throw new LogInputError(
-        `journald field __REALTIME_TIMESTAMP is not microseconds: ${JSON.stringify(realtime)}`,
-      );
+    // Digits only, and at most 16 of them: more microseconds than that is past the year 2286.
+    const micros = /^\d{1,16}$/.test(realtime) ? Number(realtime) : Number.NaN;
+    timeMs = Math.floor(micros / 1000);
+    if (!isPlausibleTimeMs(timeMs)) {
+      timeMs = null;
+      refused = `its __REALTIME_TIMESTAMP ${JSON.stringify(realtime.slice(0, 40))} is not a time in microseconds between 1970 and 9999`;
     }
-    timeMs = Number(BigInt(realtime) / 1000n);
   }
   return {
     format: 'journald-json',
@@ -78,5 +80,9 @@ export function parseJournalEntry(value: JournalEntry): LogLine {
     timeMs,
     kernel: fieldText('_TRANSPORT', entry._TRANSPORT) === 'kernel',
     message: fieldText('MESSAGE', entry.MESSAGE) ?? '',
+    tagged: true,
+    times: 1,
+    repeatsPrevious: null,
+    refused,
   };
 }

@@ -10,18 +10,31 @@ export type KernelMessage =
   | { readonly type: 'suppression'; readonly count: number };
 
 // `ip_conntrack:` (2.4–2.6.2x), `nf_conntrack:`, the doubled prefix of kernels whose
-// nf_conntrack_core.c defines pr_fmt, the optional trailing period of pre-3.5 kernels, and the
-// ` in netns N` of kernels >= 6.17 for namespaces other than the initial one.
+// nf_conntrack_core.c defines pr_fmt, OpenVZ's `VPS <id>` (its kernels name the container whose
+// table is full), and the ` in netns N` of kernels >= 6.17 for namespaces other than the initial
+// one. What follows is matched apart (see dropTail).
 const TABLE_FULL =
-  /^(?:ip_conntrack|nf_conntrack): (?:nf_conntrack: )?table full(?: in netns (\d+))?, dropping packet\.?\s*$/;
+  /^(?:ip_conntrack|nf_conntrack): (?:nf_conntrack: )?(?:VPS (\S+) )?table full(?: in netns (\d+)(?=,))?(.*)$/;
 // `__nf_ct_expect_check()`: a different limit (nf_conntrack_expect_max) that raising
 // nf_conntrack_max does not fix, hence a different kind.
 const EXPECTATION_TABLE_FULL =
   /^(?:ip_conntrack|nf_conntrack): (?:nf_conntrack: )?expectation table full\.?\s*$/;
-// The old printk ratelimit (2.6.x), lib/ratelimit.c named after itself (2.6.3x), and the shared
-// net_ratelimit state every net_*_ratelimited() caller uses (modern kernels).
+// The old printk ratelimit (2.6.x), net_ratelimit's own line of 2.4/early 2.6 (`NET: N messages
+// suppressed.`), lib/ratelimit.c named after itself (2.6.3x), and the shared net_ratelimit state
+// every net_*_ratelimited() caller uses (modern kernels).
 const SUPPRESSED =
-  /^(?:printk: (\d+) messages suppressed\.?|(?:__ratelimit|net_ratelimit): (\d+) callbacks suppressed)\s*$/;
+  /^(?:(?:printk|NET): (\d+) messages suppressed\.?|(?:__ratelimit|net_ratelimit): (\d+) callbacks suppressed)\s*$/;
+// What the kernel prints after "table full"; pre-3.5 kernels end it with a period.
+const DROP_TAIL = ', dropping packet.';
+
+/**
+ * True for the end of a drop line: `, dropping packet` with or without the period, or any start of
+ * it. A line cut short or wrapped by a copy-paste (`…table full,` with `dropping packet` on the
+ * next line) is still the kernel's drop line; anything else after "table full" is not.
+ */
+function isDropTail(tail: string): boolean {
+  return DROP_TAIL.startsWith(tail.trimEnd());
+}
 
 /**
  * Byte patterns at least one of which every message `classifyKernelMessage` recognises contains.
@@ -32,10 +45,10 @@ export const CANDIDATE_SUBSTRINGS = ['table full', 'suppressed'] as const;
 
 /**
  * The kernel's own message timestamp (`[12345.678901]`, or `[ 123.4]` with padding) and the
- * optional CONFIG_PRINTK_CALLER field (`[  T123]`, `[ C1]`) that precede the text in dmesg and in
- * rsyslog's imklog output.
+ * optional CONFIG_PRINTK_CALLER field (`[  T123]`, `[ C1]`, with or without a space between) that
+ * precede the text in dmesg and in rsyslog's imklog output.
  */
-const KERNEL_TIMESTAMP_PREFIX = /^\[\s*\d+\.\d+\](?:\[\s*[TC]\d+\])?\s?/;
+const KERNEL_TIMESTAMP_PREFIX = /^\[\s*\d+\.\d+\](?: ?\[\s*[TC]\d+\])?\s?/;
 
 export function stripKernelTimestamp(message: string): string {
   const match = KERNEL_TIMESTAMP_PREFIX.exec(message);
@@ -47,7 +60,14 @@ export function classifyKernelMessage(body: string): KernelMessage | null {
   const message = stripKernelTimestamp(body.trimStart());
   if (message.includes('table full')) {
     const tableFull = TABLE_FULL.exec(message);
-    if (tableFull !== null) return { type: 'drop', kind: 'table-full', netns: tableFull[1] ?? null };
+    if (tableFull !== null && isDropTail(tableFull[3] ?? '')) {
+      const vps = tableFull[1];
+      return {
+        type: 'drop',
+        kind: 'table-full',
+        netns: vps === undefined ? (tableFull[2] ?? null) : `VPS ${vps}`,
+      };
+    }
     if (EXPECTATION_TABLE_FULL.test(message)) return { type: 'drop', kind: 'expect-table-full', netns: null };
     return null;
   }
@@ -67,12 +87,12 @@ export function mentionsCandidate(text: string): boolean {
 
 // The same phrases anywhere in a text: what another program copying the kernel's words looks like.
 const KERNEL_PHRASE =
-  /(?:ip_conntrack|nf_conntrack): (?:nf_conntrack: )?(?:expectation )?table full|(?:printk: \d+ messages|(?:__ratelimit|net_ratelimit): \d+ callbacks) suppressed/;
+  /(?:ip_conntrack|nf_conntrack): (?:nf_conntrack: )?(?:VPS \S+ )?(?:expectation )?table full|(?:(?:printk|NET): \d+ messages|(?:__ratelimit|net_ratelimit): \d+ callbacks) suppressed/;
 
 /**
  * True when `text` contains a drop or suppression phrase anywhere (not only as the whole
- * message): used to count look-alikes written by other programs, and to refuse lines that carry
- * the phrase in a format nobody can attribute.
+ * message): used to count look-alikes written by other programs, and to name lines that carry
+ * the phrase in a form nobody can attribute.
  */
 export function mentionsKernelPhrase(text: string): boolean {
   return mentionsCandidate(text) && KERNEL_PHRASE.test(text);

@@ -14,8 +14,9 @@ import type { DetectionSession } from './session.js';
 // Subsets of CANDIDATE_SUBSTRINGS ('table full', 'suppressed') chosen for speed: Buffer.indexOf
 // runs several times faster when the needle starts with a byte that is rare in log text.
 // Every line with a candidate substring contains one of these, so nothing is missed; a few
-// more lines ("fully") are parsed for nothing.
-const NEEDLES = [Buffer.from('full'), Buffer.from('uppress')];
+// more lines ("fully") are parsed for nothing. syslogd's `last message repeated N times` can
+// repeat a drop line, so it is a candidate too.
+const NEEDLES = [Buffer.from('full'), Buffer.from('uppress'), Buffer.from('peated')];
 const NEWLINE = 0x0a;
 const CARRIAGE_RETURN = 0x0d;
 const OPEN_BRACKET = 0x5b;
@@ -23,6 +24,12 @@ const LESS_THAN = 0x3c;
 const DIGIT_ZERO = 0x30;
 const DIGIT_NINE = 0x39;
 const COMMA = 0x2c;
+const SPACE_BYTE = 0x20;
+const TAB = 0x09;
+const GREATER_THAN = 0x3e;
+/** First bytes of a no-break space and of a byte-order mark in UTF-8. */
+const NBSP_LEAD = 0xc2;
+const BOM_LEAD = 0xef;
 const NOWHERE = Number.MAX_SAFE_INTEGER;
 
 /** The next occurrence of a needle in one buffer region, searched natively and at most once per occurrence. */
@@ -77,6 +84,8 @@ export class TextLogScanner {
   private readonly countLines: boolean;
   /** After an overlong line: drop bytes up to the next newline. */
   private skipToNewline = false;
+  /** Stream offset just past the last line given to the session (a gap means lines were skipped). */
+  private fedUpTo = 0;
 
   constructor(
     private readonly session: DetectionSession,
@@ -84,11 +93,22 @@ export class TextLogScanner {
     options: TextScannerOptions = {},
   ) {
     this.countLines = options.countLines ?? false;
+    // A new input: its first line decides what a line without a header is.
+    session.beginInput();
   }
 
   /** Bytes seen so far. */
   get bytes(): number {
     return this.streamOffset;
+  }
+
+  /**
+   * Accounts for leading blank bytes the caller dropped unread (a blank-only prefix costs no
+   * memory): offsets and line numbers go on from there.
+   */
+  skipBlank(bytes: number, newlines: number): void {
+    this.streamOffset += bytes;
+    if (this.countLines) this.linesBefore += newlines;
   }
 
   /** Feeds the next chunk. The scanner keeps no reference to it, so the caller may reuse it. */
@@ -166,7 +186,9 @@ export class TextLogScanner {
     let position = start;
     let counted = start;
     while (position < end) {
-      if (!this.session.aggregator.hasActiveHosts()) {
+      // Until the input's first line has been read, and while some host has state a kernel line
+      // could change, lines are looked at one by one.
+      if (this.session.inputFormatKnown && !this.session.aggregator.hasActiveHosts()) {
         const candidate = this.nextCandidate(position);
         if (candidate === NOWHERE) break;
         position = Math.max(buffer.lastIndexOf(NEWLINE, candidate) + 1, position);
@@ -176,7 +198,7 @@ export class TextLogScanner {
       const candidate = this.nextCandidate(position) < lineEnd;
       // While some host is active, every kernel line counts, but a line that cannot be a kernel
       // line is still skipped undecoded.
-      if (candidate || this.mayBeKernelLine(buffer, position, lineEnd)) {
+      if (candidate || !this.session.inputFormatKnown || this.mayBeKernelLine(buffer, position, lineEnd)) {
         if (this.countLines) {
           this.linesBefore += countNewlines(buffer, counted, position);
           counted = position;
@@ -202,6 +224,18 @@ export class TextLogScanner {
   private mayBeKernelLine(buffer: Buffer, start: number, end: number): boolean {
     const first = buffer[start] ?? 0;
     if (first === OPEN_BRACKET || first === LESS_THAN) return true;
+    // Damaged starts (indentation, no-break spaces, quote markers) are rare: let the parser look.
+    if (
+      first === SPACE_BYTE ||
+      first === TAB ||
+      first === GREATER_THAN ||
+      first === NBSP_LEAD ||
+      first === BOM_LEAD
+    )
+      return true;
+    // In dmesg -t or journalctl -o cat output any line may be a kernel line of the default host.
+    if (this.session.bareLinesAreKernel && this.session.aggregator.isActive(this.session.hostForBareLines))
+      return true;
     if (first >= DIGIT_ZERO && first <= DIGIT_NINE && end - start > 19 && buffer[start + 19] === COMMA)
       return true;
     if (this.kernelWord.next(start) >= end) return false;
@@ -212,19 +246,15 @@ export class TextLogScanner {
   }
 
   private line(buffer: Buffer, start: number, end: number, offset: number): void {
+    // `end` is the newline's position (or the stream's end): the next line starts after it.
+    if (offset !== this.fedUpTo) this.session.skipped();
+    this.fedUpTo = offset + (end - start) + 1;
     let stop = end;
     if (stop > start && buffer[stop - 1] === CARRIAGE_RETURN) stop--;
-    if (stop === start) return;
     const text = buffer.toString('utf8', start, stop);
-    const outcome = this.session.textLine(text);
-    if (outcome === 'unrecognised-drop-text') {
-      this.onProblem({
-        offset,
-        line: this.countLines ? this.linesBefore + 1 : null,
-        reason:
-          'a drop or suppression message in no known log format (syslog, RFC 5424, dmesg, journald JSON): cannot tell whether the kernel wrote it',
-        text,
-      });
+    const problem = this.session.textLine(text);
+    if (problem !== null) {
+      this.onProblem({ offset, line: this.countLines ? this.linesBefore + 1 : null, reason: problem, text });
     }
   }
 }
@@ -264,5 +294,7 @@ function bsdHostToken(buffer: Buffer, start: number, end: number): string | null
   if (at(12) !== COLON || !isDigit(at(13)) || !isDigit(at(14)) || at(15) !== SPACE) return null;
   const hostEnd = buffer.indexOf(SPACE, start + 16);
   if (hostEnd < 0 || hostEnd >= end || hostEnd === start + 16) return null;
+  // `Jul  3 10:07:53 kernel: …` names no host (the default one applies): let the parser decide.
+  if (buffer[hostEnd - 1] === COLON) return null;
   return buffer.toString('utf8', start + 16, hostEnd);
 }

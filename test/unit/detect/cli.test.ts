@@ -151,7 +151,7 @@ describe('conntrack-responder detect', () => {
           lastSeen: '2026-03-13T20:21:59.000Z',
         },
       ],
-      ignored: { 'not-kernel': 1, unrelated: 0 },
+      ignored: { 'not-kernel': 1, unrelated: 0, unreadable: 0 },
     });
   });
 
@@ -187,7 +187,7 @@ describe('conntrack-responder detect', () => {
     expect(JSON.parse(result.stdout).groups[0].host).toBe('web-01');
   });
 
-  it('names the file and line that cannot be parsed, exits 1, and still reports the other files', async () => {
+  it('names the file and line that cannot be used, exits 2 for the file it cannot read, and still reports the other files', async () => {
     const result = await run([
       '--json',
       file('broken.log'),
@@ -195,9 +195,9 @@ describe('conntrack-responder detect', () => {
       file('broken.json'),
       file('messages'),
     ]);
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(2);
     expect(result.stderr).toContain(
-      `detect: ${file('broken.log')}:3: a drop or suppression message in no known log format`,
+      `detect: ${file('broken.log')}:3: a drop or suppression message without a log header in a log whose lines name their writer`,
     );
     expect(result.stderr).toContain(`detect: ${file('missing.log')}: cannot read: ENOENT`);
     expect(result.stderr).toMatch(new RegExp(`detect: ${file('broken.json')}:2: .*JSON`));
@@ -211,17 +211,52 @@ describe('conntrack-responder detect', () => {
   it('numbers lines of gzip-compressed input too', async () => {
     await writeFile(
       file('broken.log.gz'),
-      gzipSync(`ok\n\nkernel: x\nnet_ratelimit: 3 callbacks suppressed\n`),
+      gzipSync(`${SEED_001_KEEPALIVED[0]}\n\nkernel: x\nnet_ratelimit: 3 callbacks suppressed\n`),
     );
     const result = await run(['--json', file('broken.log.gz')]);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain(`${file('broken.log.gz')}:4: a drop or suppression message`);
   });
 
+  describe("exit status, as grep's (documented in --help and the README)", () => {
+    const cases: [string, string[], string | undefined, number][] = [
+      ['drops found, every input read', ['messages'], undefined, 0],
+      ['no drop found, every input read', ['-'], `${SEED_001_KEEPALIVED.join('\n')}\n`, 1],
+      ['an empty input', ['-'], '', 1],
+      ['drops found, a line named on stderr (a warning)', ['broken.log'], undefined, 0],
+      ['the same with --strict', ['--strict', 'broken.log'], undefined, 2],
+      [
+        'no drops, a named line, --strict',
+        ['--strict', '-'],
+        `${SEED_001_KEEPALIVED[0]}\nnf_conntrack: table full, dropping packet\n`,
+        2,
+      ],
+      ['drops found, but an input cannot be read', ['messages', 'missing.log'], undefined, 2],
+    ];
+    it.each(cases)('%s', async (_name, args, stdin, code) => {
+      const resolved = args.map((arg) => (arg.startsWith('-') ? arg : file(arg)));
+      const result = await run(['--json', ...resolved], stdin);
+      expect(result.code).toBe(code);
+      // The report is printed whatever the status.
+      expect(JSON.parse(result.stdout)).toHaveProperty('groups');
+    });
+
+    it('says so in --help', async () => {
+      const help = (await run(['--help'])).stdout;
+      expect(help).toMatch(/0 +conntrack drops were found/);
+      expect(help).toMatch(/1 +no drops were found/);
+      expect(help).toMatch(/2 +an input could not be read/);
+      expect(help).toMatch(/--strict/);
+      expect(help).toMatch(/141/);
+    });
+  });
+
   it.each([
     [['--frobnicate'], /Unknown option '--frobnicate'/],
     [['--instance-id-pattern', '(unclosed'], /--instance-id-pattern is not a regular expression/],
     [['--now', 'someday'], /--now is not a date/],
+    [['--now', '+275760-09-13T00:00:00Z'], /--now is not a date between 1970 and 9999/],
+    [['--host', 'a\u001bb'], /--host must be a non-empty name without spaces or control characters/],
     [['--host', ''], /--host must be a non-empty name/],
     [['-', '-'], /can be given once/],
   ])('refuses %j with exit code 2', async (args, message) => {

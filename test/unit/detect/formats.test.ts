@@ -2,8 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { classifyKernelMessage, type KernelMessage } from '../../../functions/core/detect/messages.js';
 import { type LogLine, parseTextLine } from '../../../functions/core/detect/text-line.js';
 import {
+  BUSYBOX_CALLER_ID,
   FACTS_1_4,
+  JOURNALCTL_6_18,
   KERNEL_6_18_NETNS,
+  OPENWRT_LOGREAD,
   SEED_001_MESSAGES,
   SEED_003_DMESG,
   THIRD_PARTY,
@@ -171,20 +174,139 @@ describe('parseTextLine: formats', () => {
       THIRD_PARTY.hotsos,
       { format: 'kernel-tag', host: null, kernel: true, timeMs: null },
     ],
+    // Formats added for issue 10, on real lines.
+    [
+      'OpenWrt logread (Linux commit d673cb6fe6c0)',
+      OPENWRT_LOGREAD[0] as string,
+      {
+        format: 'logread',
+        host: null,
+        kernel: true,
+        timeMs: Date.parse('2022-06-01T22:19:30Z'),
+        tagged: true,
+      },
+    ],
+    [
+      'OpenWrt logread quoted in a mail reply',
+      OPENWRT_LOGREAD[1] as string,
+      { format: 'logread', kernel: true, timeMs: Date.parse('2022-06-01T22:19:30Z') },
+    ],
+    [
+      'busybox syslogd with the printk caller id (syzbot)',
+      BUSYBOX_CALLER_ID,
+      { format: 'rfc3164', host: 'syzkaller', kernel: true, message: '[  173.269550][   T45] Call Tra=' },
+    ],
+    [
+      'journalctl -o short-monotonic (lab machine)',
+      JOURNALCTL_6_18.shortMonotonic,
+      { format: 'journal-monotonic', host: 'vm', kernel: true, timeMs: null, tagged: true },
+    ],
+    [
+      'journalctl -o short-monotonic, a program with a pid',
+      JOURNALCTL_6_18.shortMonotonicProgram,
+      { format: 'journal-monotonic', host: 'vm', kernel: false },
+    ],
+    [
+      "Ubuntu's /var/log/dmesg (short-monotonic --no-hostname)",
+      JOURNALCTL_6_18.monotonicNoHostname,
+      {
+        format: 'journal-monotonic',
+        host: null,
+        kernel: true,
+        message: 'random: crng reseeded due to virtual machine fork',
+      },
+    ],
+    [
+      'journalctl -o short-unix (lab machine)',
+      JOURNALCTL_6_18.shortUnix,
+      { format: 'journal-unix', host: 'vm', kernel: true, timeMs: 1796474827393 },
+    ],
+    [
+      'journalctl -o short-full (lab machine)',
+      JOURNALCTL_6_18.shortFull,
+      { format: 'journal-full', host: 'vm', kernel: true, timeMs: Date.parse('2026-12-05T12:47:07Z') },
+    ],
+    [
+      'journalctl -o short-iso (lab machine)',
+      JOURNALCTL_6_18.shortIso,
+      { format: 'syslog-iso', host: 'vm', kernel: true, timeMs: Date.parse('2026-12-05T12:47:07Z') },
+    ],
+    [
+      'journalctl -o short-precise with a zero-padded day (lab machine)',
+      JOURNALCTL_6_18.shortPrecise,
+      // Year-less: a December line read on 2026-11-21 belongs to the year before.
+      { format: 'rfc3164', host: 'vm', kernel: true, timeMs: Date.parse('2025-12-05T12:47:07.393Z') },
+    ],
+    [
+      'journalctl -o cat (lab machine): no header at all',
+      JOURNALCTL_6_18.cat,
+      { format: 'bare', kernel: false },
+    ],
+    [
+      'RFC 3164 without a host name (router firmware)',
+      'Jul  3 10:07:53 kernel: nf_conntrack: expectation table full',
+      { format: 'rfc3164', host: null, kernel: true, message: 'nf_conntrack: expectation table full' },
+    ],
+    [
+      'a zone journalctl names only by abbreviation: no time, not a refusal',
+      'Sat 2026-12-05 13:47:07 CET vm kernel: x',
+      { format: 'journal-full', timeMs: null, refused: null, kernel: true },
+    ],
+    [
+      'a program calling itself kernel through the journal (logger -t kernel shows its pid)',
+      '[ 5173.924139] vm kernel[4242]: nf_conntrack: table full, dropping packet',
+      { format: 'journal-monotonic', kernel: false },
+    ],
+    [
+      'busybox: the kernel tag with another facility is not the kernel',
+      'Jun  4 09:24:12 alpine user.warn kernel: nf_conntrack: table full, dropping packet',
+      { format: 'rfc3164', host: 'alpine', kernel: false },
+    ],
+    [
+      'no-break spaces and indentation from a web page',
+      '\u00a0\u00a0Mar\u00a013 20:21:45 cache-01 kernel: nf_conntrack: table full, dropping packet',
+      {
+        format: 'rfc3164',
+        host: 'cache-01',
+        kernel: true,
+        message: 'nf_conntrack: table full, dropping packet',
+      },
+    ],
+    [
+      "rsyslog's repeat line for the kernel",
+      'Mar 13 20:21:45 cache-01 kernel: message repeated 3 times: [ nf_conntrack: table full, dropping packet]',
+      { kernel: true, times: 3, message: 'nf_conntrack: table full, dropping packet' },
+    ],
+    [
+      "syslogd's repeat line",
+      'Aug 28 10:46:10 pc last message repeated 13 times',
+      { host: 'pc', kernel: false, repeatsPrevious: 13 },
+    ],
   ];
   it.each(cases)('%s', (_name, line, expected) => {
     expect(parseTextLine(line, context)).toMatchObject(expected);
   });
 
-  it('returns null for lines in no known format', () => {
+  it("calls a line in no known format bare, and never the kernel's by itself", () => {
     for (const line of ['nf_conntrack: table full, dropping packet', 'hello world', '', '{"MESSAGE":"x"}']) {
-      expect(parseTextLine(line, context)).toBeNull();
+      expect(parseTextLine(line, context)).toMatchObject({ format: 'bare', kernel: false, host: null });
     }
   });
 
-  it('has no usable time for an impossible date', () => {
-    expect(parseTextLine('Feb 30 10:00:00 h kernel: x', context)?.timeMs).toBeNull();
-    expect(parseTextLine('2026-13-01T00:00:00Z h kernel: x', context)?.timeMs).toBeNull();
+  it.each([
+    'Feb 30 10:00:00 h kernel: x',
+    '2026-13-01T00:00:00Z h kernel: x',
+    '2026-03-13T25:00:00+00:00 h kernel: x',
+    '[Mon Feb 30 10:00:00 2026] x',
+    '<4>1 2026-02-30T00:00:00Z h kernel - - - x',
+    'Fri Feb 30 10:00:00 2026 kern.warn kernel: x',
+    'Fri 2026-02-30 10:00:00 UTC h kernel: x',
+    '999999999999.123456 h kernel: x',
+  ])('refuses a line whose timestamp is not a real time: %s', (line) => {
+    expect(parseTextLine(line, context)).toMatchObject({
+      timeMs: null,
+      refused: expect.stringMatching(/not a real time/),
+    });
   });
 
   it('gives a year-less line the reference year, or the year before when it would lie in the future', () => {

@@ -132,3 +132,43 @@ export function agentJournaldEvent(fields: Parameters<typeof journalEntry>[0]): 
     severity_text: 'WARN',
   });
 }
+
+/**
+ * journalctl (systemd 252) on this project's lab machine (kernel 6.18, host name `vm`), the same
+ * kernel record and a journald record in each output format; journald ran in a private mount
+ * namespace, reading /dev/kmsg.
+ */
+export const JOURNALCTL_6_18 = {
+  shortMonotonic:
+    '[    1.231727] vm kernel: EXT4-fs (vda): mounted filesystem 00000000-0000-0000-0000-000000000000 r/w without journal. Quota mode: none.',
+  shortMonotonicProgram: '[ 5173.924139] vm systemd-journald[7852]: Journal started',
+  shortUnix:
+    '1796474827.393375 vm kernel: EXT4-fs (vda): mounted filesystem 00000000-0000-0000-0000-000000000000 r/w without journal. Quota mode: none.',
+  shortFull:
+    'Sat 2026-12-05 12:47:07 UTC vm kernel: EXT4-fs (vda): mounted filesystem 00000000-0000-0000-0000-000000000000 r/w without journal. Quota mode: none.',
+  shortIso:
+    '2026-12-05T12:47:07+0000 vm kernel: EXT4-fs (vda): mounted filesystem 00000000-0000-0000-0000-000000000000 r/w without journal. Quota mode: none.',
+  shortPrecise:
+    'Dec 05 12:47:07.393375 vm kernel: EXT4-fs (vda): mounted filesystem 00000000-0000-0000-0000-000000000000 r/w without journal. Quota mode: none.',
+  cat: 'EXT4-fs (vda): mounted filesystem 00000000-0000-0000-0000-000000000000 r/w without journal. Quota mode: none.',
+  /** Ubuntu's /var/log/dmesg is written with --dmesg --no-hostname: no host. */
+  monotonicNoHostname: '[    1.218514] kernel: random: crng reseeded due to virtual machine fork',
+};
+
+/**
+ * OpenWrt `logread` lines quoted in the message of the ath11k patch that became Linux commit
+ * d673cb6fe6c03b2be157cc6c5db40481828d282d (https://git.kernel.org/torvalds/c/d673cb6fe6c0), and
+ * the next line as quoted in a reply on linux-wireless (`> ` before it).
+ */
+export const OPENWRT_LOGREAD = [
+  'Wed Jun  1 22:19:30 2022 kern.warn kernel: [  119.561227] ath11k c000000.wifi: peer already added vdev id 0 req, vdev id 1 present',
+  '> Wed Jun  1 22:19:30 2022 kern.warn kernel: [  119.561282] ath11k c000000.wifi: Failed to add peer: 28:c2:1f:xx:xx:xx for VDEV: 0',
+];
+
+/**
+ * busybox syslogd (`host facility.level tag: …`) with the printk caller id (`[   T45]`) after the
+ * kernel time, from a syzbot report of Linux 6.14.0-syzkaller-13423-ga8662bcd2ff1 (the mail's
+ * quoted-printable soft line break `=` left in, as pasted).
+ */
+export const BUSYBOX_CALLER_ID =
+  'Apr  5 20:58:43 syzkaller kern.warn kernel: [  173.269550][   T45] Call Tra=';

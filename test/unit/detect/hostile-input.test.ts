@@ -1,0 +1,250 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { constants, gunzipSync, gzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../../../functions/cli/main.js';
+import { detectInSubscription } from '../../../functions/core/detect/index.js';
+import { captureIo } from '../support/capture-io.js';
+import { runCliProcess } from '../support/cli-process.js';
+import { journalEntry, SEED_001_MESSAGES, SEED_003_DMESG } from './real-lines.js';
+
+/**
+ * Bad input gets a bounded, clear answer, and costs only itself (issue 10, item 7). Memory is
+ * bounded by measuring the real command's peak RSS in its own process against a baseline run
+ * in the same test, never by timing.
+ */
+
+const MiB = 1024 * 1024;
+let dir: string;
+const file = (name: string) => join(dir, name);
+
+async function detect(args: string[], stdin?: string | Buffer) {
+  const captured = captureIo(stdin);
+  const code = await main(['detect', ...args], captured.io);
+  return { code, stdout: captured.stdout(), stderr: captured.stderr() };
+}
+
+/** `total` bytes of `pattern` repeated, streamed in 1 MiB chunks (never held whole). */
+function repeated(pattern: string, total: number): Readable {
+  const chunk = Buffer.from(pattern.repeat(Math.ceil(MiB / pattern.length)).slice(0, MiB));
+  return Readable.from(
+    (function* () {
+      for (let sent = 0; sent < total; sent += chunk.length)
+        yield chunk.subarray(0, Math.min(chunk.length, total - sent));
+    })(),
+  );
+}
+
+/** What a terminal acts on: C0 controls but the newline, DEL and C1, bidirectional overrides and isolates. */
+function isTerminalControl(code: number): boolean {
+  return (
+    (code < 0x20 && code !== 0x0a) ||
+    (code >= 0x7f && code <= 0x9f) ||
+    (code >= 0x202a && code <= 0x202e) ||
+    (code >= 0x2066 && code <= 0x2069)
+  );
+}
+
+let baselineKiB: number;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'detect-hostile-'));
+  // The first run may build the command's bundle; the second is the baseline: an empty input.
+  await runCliProcess(['detect', '--json'], '');
+  baselineKiB = (await runCliProcess(['detect', '--json'], '')).maxRssKiB;
+  expect(baselineKiB).toBeGreaterThan(10_000);
+}, 120_000);
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('memory stays bounded whatever arrives (a child process, peak RSS against an empty input)', () => {
+  it('64 MiB of blank characters: nothing kept, exit 1 (no drops)', async () => {
+    const result = await runCliProcess(['detect', '--json'], repeated(' \t\n\r\n', 64 * MiB));
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(1);
+    expect(JSON.parse(result.stdout).groups).toEqual([]);
+    expect(result.maxRssKiB - baselineKiB).toBeLessThan(32 * 1024);
+  }, 120_000);
+
+  it('a 64 MiB JSON line: refused at the line size cap, the entry after it still read', async () => {
+    const input = Readable.from(
+      (async function* () {
+        yield Buffer.from('{"MESSAGE":"');
+        for await (const chunk of repeated('x', 64 * MiB)) yield chunk;
+        yield Buffer.from(`"}\n${journalEntry({ message: 'nf_conntrack: table full, dropping packet' })}\n`);
+      })(),
+    );
+    const result = await runCliProcess(['detect', '--json'], input);
+    expect(result.stderr).toMatch(/\(stdin\):1: a JSON value longer than 1048576 characters/);
+    expect(JSON.parse(result.stdout).groups).toEqual([expect.objectContaining({ dropLines: 1 })]);
+    expect(result.code).toBe(0);
+    expect(result.maxRssKiB - baselineKiB).toBeLessThan(48 * 1024);
+  }, 120_000);
+
+  it('a 64 MiB text line without a newline: refused, bounded', async () => {
+    const result = await runCliProcess(['detect', '--json'], repeated('nf_conntrack: ', 64 * MiB));
+    expect(result.stderr).toMatch(/a line longer than 1048576 bytes/);
+    expect(result.maxRssKiB - baselineKiB).toBeLessThan(32 * 1024);
+  }, 120_000);
+});
+
+describe('one bad line or event never costs the report', () => {
+  it('refuses journald entries whose time is not a time, and counts the good entry beside them', async () => {
+    const lines = [
+      journalEntry({ message: 'nf_conntrack: table full, dropping packet', realtimeMicros: '9'.repeat(19) }),
+      journalEntry({
+        message: 'nf_conntrack: table full, dropping packet',
+        realtimeMicros: '1773433305000000',
+      }),
+      journalEntry({ message: 'net_ratelimit: 5 callbacks suppressed', realtimeMicros: '-1' }),
+    ];
+    const result = await detect(['--json'], `${lines.join('\n')}\n`);
+    const report = JSON.parse(result.stdout);
+    expect(report.groups).toEqual([
+      expect.objectContaining({ dropLines: 1, firstSeen: '2026-03-13T20:21:45.000Z' }),
+    ]);
+    expect(report.ignored.unreadable).toBe(2);
+    expect(result.stderr).toMatch(/\(stdin\):1: refused: its __REALTIME_TIMESTAMP "9{19}" is not a time/);
+    expect(result.stderr).toMatch(/\(stdin\):3: refused/);
+    expect(result.code).toBe(0);
+  });
+
+  it('refuses a text line whose date does not exist, and counts the lines beside it', async () => {
+    const text = `${SEED_001_MESSAGES[1]}\nFeb 30 10:00:00 fashion kernel: nf_conntrack: table full, dropping packet.\n${SEED_001_MESSAGES[2]}\n`;
+    const result = await detect(['--json', '--now', '2026-11-21T00:00:00Z'], text);
+    expect(JSON.parse(result.stdout).groups[0]).toMatchObject({ host: 'fashion', dropLines: 2 });
+    expect(result.stderr).toMatch(/\(stdin\):2: refused: its timestamp is not a real time/);
+  });
+
+  it('refuses a subscription event whose timestamp is 1e300, never the delivery (the Lambda core)', () => {
+    const result = detectInSubscription({
+      messageType: 'DATA_MESSAGE',
+      owner: '123456789012',
+      logGroup: '/var/log/messages',
+      logStream: 'i-0a1b2c3d4e5f67890',
+      subscriptionFilters: ['conntrack-responder'],
+      logEvents: [
+        { id: 'bad', timestamp: 1e300, message: SEED_001_MESSAGES[1] as string },
+        {
+          id: 'good',
+          timestamp: Date.parse('2026-03-13T20:21:45Z'),
+          message: SEED_001_MESSAGES[2] as string,
+        },
+      ],
+    });
+    expect(result.groups).toEqual([expect.objectContaining({ host: 'i-0a1b2c3d4e5f67890', dropLines: 1 })]);
+    expect(result.ignored.unreadable).toBe(1);
+    expect(result.problems).toEqual([
+      expect.stringMatching(/^event bad: its timestamp 1e\+300 is not a time/),
+    ]);
+  });
+
+  it('resynchronises after a truncated journalctl -o json line at the next line', async () => {
+    const good = journalEntry({ message: 'nf_conntrack: table full, dropping packet' });
+    const text = [good, good.slice(0, 120), good, good.slice(0, good.length - 3), good, ''].join('\n');
+    const result = await detect(['--json'], text);
+    expect(JSON.parse(result.stdout).groups[0]).toMatchObject({ dropLines: 3 });
+    expect(result.stderr).toMatch(/\(stdin\):2: the JSON value is cut short/);
+    expect(result.stderr).toMatch(/\(stdin\):4: the JSON value is cut short/);
+  });
+
+  it('cannot overflow the stack: a line nested 200,000 levels deep is refused, the entries after it read', async () => {
+    const deep = `${'['.repeat(200_000)}${']'.repeat(200_000)}`;
+    const good = journalEntry({ message: 'nf_conntrack: table full, dropping packet' });
+    const result = await detect(['--json'], `${good}\n${deep}\n${good}\n[${good},${good}]\n`);
+    expect(JSON.parse(result.stdout).groups[0]).toMatchObject({ dropLines: 4 });
+    expect(result.stderr).toMatch(/\(stdin\):2: a JSON value nested deeper than 64 levels/);
+  });
+});
+
+describe('gzip input', () => {
+  const lines = Array.from({ length: 5000 }, (_, index) => `${SEED_003_DMESG[index % 11]}`);
+  const dropsIn = (count: number) =>
+    lines.slice(0, count).filter((line) => line.includes('table full')).length;
+
+  it('with trailing garbage: every line gzip -dc recovers is counted, then the garbage is an error (exit 2)', async () => {
+    await writeFile(
+      file('garbage.gz'),
+      Buffer.concat([gzipSync(`${lines.join('\n')}\n`), Buffer.from('GARBAGE\n'.repeat(9))]),
+    );
+    const result = await detect(['--json', file('garbage.gz')]);
+    expect(JSON.parse(result.stdout).groups[0]).toMatchObject({ dropLines: dropsIn(5000) });
+    expect(result.stderr).toContain(
+      `${file('garbage.gz')}: read only in part: 72 bytes of trailing garbage after the gzip data`,
+    );
+    expect(result.code).toBe(2);
+  });
+
+  it('cut short: the lines before the cut are counted, exit 2', async () => {
+    const whole = gzipSync(`${lines.join('\n')}\n`);
+    const cut = whole.subarray(0, whole.length - 400);
+    await writeFile(file('cut.gz'), cut);
+    // What gzip -dc recovers of it: everything inflate can decode before the cut.
+    const recovered = gunzipSync(cut, { finishFlush: constants.Z_SYNC_FLUSH }).toString('utf8');
+    const complete = recovered.split('\n').slice(0, -1).length;
+    expect(complete).toBeGreaterThan(1000);
+    const result = await detect(['--json', file('cut.gz')]);
+    expect(JSON.parse(result.stdout).groups[0].dropLines).toBe(dropsIn(complete));
+    expect(result.stderr).toMatch(/cut\.gz: read only in part: the gzip data is cut short/);
+    expect(result.code).toBe(2);
+  });
+
+  it('reads concatenated members (gzip a >> b) whole, exit 0', async () => {
+    await writeFile(
+      file('members.gz'),
+      Buffer.concat([
+        gzipSync(`${lines.slice(0, 10).join('\n')}\n`),
+        gzipSync(`${lines.slice(10).join('\n')}\n`),
+      ]),
+    );
+    const result = await detect(['--json', file('members.gz')]);
+    expect(JSON.parse(result.stdout).groups[0]).toMatchObject({ dropLines: dropsIn(5000) });
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+  });
+});
+
+describe('the terminal', () => {
+  it('ends quietly when standard output is closed early (| head): no stack trace, status 141', async () => {
+    const result = await runCliProcess(['detect'], `${SEED_003_DMESG.join('\n')}\n`, {
+      closeStdoutEarly: true,
+    });
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(141);
+  }, 60_000);
+
+  it('prints host names, namespace names, log text and file names without control characters', async () => {
+    const esc = '\u001b]0;pwned\u0007\u001b[2J';
+    const csi = '\u009b31m';
+    const text = [
+      `Mar 13 20:21:45 evil${esc}host kernel: nf_conntrack: table full, dropping packet`,
+      `Mar 13 20:21:46 c1${csi}x kernel: ip_conntrack: VPS a${esc} table full, dropping packet.`,
+      `Mar 13 20:21:47 web kernel: nf_conntrack: table full because ${esc}${csi}\u202e`,
+    ].join('\n');
+    const name = file(`log${esc}.txt`);
+    await writeFile(name, text);
+    for (const args of [[name], ['--json', name]]) {
+      const result = await detect(args);
+      for (const output of [result.stdout, result.stderr]) {
+        expect([...output].filter((char) => isTerminalControl(char.charCodeAt(0)))).toEqual([]);
+      }
+      expect(result.stderr).toContain('\\x1b]0;pwned\\x07');
+      if (args[0] === '--json') {
+        const report = JSON.parse(result.stdout);
+        // The JSON still carries the names exactly: escaped, not altered.
+        expect(report.groups.map((group: { host: string }) => group.host)).toEqual([
+          `evil${esc}host`,
+          `c1${csi}x`,
+        ]);
+        expect(report.groups[1].netns).toBe(`VPS a${esc}`);
+      } else {
+        expect(result.stdout).toContain('evil\\x1b]0;pwned\\x07\\x1b[2Jhost');
+        expect(result.stdout).toContain('c1\\x9b31mx');
+      }
+    }
+  });
+});
