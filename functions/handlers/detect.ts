@@ -21,11 +21,12 @@ import { escalateBreakerOnce } from '../adapters/fleet-escalation.js';
 import { GuardrailStore } from '../adapters/guardrail-store.js';
 import { IncidentStore, type RecordingOutcome } from '../adapters/incident-store.js';
 import { type StartOutcome, startIncidentWorkflow } from '../adapters/incident-workflow.js';
-import { detectInSubscription } from '../core/detect/index.js';
+import { detectInSubscription, type SubscriptionDetection } from '../core/detect/index.js';
 import type { IncidentAdmission } from '../core/guardrails/breaker.js';
 import { guardrailSettingsFromEnvironment } from '../core/guardrails/settings.js';
 import { type DropObservation, type IncidentPolicy, mayStartWorkflow } from '../core/incident/incident.js';
 import { detectSettingsFromEnvironment } from '../core/incident/settings.js';
+import { IGNORED_DROP_TEXT_METRICS } from './metric-names.js';
 import { logger, metrics, tracer } from './powertools.js';
 
 /**
@@ -87,7 +88,11 @@ export interface DetectResult {
      */
     readonly workflow: StartOutcome | 'running' | 'held' | 'starting';
   }[];
-  readonly ignored: { readonly 'not-kernel': number; readonly unrelated: number };
+  readonly ignored: {
+    readonly 'not-kernel': number;
+    readonly unrelated: number;
+    readonly unreadable: number;
+  };
   /** Set when this delivery tripped the fleet breaker or sent its escalation. */
   readonly breaker?: { readonly tripped: boolean; readonly escalationSent: boolean };
 }
@@ -99,7 +104,11 @@ export const lambdaHandler = async (
   const data = parsed.data.awslogs.data;
   if (data.messageType === 'CONTROL_MESSAGE') {
     logger.info('Acknowledged a CloudWatch Logs control message');
-    return { messageType: 'CONTROL_MESSAGE', incidents: [], ignored: { 'not-kernel': 0, unrelated: 0 } };
+    return {
+      messageType: 'CONTROL_MESSAGE',
+      incidents: [],
+      ignored: { 'not-kernel': 0, unrelated: 0, unreadable: 0 },
+    };
   }
   if (data.messageType !== 'DATA_MESSAGE') reject(`unknown messageType ${quoted(data.messageType)}`);
 
@@ -173,6 +182,7 @@ export const lambdaHandler = async (
       logStream: data.logStream,
     });
   }
+  reportIgnoredDropText(data, detection);
   let escalationSent = false;
   if (tripped) {
     metrics.addMetric('FleetBreakerTripped', MetricUnit.Count, 1);
@@ -193,6 +203,32 @@ export const lambdaHandler = async (
     ...(tripped || escalationSent ? { breaker: { tripped, escalationSent } } : {}),
   };
 };
+
+/**
+ * A delivery with drop or suppression text that did not count as the kernel's is the sign of a
+ * wrong shipping setup (a journald collector that does not keep the kernel transport, a file
+ * format without the syslog header, another program's copy of the words): made visible on the
+ * first such event, as metrics with an alarm and a warning naming where the lines came from,
+ * instead of at the next outage. Never the lines themselves.
+ */
+function reportIgnoredDropText(
+  data: { logGroup: string; logStream: string },
+  detection: SubscriptionDetection,
+) {
+  const { 'not-kernel': notKernel, unreadable } = detection.ignored;
+  if (notKernel === 0 && unreadable === 0) return;
+  if (notKernel > 0) metrics.addMetric(IGNORED_DROP_TEXT_METRICS.notKernel, MetricUnit.Count, notKernel);
+  if (unreadable > 0) metrics.addMetric(IGNORED_DROP_TEXT_METRICS.unreadable, MetricUnit.Count, unreadable);
+  logger.warn('Conntrack drop or suppression text in this delivery did not count as kernel drops', {
+    logGroup: data.logGroup,
+    logStream: data.logStream,
+    notKernel,
+    unreadable,
+    problems: detection.problems.slice(0, 5),
+    check:
+      'not-kernel: the lines have no kernel syslog header, or journald entries whose _TRANSPORT is not kernel; unreadable: a wording or timestamp detect cannot read. See README "Is shipping working?"',
+  });
+}
 
 function describeAdmission(admission: IncidentAdmission): string {
   return `${admission.decision}: ${admission.detail}`;

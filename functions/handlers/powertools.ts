@@ -7,8 +7,9 @@ import { Tracer } from '@aws-lambda-powertools/tracer';
  * CloudWatch embedded metrics and X-Ray traces under one service name. Handlers import these
  * instances instead of making their own.
  */
-export const SERVICE_NAME = 'conntrack-responder';
-export const METRICS_NAMESPACE = 'ConntrackResponder';
+import { METRICS_NAMESPACE, SERVICE_NAME } from './metric-names.js';
+
+export { METRICS_NAMESPACE, SERVICE_NAME };
 
 export const logger = new Logger({ serviceName: SERVICE_NAME });
 export const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: SERVICE_NAME });

@@ -18,6 +18,11 @@ import { CONNTRACK_FILTER_PATTERN } from '../../functions/core/detect/index.js';
 import { SAMPLE_FILTER_TERM } from '../../functions/core/forecast/index.js';
 import type { GuardrailSettings } from '../../functions/core/guardrails/settings.js';
 import { DETECT_ENVIRONMENT, type ResponseMode } from '../../functions/core/incident/settings.js';
+import {
+  IGNORED_DROP_TEXT_METRICS,
+  METRICS_NAMESPACE,
+  SERVICE_NAME,
+} from '../../functions/handlers/metric-names.js';
 import { guardrailFunctionEnvironment } from './guardrails.js';
 import { responderFunctionProps } from './responder-function.js';
 
@@ -193,6 +198,35 @@ export class Detection extends Construct {
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
     failedEvents.addAlarmAction(new cloudwatchActions.SnsAction(props.alarmTopic));
+
+    // Drop text that did not count as the kernel's means the shipping is wrong somewhere: said on
+    // the first such delivery, not found at the next outage. The function's warning log names
+    // the log group and stream.
+    const ignored = (metricName: string) =>
+      new cloudwatch.Metric({
+        namespace: METRICS_NAMESPACE,
+        metricName,
+        dimensionsMap: { service: SERVICE_NAME },
+        statistic: cloudwatch.Stats.SUM,
+        period: Duration.minutes(5),
+      });
+    const ignoredDropText = new cloudwatch.Alarm(this, 'IgnoredDropTextAlarm', {
+      alarmDescription:
+        'Kernel log deliveries carry conntrack drop or suppression text that did not count as kernel drops (not-kernel or unreadable): check the CloudWatch agent configuration. The detect function logs a warning naming the log group and stream; see README "Is shipping working?".',
+      metric: new cloudwatch.MathExpression({
+        expression: 'FILL(notKernel, 0) + FILL(unreadable, 0)',
+        usingMetrics: {
+          notKernel: ignored(IGNORED_DROP_TEXT_METRICS.notKernel),
+          unreadable: ignored(IGNORED_DROP_TEXT_METRICS.unreadable),
+        },
+        period: Duration.minutes(5),
+      }),
+      threshold: 0,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    ignoredDropText.addAlarmAction(new cloudwatchActions.SnsAction(props.alarmTopic));
   }
 
   private subscribe(logGroup: logs.ILogGroup, id: string, filterName: string): void {

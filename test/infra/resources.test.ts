@@ -104,6 +104,38 @@ describe('ConntrackResponder with its defaults', () => {
     });
   });
 
+  it('alarms to the topic when a delivery carries drop text that did not count as kernel drops', () => {
+    const topicId = logicalIdOf(template, 'AWS::SNS::Topic', 'Notifications/Topic/Resource');
+    // The metrics the detect function publishes (functions/handlers/detect.ts), summed.
+    const metric = (id: string, metricName: string) =>
+      Match.objectLike({
+        Id: id,
+        MetricStat: Match.objectLike({
+          Metric: {
+            Namespace: 'ConntrackResponder',
+            MetricName: metricName,
+            Dimensions: [{ Name: 'service', Value: 'conntrack-responder' }],
+          },
+          Stat: 'Sum',
+          Period: 300,
+        }),
+        ReturnData: false,
+      });
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      AlarmDescription: Match.stringLikeRegexp('did not count as kernel drops'),
+      Metrics: Match.arrayWith([
+        Match.objectLike({ Expression: 'FILL(notKernel, 0) + FILL(unreadable, 0)', ReturnData: true }),
+        metric('notKernel', 'LinesNotKernel'),
+        metric('unreadable', 'LinesUnreadable'),
+      ]),
+      ComparisonOperator: 'GreaterThanThreshold',
+      Threshold: 0,
+      EvaluationPeriods: 1,
+      TreatMissingData: 'notBreaching',
+      AlarmActions: [{ Ref: topicId }],
+    });
+  });
+
   it('stores incidents in an on-demand table with point-in-time recovery and a TTL, kept on stack deletion', () => {
     template.hasResource('AWS::DynamoDB::Table', {
       DeletionPolicy: 'Retain',

@@ -20,6 +20,7 @@ import {
   type SubscriptionLogEvent,
   subscriptionEvent,
 } from '../../support/subscription-events.js';
+import { agentJournaldEvent } from '../detect/real-lines.js';
 
 const STATE_MACHINE_ARN = 'arn:aws:states:eu-west-1:123456789012:stateMachine:ConntrackIncident';
 const INSTANCE = 'i-0123456789abcdef0';
@@ -311,6 +312,58 @@ describe('detect handler', () => {
       expect(await storedIncidents()).toEqual([]);
     },
   );
+
+  it('makes ignored drop text visible: metrics and a warning naming the log group and stream, never the lines; the good lines still count', async () => {
+    const addMetric = vi.spyOn(powertools.metrics, 'addMetric');
+    const warn = vi.spyOn(powertools.logger, 'warn');
+    const at = Date.parse('2026-03-13T20:21:46Z');
+    const events: SubscriptionLogEvent[] = [
+      ...kernelEvents(2),
+      // A journald collector keeping every transport: the same words from a program.
+      {
+        id: '9'.repeat(56),
+        timestamp: at,
+        message: agentJournaldEvent({
+          message: 'nf_conntrack: table full, dropping packet',
+          transport: 'syslog',
+        }),
+      },
+      // A file shipped without its syslog header.
+      { id: '8'.repeat(56), timestamp: at, message: 'nf_conntrack: table full, dropping packet' },
+      // An event whose timestamp is not a time: that event is refused, not the delivery.
+      {
+        id: '7'.repeat(56),
+        timestamp: 1e300,
+        message: 'Mar 13 20:21:46 h kernel: nf_conntrack: table full, dropping packet',
+      },
+    ];
+    const result = await detect.handler(
+      subscriptionEvent(events, INSTANCE, { logGroup: '/var/log/messages' }),
+      lambdaContext,
+    );
+    expect(result.ignored).toEqual({ 'not-kernel': 2, unrelated: 0, unreadable: 1 });
+    expect(result.incidents).toHaveLength(1);
+    expect(addMetric).toHaveBeenCalledWith('LinesNotKernel', 'Count', 2);
+    expect(addMetric).toHaveBeenCalledWith('LinesUnreadable', 'Count', 1);
+    expect(warn).toHaveBeenCalledWith(
+      'Conntrack drop or suppression text in this delivery did not count as kernel drops',
+      expect.objectContaining({
+        logGroup: '/var/log/messages',
+        logStream: INSTANCE,
+        notKernel: 2,
+        unreadable: 1,
+      }),
+    );
+    expect(JSON.stringify(warn.mock.calls)).not.toContain('dropping packet');
+  });
+
+  it('says nothing of ignored text when every drop line counted', async () => {
+    const warn = vi.spyOn(powertools.logger, 'warn');
+    const addMetric = vi.spyOn(powertools.metrics, 'addMetric');
+    await detect.handler(subscriptionEvent(kernelEvents(3), INSTANCE), lambdaContext);
+    expect(warn).not.toHaveBeenCalledWith(expect.stringMatching(/did not count/), expect.anything());
+    expect(addMetric).not.toHaveBeenCalledWith('LinesNotKernel', expect.anything(), expect.anything());
+  });
 
   it('counts incidents opened and drop lines seen', async () => {
     const addMetric = vi.spyOn(powertools.metrics, 'addMetric');
