@@ -1,5 +1,6 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import type { EvidenceReference } from '../core/evidence/reference.js';
 import type { Outcome } from '../core/workflow/outcome.js';
 
 /**
@@ -7,7 +8,9 @@ import type { Outcome } from '../core/workflow/outcome.js';
  *
  * - approvals and incident threads: see `approval-store.ts` (the ChatOps store writes and decides them);
  * - `incident#<incidentId>` / `incident`: the workflow adds `status: closed`, `outcome`,
- *   `closedAt` and the evidence location when the incident ends; it never touches detect's counters.
+ *   `closedAt`, the evidence location (`evidence`, `evidenceArchive`), the manifest's sha256
+ *   (`evidenceManifestSha256`) and the signing key (`evidenceSignedBy`) when the incident ends;
+ *   it never touches detect's counters.
  */
 
 const incidentKey = (incidentId: string) => ({ pk: `incident#${incidentId}`, sk: 'incident' });
@@ -22,11 +25,16 @@ export class WorkflowStore {
    * Marks the incident closed with its outcome. An incident started by hand (no item from detect)
    * is not an error: there is nothing to close.
    */
+  /**
+   * Closes the record with its outcome and where its evidence is. The manifest's sha256 is kept
+   * here (`evidenceManifestSha256`), outside the bucket that holds the bundle, so that a reviewer
+   * can check a bundle against it: `bundle verify PATH --digest …` (README, "Verifying a bundle").
+   */
   async closeIncident(
     incidentId: string,
     outcome: Outcome,
     closedAt: string,
-    evidence: string | null,
+    evidence: EvidenceReference | null,
   ): Promise<'closed' | 'no-record'> {
     try {
       await this.client.send(
@@ -34,14 +42,17 @@ export class WorkflowStore {
           TableName: this.tableName,
           Key: incidentKey(incidentId),
           UpdateExpression:
-            'SET #status = :closed, outcome = :outcome, closedAt = :closedAt, evidence = :evidence',
+            'SET #status = :closed, outcome = :outcome, closedAt = :closedAt, evidence = :evidence, evidenceArchive = :archive, evidenceManifestSha256 = :digest, evidenceSignedBy = :signedBy',
           ConditionExpression: 'attribute_exists(pk)',
           ExpressionAttributeNames: { '#status': 'status' },
           ExpressionAttributeValues: {
             ':closed': 'closed',
             ':outcome': outcome,
             ':closedAt': closedAt,
-            ':evidence': evidence,
+            ':evidence': evidence?.location ?? null,
+            ':archive': evidence?.archive ?? null,
+            ':digest': evidence?.manifestSha256 ?? null,
+            ':signedBy': evidence?.signedBy ?? null,
           },
         }),
       );

@@ -104,8 +104,10 @@ export function reportResult(result: RespondResult, io: CliIo): number {
   io.stdout.write(`\nincident ${result.incidentId}: ${status}\n`);
   if (result.outcome) io.stdout.write(`  ${result.outcome.summary}\n`);
   if (result.error) io.stdout.write(`  the run failed: ${result.error.message}\n`);
-  if (result.bundle)
+  if (result.bundle) {
     io.stdout.write(`  evidence bundle: ${result.bundle.directory} (and ${result.bundle.archive})\n`);
+    io.stdout.write(`  manifest sha256: ${result.bundle.manifestSha256}\n`);
+  }
   io.stdout.write(`  output folder: ${result.outDir}\n`);
   if (result.error || result.outcome === null) return 1;
   return SETTLED_OUTCOMES.has(status) ? 0 : 3;

@@ -96,8 +96,8 @@ export interface WorkflowTimeBudget {
  *   loop (maxPolls checks intervalSeconds apart; the delivery timeout ends inside that loop),
  *   plus a minute for SendCommand with its throttling retries and the checks' own calls.
  * - Lambda steps: check the guardrails, assess, check the policy (twice on that path), request
- *   and settle the approval, take the slot (twice), verify, release the slot, notify, write the
- *   evidence. Each function's timeout is 15 to 90 s and they return in well under a second: a
+ *   and settle the approval, take the slot (twice), verify, release the slot, write the evidence,
+ *   notify. Each function's timeout is 15 to 90 s and they return in well under a second: a
  *   minute each.
  *
  * Not counted: a service that keeps failing (throttling retries beyond the first minute); such
@@ -142,7 +142,7 @@ export const LAMBDA_RETRY: sfn.RetryProps = {
  * `approval`, `applied`, `after`, `verification`, `persisted`, `rollback`, `error`, `outcome`,
  * `notification`, `evidence`.
  *
- * Every path ends in Notify → Write the evidence bundle: terminal branches set `outcome`; a failure
+ * Every path ends in Write the evidence bundle → Notify: terminal branches set `outcome`; a failure
  * before any change is caught into "Failed before any change"; a failure once a change may have
  * been made is caught into "Roll back"; a failed rollback into "Rollback failed: escalated".
  */
@@ -182,30 +182,41 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
       '$.guardrails',
     );
 
-  // ---- the end of every path: notify, then keep the evidence ------------------------------------
+  // ---- the end of every path: keep the evidence, then notify ---------------------------------
+  // The bundle is written first so that the notification (SNS and the Slack thread) carries its
+  // location and the manifest's sha256: the digest a reviewer checks the bundle against, recorded
+  // where whoever can rewrite the bucket cannot rewrite it (docs/evidence-bundle.md). A bundle that
+  // cannot be written is still notified, with the error, and then fails the execution, as does a
+  // notification SNS did not take: both are what an alarm on failed executions should see.
   const done = new sfn.Succeed(scope, STATE.done);
   const evidenceNotWritten = new sfn.Fail(scope, STATE.evidenceNotWritten, {
     error: 'EvidenceNotWritten',
-    cause: 'The incident was handled and notified, but its evidence bundle could not be written.',
+    cause: 'The incident was handled, but its evidence bundle could not be written (see $.evidenceError).',
   });
-  const writeEvidence = invoke(
-    STATE.writeEvidence,
-    functions.writeEvidence,
-    undefined,
-    '$.evidence',
-  ).addCatch(evidenceNotWritten, { errors: [sfn.Errors.ALL], resultPath: '$.evidenceError' });
-  writeEvidence.next(done);
+  const notificationNotSent = new sfn.Fail(scope, STATE.notificationNotSent, {
+    error: 'NotificationNotSent',
+    cause: 'The incident was handled and its evidence kept, but the notification was not published.',
+  });
+  const closed = new sfn.Choice(scope, STATE.evidenceAndNotification)
+    .when(sfn.Condition.isPresent('$.evidenceError'), evidenceNotWritten)
+    .when(sfn.Condition.isPresent('$.notificationError'), notificationNotSent)
+    .otherwise(done);
 
   const notify = invoke(STATE.notify, functions.notify, undefined, '$.notification');
-  notify.addCatch(writeEvidence, { errors: [sfn.Errors.ALL], resultPath: '$.notificationError' });
-  notify.next(writeEvidence);
+  notify.addCatch(closed, { errors: [sfn.Errors.ALL], resultPath: '$.notificationError' });
+  notify.next(closed);
 
-  // Every path passes here before notifying: the remediation slot (if any) is given back, a change
-  // starts the instance's cooldown, and the diagnosed top ports feed the fleet view. If this fails
-  // the incident is still notified; the slot's lease (and the ended-executions rule) free it.
+  const writeEvidence = invoke(STATE.writeEvidence, functions.writeEvidence, undefined, '$.evidence');
+  writeEvidence.addCatch(notify, { errors: [sfn.Errors.ALL], resultPath: '$.evidenceError' });
+  writeEvidence.next(notify);
+
+  // Every path passes here before the evidence and the notification: the remediation slot (if any)
+  // is given back, a change starts the instance's cooldown, and the diagnosed top ports feed the
+  // fleet view. If this fails the incident is still kept and notified; the slot's lease (and the
+  // ended-executions rule) free it.
   const releaseSlot = guardrailStep(STATE.releaseSlot, 'release');
-  releaseSlot.addCatch(notify, { errors: [sfn.Errors.ALL], resultPath: '$.guardrailsError' });
-  releaseSlot.next(notify);
+  releaseSlot.addCatch(writeEvidence, { errors: [sfn.Errors.ALL], resultPath: '$.guardrailsError' });
+  releaseSlot.next(writeEvidence);
 
   // ---- failure handling -----------------------------------------------------------------------
   const failedBeforeChange = outcome(STATE.failedBeforeChange, OUTCOMES.failedBeforeChange).next(releaseSlot);

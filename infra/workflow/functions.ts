@@ -86,8 +86,8 @@ export class WorkflowFunctions extends Construct {
         memorySize: 256,
         // SNS first, then Slack, whose rate limit may be waited out.
         timeout: Duration.seconds(30),
-        // The bucket name only says where the evidence will be; this function writes nothing there.
-        environment: { ...topic, ...bucket },
+        // Where the evidence went comes from the evidence step's output ($.evidence).
+        environment: { ...topic },
       },
       writeEvidence: {
         entry: 'write-evidence.ts',

@@ -44,9 +44,11 @@ export const STATE = {
   failedBeforeChange: 'Failed before any change',
 
   releaseSlot: 'Release the remediation slot',
-  notify: 'Notify',
   writeEvidence: 'Write the evidence bundle',
+  notify: 'Notify',
+  evidenceAndNotification: 'Evidence kept and people told?',
   evidenceNotWritten: 'Evidence bundle not written',
+  notificationNotSent: 'Notification not sent',
   done: 'Incident closed',
 } as const;
 

@@ -253,9 +253,9 @@ describe('incident workflow definition', () => {
     for (const name of beforeChange) expect(catchAll(name)?.Next, name).toBe(STATE.failedBeforeChange);
     for (const name of afterChange) expect(catchAll(name)?.Next, name).toBe(STATE.rollBack);
     expect(catchAll(STATE.rollBack)?.Next).toBe(STATE.rollbackFailed);
-    expect(catchAll(STATE.releaseSlot)?.Next).toBe(STATE.notify);
-    expect(catchAll(STATE.notify)?.Next).toBe(STATE.writeEvidence);
-    expect(catchAll(STATE.writeEvidence)?.Next).toBe(STATE.evidenceNotWritten);
+    expect(catchAll(STATE.releaseSlot)?.Next).toBe(STATE.writeEvidence);
+    expect(catchAll(STATE.writeEvidence)?.Next).toBe(STATE.notify);
+    expect(catchAll(STATE.notify)?.Next).toBe(STATE.evidenceAndNotification);
 
     const uncaught = Object.entries(definition.States)
       .filter(([, each]) => ['Task', 'Parallel', 'Map'].includes(each.Type))
@@ -297,15 +297,15 @@ describe('incident workflow definition', () => {
     expect(predecessors).toEqual([STATE.slotTaken]);
   });
 
-  it('gives the slot back on every path, right before the notification', () => {
-    const beforeNotify = Object.entries(definition.States)
-      .filter(([name, each]) => name !== STATE.releaseSlot && successors(each).includes(STATE.notify))
+  it('gives the slot back on every path, right before the evidence bundle', () => {
+    const beforeEvidence = Object.entries(definition.States)
+      .filter(([name, each]) => name !== STATE.releaseSlot && successors(each).includes(STATE.writeEvidence))
       .map(([name]) => name);
-    expect(beforeNotify).toEqual([]);
+    expect(beforeEvidence).toEqual([]);
     expect(state(definition, STATE.releaseSlot)).toMatchObject({
       Parameters: { operation: 'release', 'state.$': '$' },
       ResultPath: '$.guardrails',
-      Next: STATE.notify,
+      Next: STATE.writeEvidence,
     });
   });
 
@@ -324,17 +324,36 @@ describe('incident workflow definition', () => {
     }
   });
 
-  it('ends every path with a notification and an evidence bundle', () => {
-    const withoutNotify = reachable(definition, definition.StartAt, [STATE.notify]);
-    const terminalsWithoutNotify = [...withoutNotify].filter((name) =>
+  it('ends every path with an evidence bundle, then a notification that carries its digest', () => {
+    const withoutEvidence = reachable(definition, definition.StartAt, [STATE.writeEvidence]);
+    const terminalsWithoutEvidence = [...withoutEvidence].filter((name) =>
       isTerminal(definition.States[name] as AslState),
     );
-    expect(terminalsWithoutNotify).toEqual([]);
-    expect(reachable(definition, STATE.notify, [STATE.writeEvidence])).toEqual(new Set([STATE.notify]));
-    const afterEvidence = [...reachable(definition, STATE.writeEvidence)].filter(
-      (name) => name !== STATE.writeEvidence,
+    expect(terminalsWithoutEvidence).toEqual([]);
+    // Written or not, the bundle is followed by the notification, and nothing else.
+    expect(reachable(definition, STATE.writeEvidence, [STATE.notify])).toEqual(
+      new Set([STATE.writeEvidence]),
     );
-    expect(afterEvidence.sort()).toEqual([STATE.evidenceNotWritten, STATE.done].sort());
+    const afterNotify = [...reachable(definition, STATE.notify)].filter((name) => name !== STATE.notify);
+    expect(afterNotify.sort()).toEqual(
+      [STATE.evidenceAndNotification, STATE.evidenceNotWritten, STATE.notificationNotSent, STATE.done].sort(),
+    );
+    // A bundle not written, then a notification not sent: each ends the execution as failed.
+    expect(state(definition, STATE.evidenceAndNotification)).toMatchObject({
+      Choices: [
+        { Variable: '$.evidenceError', IsPresent: true, Next: STATE.evidenceNotWritten },
+        { Variable: '$.notificationError', IsPresent: true, Next: STATE.notificationNotSent },
+      ],
+      Default: STATE.done,
+    });
+    expect(state(definition, STATE.evidenceNotWritten)).toMatchObject({
+      Type: 'Fail',
+      Error: 'EvidenceNotWritten',
+    });
+    expect(state(definition, STATE.notificationNotSent)).toMatchObject({
+      Type: 'Fail',
+      Error: 'NotificationNotSent',
+    });
   });
 
   it('never reaches the notification after a change without verification or a rollback', () => {

@@ -1,4 +1,5 @@
 import type { DiagnosticsReport } from '../diagnostics/report.js';
+import type { EvidenceReference } from '../evidence/reference.js';
 import type { ApprovalRecord, RecordedDecision } from './approval.js';
 import { USER_ID_PATTERN } from './authorize.js';
 import {
@@ -410,7 +411,8 @@ export interface ResultView {
   /** The notification's human-readable text (plain). */
   readonly text: string;
   readonly hostChanged: boolean | null;
-  readonly evidenceLocation: string | null;
+  /** Where the bundle is and its manifest's sha256, recorded here so a reviewer can check it. */
+  readonly evidence: EvidenceReference | null;
   readonly escalated: boolean;
 }
 
@@ -443,7 +445,12 @@ export function resultMessage(result: ResultView): SlackMessage {
   if (result.escalated) notes.push(':rotating_light: *Escalated*: a person needs to look at this incident.');
   if (result.hostChanged !== null)
     notes.push(result.hostChanged ? 'The host was changed.' : 'The host was not changed.');
-  if (result.evidenceLocation) notes.push(`Evidence bundle: ${code(result.evidenceLocation)}`);
+  if (result.evidence) {
+    notes.push(`Evidence bundle: ${code(result.evidence.location)}`);
+    notes.push(
+      `Manifest sha256: ${code(result.evidence.manifestSha256)}${result.evidence.signedBy ? ` (signed by ${code(result.evidence.signedBy)})` : ''}`,
+    );
+  }
   if (notes.length > 0) parts.push({ block: context(notes), required: true });
   return {
     text: truncate(`${result.outcome}: ${result.headline}`, BLOCK_KIT_LIMITS.fallbackText),

@@ -8,6 +8,8 @@
  * evidence bundle, whose location the message carries.
  */
 
+import { type EvidenceReference, evidenceLines } from '../evidence/reference.js';
+
 export const SNS_MAX_MESSAGE_BYTES = 262_144;
 /** Room kept for the envelope SNS adds to what it measures (and for rounding in our own count). */
 const SAFETY_BYTES = 2_048;
@@ -26,8 +28,11 @@ export interface NotificationContent {
 export interface NotificationContext {
   /** The AWS account the instance belongs to (a filter attribute). */
   readonly account: string;
-  /** Where the evidence bundle is (or will be) written, e.g. s3://bucket/incidents/<id>/. */
-  readonly evidenceLocation: string | null;
+  /**
+   * Where the evidence bundle was written and its manifest's sha256 (the digest a reviewer checks
+   * the bundle against); null when there is no bundle (yet, or it could not be written).
+   */
+  readonly evidence: EvidenceReference | null;
 }
 
 export interface SnsAttribute {
@@ -139,7 +144,7 @@ export function snsMessage(
   const summary: Record<string, unknown> = {
     ...content.summary,
     account: context.account,
-    evidence: context.evidenceLocation,
+    evidence: context.evidence,
   };
   let json = JSON.stringify(summary);
   // The summary must always fit whole (machines parse it); it shrinks until it leaves room for text.
@@ -155,13 +160,13 @@ export function snsMessage(
   const tail = `\n\n${SUMMARY_MARKER}\n${json}`;
   const room = budget - utf8Bytes(tail);
   let text = content.text;
-  if (utf8Bytes(text) > room) {
-    const note = `\n\n[Cut to fit SNS's 256 KB limit. The full text is in the evidence bundle${context.evidenceLocation ? ` at ${context.evidenceLocation}` : ''}.]`;
-    text = `${cutToBytes(text, room - utf8Bytes(note))}${note}`;
-  } else if (context.evidenceLocation && !text.includes(context.evidenceLocation)) {
-    const withLocation = `${text}\n\nEvidence bundle: ${context.evidenceLocation}`;
-    if (utf8Bytes(withLocation) <= room) text = withLocation;
-  }
+  // The bundle's place and digest come first when the text must be cut: they are what a reviewer
+  // needs to find and check everything that was cut.
+  const evidence = context.evidence ? `\n\n${evidenceLines(context.evidence).join('\n')}` : '';
+  if (utf8Bytes(text) + utf8Bytes(evidence) > room) {
+    const note = `\n\n[Cut to fit SNS's 256 KB limit. The full text is in the evidence bundle.]`;
+    text = `${cutToBytes(text, room - utf8Bytes(note) - utf8Bytes(evidence))}${note}${evidence}`;
+  } else text = `${text}${evidence}`;
   return { Subject: snsSubject(content.subject), Message: `${text}${tail}`, MessageAttributes: attributes };
 }
 

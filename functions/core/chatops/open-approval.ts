@@ -87,7 +87,7 @@ export async function openApproval(payload: unknown, ports: OpenApprovalPorts): 
       },
       attributes: { severity: 'warning', outcome: 'approval-needed', action: 'approval', instance },
     },
-    { account: ports.account, evidenceLocation: null },
+    { account: ports.account, evidence: null },
   );
   const published = await ports.publish(announcement);
   return {

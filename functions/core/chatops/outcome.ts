@@ -95,7 +95,7 @@ export async function notifyOutcome(
         headline: fields.outcome?.summary ?? 'The workflow recorded no outcome.',
         text: content.text,
         hostChanged: fields.outcome?.hostChanged ?? null,
-        evidenceLocation: context.evidenceLocation,
+        evidence: context.evidence,
         escalated: ESCALATING.has(status),
       };
       await ports.chat.result(incident, result);

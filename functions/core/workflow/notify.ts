@@ -42,7 +42,9 @@ export interface WorkflowState {
   readonly error?: StateError;
   readonly rollbackError?: StateError;
   readonly persistError?: StateError;
-  readonly evidence?: { location?: string };
+  /** What the evidence step returned (functions/core/evidence/reference.ts reads it). */
+  readonly evidence?: unknown;
+  readonly evidenceError?: StateError;
   /** What the fleet guardrails decided (functions/core/guardrails/steps.ts). */
   readonly guardrails?: {
     mode?: string;
@@ -198,6 +200,7 @@ export function incidentNotification(
     ['Failure', state.error],
     ['Rollback failure', state.rollbackError],
     ['Persisting the fix failed (it holds until reboot)', state.persistError],
+    ['The evidence bundle could not be written', state.evidenceError],
   ] as const) {
     const described = describeError(failure);
     if (described) lines.push('', `${label}: ${described}`);

@@ -1,11 +1,10 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SNSClient } from '@aws-sdk/client-sns';
 import type { Context } from 'aws-lambda';
-import { EVIDENCE_PREFIX } from '../../adapters/evidence-store.js';
 import { SnsPublisher } from '../../adapters/sns-publisher.js';
 import { IAM_APPROVAL_ENVIRONMENT } from '../../core/chatops/iam-approval.js';
 import { notifyOutcome } from '../../core/chatops/outcome.js';
-import { bundleRootName } from '../../core/evidence/bundle.js';
+import { evidenceReferenceOf } from '../../core/evidence/reference.js';
 import { incidentNotification, type WorkflowState } from '../../core/workflow/notify.js';
 import { requiredSetting } from '../../core/workflow/settings.js';
 import { chatopsRuntimeFrom, slackConfigured } from '../chatops.js';
@@ -15,27 +14,17 @@ import { workflowHandler } from './middleware.js';
 
 /**
  * "Notify": the outcome to the SNS topic (text for people, a JSON summary, filterable attributes,
- * under 256 KB) and, when Slack is configured, to the incident's thread. SNS goes first and does
- * not depend on Slack; a Slack failure is logged and returned, never thrown.
+ * under 256 KB) and, when Slack is configured, to the incident's thread, both with where the
+ * evidence bundle was written and its manifest's sha256 (the step runs after the bundle is kept).
+ * SNS goes first and does not depend on Slack; a Slack failure is logged and returned, never thrown.
  */
 const topicArn = requiredSetting(process.env, 'notificationTopicArn');
-const bucket = process.env.EVIDENCE_BUCKET_NAME?.trim() ?? '';
 const sns = new SnsPublisher(tracer.captureAWSv3Client(new SNSClient({})), topicArn);
 const runtime = slackConfigured(process.env)
   ? chatopsRuntimeFrom(process.env, tracer.captureAWSv3Client(new DynamoDBClient({})), (message, fields) =>
       logger.warn(message, fields),
     )
   : null;
-
-/** Where the evidence step (which runs next) writes the bundle: functions/adapters/evidence-store.ts. */
-function evidenceLocation(incidentId: string | undefined): string | null {
-  if (bucket === '' || incidentId === undefined) return null;
-  try {
-    return `s3://${bucket}/${EVIDENCE_PREFIX}${bundleRootName(incidentId)}/`;
-  } catch {
-    return null;
-  }
-}
 
 export const lambdaHandler = async (event: unknown, context?: Context) => {
   const state = event as WorkflowState;
@@ -45,7 +34,7 @@ export const lambdaHandler = async (event: unknown, context?: Context) => {
   const delivery = await notifyOutcome(
     event,
     notification,
-    { account: accountOf(event, context), evidenceLocation: evidenceLocation(state.incident?.incidentId) },
+    { account: accountOf(event, context), evidence: evidenceReferenceOf(state.evidence) },
     { publish: (message) => sns.publish(message), chat: runtime?.chat ?? null },
   );
   const messageId = 'messageId' in delivery.sns ? delivery.sns.messageId : null;

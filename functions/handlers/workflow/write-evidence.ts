@@ -6,11 +6,15 @@ import { executionHistory, putEvidenceBundle } from '../../adapters/evidence-sto
 import { WorkflowStore } from '../../adapters/workflow-store.js';
 import { buildEvidenceBundle } from '../../core/evidence/bundle.js';
 import { evidenceFromWorkflow } from '../../core/evidence/from-workflow.js';
+import type { EvidenceReference } from '../../core/evidence/reference.js';
 import { requiredSetting } from '../../core/workflow/settings.js';
 import { logger, tracer } from '../powertools.js';
 import { workflowHandler } from './middleware.js';
 
-/** "Write the evidence bundle": the bundle to S3, then the incident record closed with its outcome. */
+/**
+ * "Write the evidence bundle": the bundle to S3, then the incident record closed with its outcome,
+ * the bundle's location and its manifest's sha256 (the digest that anchors it outside the bucket).
+ */
 const bucket = requiredSetting(process.env, 'evidenceBucketName');
 const tableName = requiredSetting(process.env, 'incidentTableName');
 const s3 = tracer.captureAWSv3Client(new S3Client({}));
@@ -30,13 +34,30 @@ export const lambdaHandler = async (event: unknown) => {
   for (const problem of problems) logger.warn('Evidence is incomplete', { problem });
   const bundle = buildEvidenceBundle(evidence);
   const stored = await putEvidenceBundle(s3, bucket, bundle);
-  const closed = await store.closeIncident(evidence.incidentId, evidence.outcome, closedAt, stored.location);
+  const reference: EvidenceReference = {
+    location: stored.location,
+    archive: stored.archive,
+    manifestSha256: bundle.manifestSha256,
+    signedBy: bundle.signature?.keyId ?? null,
+  };
+  const closed = await store.closeIncident(evidence.incidentId, evidence.outcome, closedAt, reference);
   logger.info('Wrote the evidence bundle', {
     location: stored.location,
+    manifestSha256: bundle.manifestSha256,
     objects: stored.objects,
     incident: closed,
   });
-  return { location: stored.location, archive: stored.archive, incidentRecord: closed, problems };
+  // $.evidence: read by the notification (functions/core/evidence/reference.ts) and the events.
+  return {
+    location: stored.location,
+    archive: stored.archive,
+    manifestSha256: bundle.manifestSha256,
+    signature: bundle.signature
+      ? { keyId: bundle.signature.keyId, algorithm: bundle.signature.algorithm }
+      : null,
+    incidentRecord: closed,
+    problems,
+  };
 };
 
 export const handler = workflowHandler(lambdaHandler);

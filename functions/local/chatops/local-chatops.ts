@@ -26,7 +26,7 @@ import { notifyOutcome } from '../../core/chatops/outcome.js';
 import { CHATOPS_ENVIRONMENT, realSlackConfigured, slackSettingsFrom } from '../../core/chatops/settings.js';
 import { parseSigningSecrets } from '../../core/chatops/signature.js';
 import { stepUpdateOf } from '../../core/chatops/steps.js';
-import { bundleRootName } from '../../core/evidence/bundle.js';
+import { evidenceReferenceOf } from '../../core/evidence/reference.js';
 import { approvalRequestFrom, approvalText } from '../../core/workflow/approval.js';
 import { incidentNotification, type WorkflowState } from '../../core/workflow/notify.js';
 import type { WorkflowEvent } from '../twin/runner.js';
@@ -281,18 +281,12 @@ export async function startLocalChatops(options: LocalChatopsOptions): Promise<L
     async notify(payload) {
       await queue;
       const notification = incidentNotification(payload as WorkflowState);
-      const incidentId = (payload as WorkflowState).incident?.incidentId;
-      let evidenceLocation: string | null = null;
-      try {
-        evidenceLocation = incidentId ? join(options.outDir, bundleRootName(incidentId)) : null;
-      } catch {
-        evidenceLocation = null;
-      }
+      const evidence = evidenceReferenceOf((payload as WorkflowState).evidence);
       let location = '';
       const delivery = await notifyOutcome(
         payload,
         notification,
-        { account: 'local', evidenceLocation },
+        { account: 'local', evidence },
         {
           publish: async (message: SnsMessage) => {
             notifications += 1;

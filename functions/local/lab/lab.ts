@@ -69,7 +69,13 @@ export interface LabResult {
   readonly timeToDetectMs: number;
   /** First drop to clients succeeding again; the soak period is not part of it (clients recover before). */
   readonly timeToMitigateMs: number | null;
-  readonly bundle: { readonly directory: string; readonly verified: boolean; readonly files: number } | null;
+  readonly bundle: {
+    readonly directory: string;
+    /** Folder and .tar.gz both verified against the manifest digest the workflow recorded. */
+    readonly verified: boolean;
+    readonly files: number;
+    readonly manifestSha256: string;
+  } | null;
   readonly result: RespondResult;
 }
 
@@ -190,11 +196,16 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
       const first = Date.parse(firstDropAt);
       let bundle: LabResult['bundle'] = null;
       if (incident.result.bundle) {
-        const verification = await verifyEvidenceBundleAt(incident.result.bundle.directory);
+        const written = incident.result.bundle;
+        // Checked as a reviewer would: against the digest recorded outside the bundle.
+        const options = { expectedDigest: written.manifestSha256 };
+        const folder = await verifyEvidenceBundleAt(written.directory, options);
+        const archive = await verifyEvidenceBundleAt(written.archive, options);
         bundle = {
-          directory: incident.result.bundle.directory,
-          verified: verification.ok,
-          files: verification.verified.length,
+          directory: written.directory,
+          verified: folder.ok && archive.ok,
+          files: folder.verified.length,
+          manifestSha256: written.manifestSha256,
         };
       }
       return {
@@ -241,6 +252,7 @@ export function labSummary(result: LabResult): string {
     `clients recovered   ${result.clientsRecoveredAt ?? 'not within the run'}  (time to mitigate ${seconds(result.timeToMitigateMs)})`,
     `clients now         ${result.finalProbe.succeeded} of ${result.finalProbe.attempted} new connections succeed`,
     `evidence bundle     ${result.bundle ? `${result.bundle.directory} (${result.bundle.verified ? `verified, ${result.bundle.files} files` : 'VERIFICATION FAILED'})` : 'not written'}`,
+    ...(result.bundle ? [`manifest sha256     ${result.bundle.manifestSha256}`] : []),
     `output folder       ${result.result.outDir}`,
   ];
   return lines.join('\n');

@@ -11,7 +11,16 @@ export function localEvidenceWriter(report: (line: string) => void = () => {}): 
   return async ({ state, history, outDir }) => {
     const evidence = evidenceFromWorkflow({ state, history, closedAt: new Date().toISOString() });
     for (const note of evidence.notes ?? []) report(`evidence: ${note}`);
-    const written = await writeEvidenceBundle(outDir, buildEvidenceBundle(evidence));
-    return { location: written.directory, directory: written.directory, archive: written.archive };
+    const bundle = buildEvidenceBundle(evidence);
+    const written = await writeEvidenceBundle(outDir, bundle);
+    return {
+      location: written.directory,
+      directory: written.directory,
+      archive: written.archive,
+      manifestSha256: bundle.manifestSha256,
+      signature: bundle.signature
+        ? { keyId: bundle.signature.keyId, algorithm: bundle.signature.algorithm }
+        : null,
+    };
   };
 }

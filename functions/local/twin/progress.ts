@@ -101,6 +101,8 @@ export function progressPrinter(write: (line: string) => void, started = Date.no
       case STATE.writeEvidence: {
         const result = fields(output[state === STATE.notify ? 'notification' : 'evidence']);
         if (result.location) write(`${stamp(event)}   wrote ${String(result.location)}`);
+        if (typeof result.manifestSha256 === 'string')
+          write(`${stamp(event)}   manifest sha256 ${result.manifestSha256}`);
         break;
       }
       default: {

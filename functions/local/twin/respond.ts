@@ -55,8 +55,13 @@ export interface RespondResult {
   readonly error: Error | null;
   readonly history: readonly WorkflowEvent[];
   readonly commands: readonly LocalCommandRecord[];
-  /** Where the evidence bundle was written, when it was. */
-  readonly bundle: { readonly directory: string; readonly archive: string } | null;
+  /** Where the evidence bundle was written and its manifest's sha256, when it was. */
+  readonly bundle: {
+    readonly directory: string;
+    readonly archive: string;
+    readonly manifestSha256: string;
+    readonly signedBy: string | null;
+  } | null;
   readonly startedAt: string;
   readonly endedAt: string;
 }
@@ -76,7 +81,17 @@ export type EvidenceWriter = (input: {
   readonly commands: readonly LocalCommandRecord[];
   readonly outDir: string;
   readonly incidentId: string;
-}) => Promise<{ readonly location: string; readonly directory: string; readonly archive: string }>;
+}) => Promise<WrittenEvidence>;
+
+/** Where the twin wrote the bundle; `$.evidence` as the Lambda returns it (minus the record). */
+export interface WrittenEvidence {
+  readonly location: string;
+  readonly directory: string;
+  readonly archive: string;
+  /** sha256 of manifest.json: the digest the summary and the notification record. */
+  readonly manifestSha256: string;
+  readonly signature: { readonly keyId: string; readonly algorithm: string } | null;
+}
 
 function compactTime(date: Date): string {
   return date
@@ -145,7 +160,7 @@ export async function respond(
     },
   });
   let history: () => readonly WorkflowEvent[] = () => [];
-  let bundle: { directory: string; archive: string } | null = null;
+  let bundle: RespondResult['bundle'] = null;
   // A real Slack workspace when SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET are set, else files.
   const chatops = await startLocalChatops({
     outDir,
@@ -176,8 +191,18 @@ export async function respond(
         outDir,
         incidentId,
       });
-      bundle = { directory: written.directory, archive: written.archive };
-      return { location: written.location };
+      bundle = {
+        directory: written.directory,
+        archive: written.archive,
+        manifestSha256: written.manifestSha256,
+        signedBy: written.signature?.keyId ?? null,
+      };
+      return {
+        location: written.location,
+        archive: written.archive,
+        manifestSha256: written.manifestSha256,
+        signature: written.signature,
+      };
     },
   });
 

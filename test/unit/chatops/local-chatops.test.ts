@@ -63,10 +63,17 @@ describe('local ChatOps without a workspace: Block Kit files and the terminal', 
       actionIds: ['limits'],
       approver: { id: 'operator', via: 'terminal', basis: 'local-operator' },
     });
+    const evidence = {
+      location: join(outDir, 'inc-local-1'),
+      archive: join(outDir, 'inc-local-1.tar.gz'),
+      manifestSha256: 'd'.repeat(64),
+      signature: null,
+    };
     const notified = await chatops.notify({
       incident: payload.incident,
       execution: payload.execution,
       outcome: OUTCOMES.remediated,
+      evidence,
     });
     expect(notified).toMatchObject({ channel: 'file', slack: 'posted' });
     await chatops.close();
@@ -103,7 +110,16 @@ describe('local ChatOps without a workspace: Block Kit files and the terminal', 
 
     const sns = JSON.parse(await readFile(join(outDir, 'notifications', 'sns-01.json'), 'utf8'));
     expect(sns.MessageAttributes.outcome).toEqual({ DataType: 'String', StringValue: 'remediated' });
-    expect(summaryOf(sns.Message)).toMatchObject({ evidence: join(outDir, 'inc-local-1') });
+    expect(summaryOf(sns.Message)).toMatchObject({
+      evidence: {
+        location: evidence.location,
+        archive: evidence.archive,
+        manifestSha256: evidence.manifestSha256,
+        signedBy: null,
+      },
+    });
+    // The digest is recorded in the Slack thread too, in the outcome message.
+    expect(JSON.stringify(messages.at(-1)?.body)).toContain(evidence.manifestSha256);
   });
 });
 

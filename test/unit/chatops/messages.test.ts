@@ -197,7 +197,12 @@ describe('the thread messages', () => {
         headline: 'The change was applied and verified.',
         text: 'line\n'.repeat(20_000),
         hostChanged: true,
-        evidenceLocation: 's3://evidence/incidents/x/',
+        evidence: {
+          location: 's3://evidence/incidents/x/',
+          archive: null,
+          manifestSha256: 'b'.repeat(64),
+          signedBy: null,
+        },
         escalated: false,
       }),
     ];

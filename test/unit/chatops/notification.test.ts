@@ -19,18 +19,33 @@ const content = {
   },
   attributes: { severity: 'info', outcome: 'remediated', action: 'changed', instance: 'i-0abc1234def567890' },
 };
-const context = { account: '111122223333', evidenceLocation: 's3://evidence-bucket/incidents/inc-1/' };
+const DIGEST = 'a'.repeat(64);
+const evidence = {
+  location: 's3://evidence-bucket/incidents/inc-1/',
+  archive: 's3://evidence-bucket/incidents/inc-1.tar.gz',
+  manifestSha256: DIGEST,
+  signedBy: null,
+};
+const context = { account: '111122223333', evidence };
 
 describe('the SNS notification', () => {
-  it('carries text for people and a JSON summary for machines, with the evidence location', () => {
+  it('carries text for people and a JSON summary for machines, with the evidence location and manifest digest', () => {
     const message = snsMessage(content, context);
     expect(message.Message.startsWith(content.text)).toBe(true);
-    expect(message.Message).toContain('Evidence bundle: s3://evidence-bucket/incidents/inc-1/');
-    expect(summaryOf(message.Message)).toEqual({
-      ...content.summary,
-      account: '111122223333',
-      evidence: 's3://evidence-bucket/incidents/inc-1/',
-    });
+    expect(message.Message).toContain(
+      'Evidence bundle: s3://evidence-bucket/incidents/inc-1/ (archive s3://evidence-bucket/incidents/inc-1.tar.gz)',
+    );
+    expect(message.Message).toContain(`Manifest sha256: ${DIGEST}`);
+    expect(message.Message).toContain(
+      `Check it: npx conntrack-responder bundle verify inc-1.tar.gz --digest ${DIGEST}`,
+    );
+    expect(summaryOf(message.Message)).toEqual({ ...content.summary, account: '111122223333', evidence });
+  });
+
+  it('names the signing key when the bundle is signed', () => {
+    const signedBy = 'arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab';
+    const message = snsMessage(content, { ...context, evidence: { ...evidence, signedBy } });
+    expect(message.Message).toContain(`Manifest sha256: ${DIGEST} (signed by ${signedBy})`);
   });
 
   it('has String attributes for subscription filters: severity, action, instance, account, outcome', () => {
@@ -84,7 +99,9 @@ describe('the SNS notification', () => {
     const message = snsMessage(huge, context);
     expect(snsMessageBytes(message)).toBeLessThan(SNS_MAX_MESSAGE_BYTES);
     expect(message.Message).toContain('Cut to fit');
-    expect(message.Message).toContain('s3://evidence-bucket/incidents/inc-1/');
+    // Where the bundle is and its digest survive the cut: they lead to everything that was cut.
+    expect(message.Message).toContain('Evidence bundle: s3://evidence-bucket/incidents/inc-1/');
+    expect(message.Message).toContain(`Manifest sha256: ${DIGEST}`);
     const summary = summaryOf(message.Message) as Record<string, unknown>;
     expect(summary.truncated).toBe(true);
     expect(summary.incidentId).toBe('inc-1');
@@ -92,7 +109,7 @@ describe('the SNS notification', () => {
   });
 
   it('leaves a message that fits untouched', () => {
-    const message = snsMessage(content, { ...context, evidenceLocation: null });
+    const message = snsMessage(content, { ...context, evidence: null });
     expect(message.Message).not.toContain('Cut to fit');
     expect((summaryOf(message.Message) as Record<string, unknown>).truncated).toBeUndefined();
   });

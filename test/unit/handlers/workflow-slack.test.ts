@@ -32,6 +32,8 @@ const context = {
  * SNS always gets the outcome first, and a Slack rate limit or outage never stops it. DynamoDB is
  * dynalite, Slack a local recorder, SNS and Secrets Manager faked at the SDK boundary.
  */
+const DIGEST = 'e'.repeat(64);
+
 describe('workflow handlers with Slack', () => {
   let dynamo: LocalDynamo;
   let slack: SlackRecorder;
@@ -131,6 +133,15 @@ describe('workflow handlers with Slack', () => {
       gate: payload.gate,
       error: { Error: 'States.Timeout', Cause: 'Task timed out' },
       outcome: OUTCOMES.approvalTimedOut,
+      // What the evidence step (which runs before notify) returned.
+      evidence: {
+        location: 's3://evidence-bucket/incidents/inc-slack-2/',
+        archive: 's3://evidence-bucket/incidents/inc-slack-2.tar.gz',
+        manifestSha256: DIGEST,
+        signature: null,
+        incidentRecord: 'closed',
+        problems: [],
+      },
     };
     const result = await handlers.notify.handler(state, context);
     expect(result).toMatchObject({ channel: 'sns', messageId: 'msg-1', slack: 'posted' });
@@ -145,8 +156,14 @@ describe('workflow handlers with Slack', () => {
     });
     expect(summaryOf(String(message?.Message))).toMatchObject({
       outcome: 'escalated',
-      evidence: 's3://evidence-bucket/incidents/inc-slack-2/',
+      evidence: {
+        location: 's3://evidence-bucket/incidents/inc-slack-2/',
+        archive: 's3://evidence-bucket/incidents/inc-slack-2.tar.gz',
+        manifestSha256: DIGEST,
+        signedBy: null,
+      },
     });
+    expect(String(message?.Message)).toContain(`Manifest sha256: ${DIGEST}`);
 
     const [update] = slack.callsTo('chat.update');
     expect(update?.args).toMatchObject({ channel: posted?.message?.channel, ts: posted?.message?.ts });
@@ -158,6 +175,7 @@ describe('workflow handlers with Slack', () => {
       posted?.message?.threadTs,
     ]);
     expect(JSON.stringify(replies[1]?.args.blocks)).toContain('Escalated');
+    expect(JSON.stringify(replies[1]?.args.blocks)).toContain(DIGEST);
     expect(replies[1]?.args.reply_broadcast).toBe(true);
     expect((await store.get(opened.approvalId))?.status).toBe('expired');
   });

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { GetObjectCommand, PutObjectCommand, type PutObjectCommandInput, S3Client } from '@aws-sdk/client-s3';
 import { GetExecutionHistoryCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { PublishCommand, type PublishCommandInput, SNSClient } from '@aws-sdk/client-sns';
@@ -224,15 +225,30 @@ describe('workflow handlers', () => {
     };
     const result = await handlers.writeEvidence.handler(state, context);
     const root = `incidents/${incident.incidentId}/`;
-    expect(result).toMatchObject({ location: `s3://${BUCKET}/${root}`, incidentRecord: 'closed' });
-    expect([...objects.keys()]).toContain(`${root}manifest.json`);
+    const manifestSha256 = createHash('sha256')
+      .update(Buffer.from(objects.get(`${root}manifest.json`)?.Body as Uint8Array))
+      .digest('hex');
+    expect(result).toEqual({
+      location: `s3://${BUCKET}/${root}`,
+      archive: `s3://${BUCKET}/incidents/${incident.incidentId}.tar.gz`,
+      manifestSha256,
+      signature: null,
+      incidentRecord: 'closed',
+      problems: [],
+    });
     expect([...objects.keys()]).toContain(`incidents/${incident.incidentId}.tar.gz`);
     const files = new Map(
       [...objects.entries()]
         .filter(([key]) => key.startsWith(root))
         .map(([key, input]) => [key.slice(root.length), Buffer.from(input.Body as Uint8Array)]),
     );
-    expect(verifyBundleFiles(files)).toMatchObject({ ok: true, altered: [], missing: [], unexpected: [] });
+    expect(verifyBundleFiles(files, { expectedDigest: manifestSha256 })).toMatchObject({
+      ok: true,
+      altered: [],
+      missing: [],
+      unexpected: [],
+      digest: { status: 'matches' },
+    });
     const history = JSON.parse(String(files.get('execution-history.json')));
     expect(history.map((event: { id: number }) => event.id)).toEqual([1, 2]);
     const record = await documents.send(
@@ -241,10 +257,14 @@ describe('workflow handlers', () => {
         Key: { pk: `incident#${incident.incidentId}`, sk: 'incident' },
       }),
     );
+    // The digest is kept on the record, outside the bucket: what `bundle verify --digest` checks against.
     expect(record.Item).toMatchObject({
       status: 'closed',
       outcome: { status: 'dry-run' },
       evidence: `s3://${BUCKET}/${root}`,
+      evidenceArchive: `s3://${BUCKET}/incidents/${incident.incidentId}.tar.gz`,
+      evidenceManifestSha256: manifestSha256,
+      evidenceSignedBy: null,
     });
   });
 

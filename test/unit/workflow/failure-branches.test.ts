@@ -69,6 +69,7 @@ function host(overrides: Partial<Record<string, Host>> = {}): Host {
 }
 
 const never = () => new Promise<never>(() => {});
+const DIGEST = 'c'.repeat(64);
 
 const plannedActions = [
   {
@@ -89,6 +90,8 @@ interface Scenario {
   readonly guardrails?: LocalGuardrails;
   /** What DescribeInstanceInformation reports as the agent version. */
   readonly agentVersion?: string;
+  /** The execution is expected to end in a Fail state (its error is returned, the output is empty). */
+  readonly expectFailure?: boolean;
 }
 
 async function runScenario(scenario: Scenario = {}) {
@@ -145,7 +148,7 @@ async function runScenario(scenario: Scenario = {}) {
     requestApproval: async () => ({ decision: 'approved', approver: { id: 'tester', via: 'test' } }),
     verify: async () => ({ held: true, checks: [] }),
     notify: async () => ({ published: true }),
-    writeEvidence: async () => ({ location: 'out/inc-1' }),
+    writeEvidence: async () => ({ location: 'out/inc-1', manifestSha256: DIGEST }),
   };
   const lambdas = Object.fromEntries(
     Object.entries({ ...defaults, ...scenario.lambdas }).map(([role, fn]) => [
@@ -170,9 +173,11 @@ async function runScenario(scenario: Scenario = {}) {
     retryIntervalMs: 0,
   });
   const ended = await execution.result;
-  if ('error' in ended) throw ended.error;
+  if ('error' in ended && !scenario.expectFailure) throw ended.error;
+  if (!('error' in ended) && scenario.expectFailure) throw new Error('the execution was expected to fail');
   // biome-ignore lint/suspicious/noExplicitAny: the workflow's output is probed field by field below
-  const output = ended.output as Record<string, any>;
+  const output = ('output' in ended ? ended.output : {}) as Record<string, any>;
+  const error = 'error' in ended ? ended.error : null;
   const sent = ssm
     .commands()
     .map((command) => `${command.document} ${command.parameters.ChangeId ?? ''}`.trim());
@@ -180,7 +185,7 @@ async function runScenario(scenario: Scenario = {}) {
     .history()
     .filter((event) => event.type === 'StateEntered')
     .map((event) => event.state);
-  return { output, sent, calls, entered, guardrails };
+  return { output, error, sent, calls, entered, guardrails };
 }
 
 function expectNotifiedAndBundled(run: Awaited<ReturnType<typeof runScenario>>) {
@@ -384,28 +389,52 @@ describe('incident workflow branches, run locally from the synthesized definitio
     ]);
   });
 
-  it('still writes the evidence bundle when the notification fails', async () => {
+  it('writes the evidence bundle before notifying, and the notification gets its location and digest', async () => {
+    const run = await runScenario();
+    expect(run.entered.indexOf(STATE.writeEvidence)).toBeLessThan(run.entered.indexOf(STATE.notify));
+    expect(run.calls.notify?.[0]).toMatchObject({
+      evidence: { location: 'out/inc-1', manifestSha256: DIGEST },
+    });
+  });
+
+  it('ends failed, NotificationNotSent, when the notification fails after the bundle was written', async () => {
     const run = await runScenario({
+      expectFailure: true,
       lambdas: {
         notify: async () => {
           throw Object.assign(new Error('topic gone'), { name: 'NotFoundException' });
         },
       },
     });
-    expect(run.output.notificationError.Error).toBe('NotFoundException');
     expect(run.calls.writeEvidence).toHaveLength(1);
-    expect(run.entered.at(-1)).toBe(STATE.done);
+    expect(run.entered.at(-1)).toBe(STATE.notificationNotSent);
+    expect(String(run.error)).toMatch(/the notification was not published/);
+  });
+
+  it('still notifies, with the error, when the bundle cannot be written, then ends failed, EvidenceNotWritten', async () => {
+    const run = await runScenario({
+      expectFailure: true,
+      lambdas: {
+        writeEvidence: async () => {
+          throw Object.assign(new Error('bucket gone'), { name: 'NoSuchBucket' });
+        },
+      },
+    });
+    expect(run.calls.notify).toHaveLength(1);
+    expect(run.calls.notify?.[0]).toMatchObject({ evidenceError: { Error: 'NoSuchBucket' } });
+    expect(run.entered.at(-1)).toBe(STATE.evidenceNotWritten);
+    expect(String(run.error)).toMatch(/its evidence bundle could not be written/);
   });
 
   describe('guardrails', () => {
     const operations = (run: Awaited<ReturnType<typeof runScenario>>) =>
       (run.calls.guardrails ?? []).map((payload) => (payload as { operation: string }).operation);
 
-    it('takes a remediation slot right before the change and gives it back before notifying', async () => {
+    it('takes a remediation slot right before the change and gives it back before the evidence and the notification', async () => {
       const run = await runScenario();
       expect(operations(run)).toEqual(['check', 'take-slot', 'release']);
       expect(run.entered.indexOf(STATE.takeSlot)).toBeLessThan(run.entered.indexOf(STATE.applyRemediation));
-      expect(run.entered.indexOf(STATE.releaseSlot)).toBeLessThan(run.entered.indexOf(STATE.notify));
+      expect(run.entered.indexOf(STATE.releaseSlot)).toBeLessThan(run.entered.indexOf(STATE.writeEvidence));
       expect(run.guardrails.holders()).toEqual([]);
       expect(
         run.output.guardrails.decisions.map(
@@ -513,7 +542,7 @@ describe('incident workflow branches, run locally from the synthesized definitio
       ['a remediation command that times out', { run: host({ 'notrack-ports': never }) }],
       [
         'a failing notification',
-        { lambdas: { notify: async () => Promise.reject(new Error('topic gone')) } },
+        { lambdas: { notify: async () => Promise.reject(new Error('topic gone')) }, expectFailure: true },
       ],
     ])('gives the slot back on every path: %s', async (_name, scenario) => {
       const guardrails = localGuardrails();
@@ -521,7 +550,7 @@ describe('incident workflow branches, run locally from the synthesized definitio
       expect(operations(run)).toContain('take-slot');
       expect(operations(run).at(-1)).toBe('release');
       expect(guardrails.holders()).toEqual([]);
-      expect(run.entered.at(-1)).toBe(STATE.done);
+      expect(run.entered.at(-1)).toBe(scenario.expectFailure ? STATE.notificationNotSent : STATE.done);
     });
 
     it('notifies and bundles even when releasing the slot fails (the lease frees it)', async () => {

@@ -104,7 +104,7 @@ async function respondTo(options: { mode?: 'auto'; approval?: LocalApproval; stu
       stdout: new PassThrough(),
       writeEvidence: async (state) => {
         evidenceState = state;
-        return { location: join(outDir, 'bundle') };
+        return { location: join(outDir, 'bundle'), manifestSha256: 'f'.repeat(64), signature: null };
       },
     }),
     soakMs: 0,
@@ -139,7 +139,10 @@ describe('the workflow with the real decision code on a scripted host', () => {
     const notification = JSON.parse(await readFile(join(outDir, 'notifications', 'sns-01.json'), 'utf8'));
     expect(notification.Subject).toBe('conntrack-responder: remediated on ctr-chain-i (local-chain-1)');
     expect(notification.MessageAttributes.outcome).toEqual({ DataType: 'String', StringValue: 'remediated' });
-    expect(run.evidenceState).toMatchObject({ notification: { channel: 'file' } });
+    // The bundle is written before the notification, which carries its digest.
+    expect(run.evidenceState).not.toHaveProperty('notification');
+    expect(run.state.notification).toMatchObject({ channel: 'file' });
+    expect(notification.Message).toContain(`Manifest sha256: ${'f'.repeat(64)}`);
   });
 
   it('rolls both changes back when the table is still full after the soak', async () => {
