@@ -4,9 +4,10 @@ import { join } from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../functions/cli/main.js';
+import { summaryOf } from '../../functions/core/chatops/notification.js';
 import { execFile } from '../../functions/local/exec.js';
 import { snapshotFirewall } from '../../functions/local/firewall.js';
-import { type LabResult, runLab } from '../../functions/local/lab/lab.js';
+import { type LabResult, labSummary, runLab } from '../../functions/local/lab/lab.js';
 import { execInNetns, type LabHosts, namespaceInode } from '../../functions/local/netns.js';
 import type { AslMachine } from '../../functions/local/twin/asl.js';
 import { synthesizedWorkflowDefinition } from '../../functions/local/twin/synth.js';
@@ -125,6 +126,27 @@ describe.skipIf(labUnavailable)('respond on a real kernel (seed 003)', () => {
       expect(verified.code, verified.stdout + verified.stderr).toBe(0);
       const archive = await cli(['bundle', 'verify', `${result.bundle?.directory}.tar.gz`]);
       expect(archive.code, archive.stdout + archive.stderr).toBe(0);
+    });
+
+    it('records the manifest digest outside the bundle (the notification, the summary) and verifies against it', async () => {
+      const sns = JSON.parse(
+        await readFile(join(result.result.outDir, 'notifications', 'sns-01.json'), 'utf8'),
+      );
+      const digest = (summaryOf(sns.Message) as { evidence: { manifestSha256: string } }).evidence
+        .manifestSha256;
+      expect(digest).toMatch(/^[0-9a-f]{64}$/);
+      expect(result.bundle?.manifestSha256).toBe(digest);
+      expect(sns.Message).toContain(`Manifest sha256: ${digest}`);
+      expect(labSummary(result)).toContain(`manifest sha256     ${digest}`);
+      const anchored = await cli([
+        'bundle',
+        'verify',
+        `${result.bundle?.directory}.tar.gz`,
+        '--digest',
+        digest,
+      ]);
+      expect(anchored.code, anchored.stdout + anchored.stderr).toBe(0);
+      expect(anchored.stdout).toContain('digest: manifest.json is the one recorded for the incident');
     });
 
     it('writes a postmortem whose timeline agrees with the kernel log', async () => {
