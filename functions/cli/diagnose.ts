@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { type DiagnosticsReport, DiagnosticsReportSchema } from '../core/diagnostics/report.js';
+import { type DiagnosticsReport, readDiagnosticsReport } from '../core/diagnostics/report.js';
 import { summarizeReport } from '../core/diagnostics/summary.js';
 import { ParameterValidationError } from '../core/runbook/document.js';
 import { runDocument } from '../local/ssm-executor.js';
@@ -50,18 +50,10 @@ async function readStream(stream: NodeJS.ReadableStream): Promise<string> {
 
 /** The report in `text`, or a message naming what is wrong with it. */
 export function parseReport(text: string, source: string): DiagnosticsReport | string {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (error) {
-    return `${source}: not JSON: ${(error as Error).message}`;
-  }
-  const parsed = DiagnosticsReportSchema.safeParse(json);
-  if (parsed.success) return parsed.data;
-  const problems = parsed.error.issues
-    .slice(0, 5)
-    .map((issue) => `${issue.path.join('.') || '(report)'}: ${issue.message}`);
-  return `${source}: not a diagnostics report (schema version 1): ${problems.join('; ')}`;
+  const reading = readDiagnosticsReport(text, { root: '(report)' });
+  if (reading.ok) return reading.report;
+  if (reading.reason === 'not-json') return `${source}: not JSON: ${reading.detail}`;
+  return `${source}: not a diagnostics report (schema version 1): ${reading.detail}`;
 }
 
 async function collect(

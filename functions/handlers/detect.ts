@@ -26,6 +26,7 @@ import type { IncidentAdmission } from '../core/guardrails/breaker.js';
 import { guardrailSettingsFromEnvironment } from '../core/guardrails/settings.js';
 import { type DropObservation, type IncidentPolicy, mayStartWorkflow } from '../core/incident/incident.js';
 import { detectSettingsFromEnvironment } from '../core/incident/settings.js';
+import { formatIssues } from '../core/zod-issues.js';
 import { IGNORED_DROP_TEXT_METRICS } from './metric-names.js';
 import { logger, metrics, tracer } from './powertools.js';
 
@@ -277,9 +278,7 @@ function describeParseFailure(error: Error, originalEvent: unknown): string {
   }
   const decoded = CloudWatchLogsDecodeSchema.safeParse(json);
   if (decoded.success) return schemaReason;
-  return decoded.error.issues
-    .map((issue) => `awslogs.data(decoded).${issue.path.map(String).join('.')}: ${issue.message}`)
-    .join('; ');
+  return formatIssues(decoded.error, { prefix: 'awslogs.data(decoded).', root: '' });
 }
 
 const middyfied = middy(lambdaHandler)

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { formatIssues } from '../zod-issues.js';
 import {
   EC2_FIELD_NAMES,
   ENI_TIMEOUT_FIELDS,
@@ -100,9 +101,7 @@ export interface EniStepContext {
 function parseInput(payload: unknown) {
   const parsed = BlockInputSchema.safeParse(payload);
   if (!parsed.success) {
-    throw new EniChangeRefused(
-      `the ENI change input is invalid: ${parsed.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`).join('; ')}`,
-    );
+    throw new EniChangeRefused(`the ENI change input is invalid: ${formatIssues(parsed.error)}`);
   }
   return parsed.data;
 }
@@ -115,9 +114,7 @@ export function parseEniTimeoutsParameters(parameters: unknown): {
 } {
   const parsed = EniTimeoutsParametersSchema.safeParse(parameters);
   if (!parsed.success) {
-    throw new EniChangeRefused(
-      `eni-timeouts parameters are invalid: ${parsed.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`).join('; ')}`,
-    );
+    throw new EniChangeRefused(`eni-timeouts parameters are invalid: ${formatIssues(parsed.error)}`);
   }
   const timeouts: EniTimeouts = {
     tcpEstablished: parsed.data.TcpEstablishedTimeout,

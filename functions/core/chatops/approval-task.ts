@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { type DiagnosticsReport, DiagnosticsReportSchema } from '../diagnostics/report.js';
+import { type DiagnosticsReport, readDiagnosticsReport } from '../diagnostics/report.js';
 import { INCIDENT_ID_PATTERN } from '../workflow/incident.js';
+import { formatIssues } from '../zod-issues.js';
 import type { ActionView, IncidentView } from './messages.js';
 
 /**
@@ -91,21 +92,13 @@ function readReport(stdout: string | undefined): {
   problem: string | null;
 } {
   if (stdout === undefined) return { report: null, problem: 'the task input has no diagnostics' };
-  let json: unknown;
-  try {
-    json = JSON.parse(stdout);
-  } catch {
-    return { report: null, problem: 'the diagnostics output is not JSON' };
-  }
-  const parsed = DiagnosticsReportSchema.safeParse(json);
-  if (!parsed.success) {
-    const first = parsed.error.issues[0];
-    return {
-      report: null,
-      problem: `the diagnostics do not follow the report contract (${first ? `${first.path.join('.')}: ${first.message}` : 'invalid'})`,
-    };
-  }
-  return { report: parsed.data, problem: null };
+  const reading = readDiagnosticsReport(stdout, { limit: 1, root: '' });
+  if (reading.ok) return { report: reading.report, problem: null };
+  if (reading.reason === 'not-json') return { report: null, problem: 'the diagnostics output is not JSON' };
+  return {
+    report: null,
+    problem: `the diagnostics do not follow the report contract (${reading.detail || 'invalid'})`,
+  };
 }
 
 export function incidentViewOf(
@@ -129,10 +122,9 @@ export function incidentViewOf(
 export function approvalTaskFrom(payload: unknown): ApprovalTask {
   const parsed = ApprovalTaskInputSchema.safeParse(payload);
   if (!parsed.success) {
-    const problems = parsed.error.issues
-      .slice(0, 8)
-      .map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`);
-    throw new ApprovalTaskInputError(`the approval task input is invalid: ${problems.join('; ')}`);
+    throw new ApprovalTaskInputError(
+      `the approval task input is invalid: ${formatIssues(parsed.error, { limit: 8 })}`,
+    );
   }
   const input = parsed.data;
   const planned = new Map(input.assessment.plan.actions.map((action) => [action.id, action]));

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { INCIDENT_ID_PATTERN } from '../workflow/incident.js';
+import { formatIssues } from '../zod-issues.js';
 import type { ApprovalRecord, Approver } from './approval.js';
 import { type DecidePorts, decideAndResume } from './decide.js';
 import { type FunctionUrlEvent, type FunctionUrlResult, jsonResult, rawRequestFromEvent } from './http.js';
@@ -204,10 +205,7 @@ function parseBody(
   }
   const parsed = IamDecisionRequestSchema.safeParse(json);
   if (!parsed.success) {
-    const problems = parsed.error.issues
-      .slice(0, 4)
-      .map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`);
-    return { ok: false, detail: `the request is invalid: ${problems.join('; ')}` };
+    return { ok: false, detail: `the request is invalid: ${formatIssues(parsed.error, { limit: 4 })}` };
   }
   return { ok: true, request: parsed.data };
 }

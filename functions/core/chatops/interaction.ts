@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { formatIssues } from '../zod-issues.js';
 
 /**
  * Slack's interactivity request: `application/x-www-form-urlencoded` with one `payload` field
@@ -94,10 +95,10 @@ export function parseInteractionBody(body: Buffer, contentType: string | undefin
   }
   const parsed = BlockActionsPayloadSchema.safeParse(json);
   if (!parsed.success) {
-    const problems = parsed.error.issues
-      .slice(0, 5)
-      .map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`);
-    return { ok: false, detail: `the block_actions payload is invalid: ${problems.join('; ')}` };
+    return {
+      ok: false,
+      detail: `the block_actions payload is invalid: ${formatIssues(parsed.error, { limit: 5 })}`,
+    };
   }
   return { ok: true, payload: parsed.data };
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { formatIssues } from '../zod-issues.js';
 import {
   type ApproverRules,
   authorizeApprover,
@@ -126,11 +127,10 @@ export async function handleSlashCommand(
     Object.fromEntries(new URLSearchParams(request.body.toString('utf8'))),
   );
   if (!parsed.success) {
-    const first = parsed.error.issues[0];
     return refusal(
       400,
       'bad-request',
-      `the slash command is invalid (${first?.path.join('.')}: ${first?.message})`,
+      `the slash command is invalid (${formatIssues(parsed.error, { limit: 1, root: '' })})`,
     );
   }
   const command = parsed.data;

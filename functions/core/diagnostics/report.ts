@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { formatIssues, type IssueFormat } from '../zod-issues.js';
 
 /**
  * The JSON document printed by the `collect-diagnostics` SSM document
@@ -187,3 +188,31 @@ export type DiagnosticsReport = z.infer<typeof DiagnosticsReportSchema>;
 export type PortAggregate = z.infer<typeof PortAggregateSchema>;
 export type ConntrackStats = z.infer<typeof ConntrackStatsSchema>;
 export type UntrackedVerdict = z.infer<typeof UntrackedVerdictSchema>;
+
+/** What reading a report gave: the report, or why the text is not one (in words fit for a message). */
+export type DiagnosticsReading =
+  | { readonly ok: true; readonly report: DiagnosticsReport }
+  | {
+      readonly ok: false;
+      /** `not-json`: the text does not parse; `not-a-report`: it parses but breaks the contract. */
+      readonly reason: 'not-json' | 'not-a-report';
+      /** The JSON parser's message, or the first schema issues as `path: message; …`. */
+      readonly detail: string;
+    };
+
+/**
+ * The one reader of collect-diagnostics' stdout as the report contract. The text is untrusted host
+ * output: it never throws, and what it says about a bad report is bounded (the first five schema
+ * issues unless `format` says otherwise). Callers word the failure for their audience.
+ */
+export function readDiagnosticsReport(text: string, format: IssueFormat = {}): DiagnosticsReading {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    return { ok: false, reason: 'not-json', detail: (error as Error).message };
+  }
+  const parsed = DiagnosticsReportSchema.safeParse(json);
+  if (parsed.success) return { ok: true, report: parsed.data };
+  return { ok: false, reason: 'not-a-report', detail: formatIssues(parsed.error, { limit: 5, ...format }) };
+}

@@ -1,10 +1,11 @@
 import { z } from 'zod';
 import { STATE } from '../../../infra/workflow/state-names.js';
-import { type DiagnosticsReport, DiagnosticsReportSchema } from '../diagnostics/report.js';
+import { type DiagnosticsReport, readDiagnosticsReport } from '../diagnostics/report.js';
 import type { GuardrailDecision } from '../guardrails/decisions.js';
 import type { Plan } from '../plan/types.js';
 import type { VerificationResult } from '../plan/verify.js';
 import { OUTCOME_STATUSES, type Outcome } from '../workflow/outcome.js';
+import { formatIssues } from '../zod-issues.js';
 import type {
   ApprovalRecord,
   CommandRecord,
@@ -131,10 +132,9 @@ export function evidenceFromWorkflow(input: WorkflowEvidenceInput): IncidentEvid
   >;
   const parsedIncident = IncidentSchema.safeParse(state.incident);
   if (!parsedIncident.success) {
-    const problems = parsedIncident.error.issues.map(
-      (issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`,
+    throw new Error(
+      `evidence: the workflow state has no usable incident (${formatIssues(parsedIncident.error)})`,
     );
-    throw new Error(`evidence: the workflow state has no usable incident (${problems.join('; ')})`);
   }
   const incident = parsedIncident.data;
   const notes: string[] = [];
@@ -147,15 +147,13 @@ export function evidenceFromWorkflow(input: WorkflowEvidenceInput): IncidentEvid
       notes.push(`the ${field} diagnostics command output has an unexpected shape`);
       return null;
     }
-    try {
-      const parsed = DiagnosticsReportSchema.safeParse(JSON.parse(output.data.stdout));
-      if (parsed.success) return parsed.data;
-      notes.push(
-        `the ${field} diagnostics do not follow the report contract; their raw output is kept with the command`,
-      );
-    } catch {
-      notes.push(`the ${field} diagnostics are not JSON; their raw output is kept with the command`);
-    }
+    const reading = readDiagnosticsReport(output.data.stdout);
+    if (reading.ok) return reading.report;
+    notes.push(
+      reading.reason === 'not-json'
+        ? `the ${field} diagnostics are not JSON; their raw output is kept with the command`
+        : `the ${field} diagnostics do not follow the report contract; their raw output is kept with the command`,
+    );
     return null;
   };
   const before = report('before');

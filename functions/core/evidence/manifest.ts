@@ -1,5 +1,6 @@
 import { createHash, type KeyObject } from 'node:crypto';
 import { z } from 'zod';
+import { formatIssues } from '../zod-issues.js';
 import type { BundleContents, BundleMember } from './reader.js';
 import { checkSignature, SIGNATURE_PATH, type SignatureCheck, signatureKeyId } from './signature.js';
 import { assertSafePath, pathProblem } from './tar.js';
@@ -188,10 +189,8 @@ export function verifyBundle(contents: BundleContents, options: VerifyOptions = 
   try {
     const parsed = ManifestSchema.safeParse(JSON.parse(manifestBytes.toString('utf8')));
     if (!parsed.success) {
-      const issues = parsed.error.issues.map(
-        (issue) => `${issue.path.join('.') || '(top)'}: ${issue.message}`,
-      );
-      problem(MANIFEST_PATH, 'manifest-format', `does not match the manifest format (${issues.join('; ')})`);
+      const issues = formatIssues(parsed.error, { root: '(top)' });
+      problem(MANIFEST_PATH, 'manifest-format', `does not match the manifest format (${issues})`);
       return {
         ok: false,
         incidentId: null,

@@ -7,6 +7,7 @@ import {
   verify,
 } from 'node:crypto';
 import { z } from 'zod';
+import { formatIssues } from '../zod-issues.js';
 
 /**
  * The signed form of a bundle: `signature.json`, beside manifest.json and not listed in it (it
@@ -139,13 +140,10 @@ export function checkSignature(manifest: Buffer, signatureBytes: Buffer, key: Ke
   try {
     const parsed = SignatureFileSchema.safeParse(JSON.parse(signatureBytes.toString('utf8')));
     if (!parsed.success) {
-      const issues = parsed.error.issues.map(
-        (issue) => `${issue.path.join('.') || '(top)'}: ${issue.message}`,
-      );
       return {
         status: 'invalid',
         rule: 'signature-format',
-        detail: `does not match the signature format (${issues.join('; ')})`,
+        detail: `does not match the signature format (${formatIssues(parsed.error, { root: '(top)' })})`,
       };
     }
     file = parsed.data;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { RESPONSE_MODES, type ResponseMode } from '../incident/settings.js';
+import { formatIssues } from '../zod-issues.js';
 import type { PortCount } from './breaker.js';
 import {
   type BreakerStatus,
@@ -107,10 +108,7 @@ const StepInputSchema = z.discriminatedUnion('operation', [
 function parseInput(payload: unknown) {
   const parsed = StepInputSchema.safeParse(payload);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map(
-      (issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`,
-    );
-    throw new GuardrailInputError(`guardrail step input is invalid: ${problems.join('; ')}`);
+    throw new GuardrailInputError(`guardrail step input is invalid: ${formatIssues(parsed.error)}`);
   }
   return parsed.data;
 }

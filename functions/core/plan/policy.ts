@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { formatIssues } from '../zod-issues.js';
 
 /**
  * What the responder may do on its own. Every field has a default chosen for a production fleet
@@ -192,10 +193,7 @@ export type PolicyOverrides = z.infer<typeof PolicyOverridesSchema>;
 export function resolvePolicy(overrides: unknown = {}): Policy {
   const parsed = PolicyOverridesSchema.safeParse(overrides);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map(
-      (issue) => `${issue.path.join('.') || '(policy)'}: ${issue.message}`,
-    );
-    throw new Error(`invalid policy: ${problems.join('; ')}`);
+    throw new Error(`invalid policy: ${formatIssues(parsed.error, { root: '(policy)' })}`);
   }
   const given = parsed.data;
   const policy: Policy = {

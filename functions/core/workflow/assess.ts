@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { readNetworkFacts } from '../allowance/network.js';
-import { type DiagnosticsReport, DiagnosticsReportSchema } from '../diagnostics/report.js';
+import { type DiagnosticsReport, readDiagnosticsReport } from '../diagnostics/report.js';
 import { type Classification, type Plan, planRemediation } from '../plan/index.js';
 import { alertOf, parseWith, WorkflowIncidentSchema, WorkflowInputError } from './incident.js';
 import type { WorkflowSettings } from './settings.js';
@@ -20,24 +20,16 @@ export class DiagnosticsUnreadable extends Error {
 /** The collect-diagnostics output, parsed as the report contract (untrusted host output). */
 export function readDiagnostics(output: unknown, which: string): DiagnosticsReport {
   const command = parseWith(CommandOutputSchema, output, `the ${which} diagnostics command output`);
-  let json: unknown;
-  try {
-    json = JSON.parse(command.stdout);
-  } catch {
+  const reading = readDiagnosticsReport(command.stdout);
+  if (reading.ok) return reading.report;
+  if (reading.reason === 'not-json') {
     throw new DiagnosticsUnreadable(
       `the ${which} diagnostics are not JSON (command ${command.commandId}): ${command.stdout.slice(0, 200)}`,
     );
   }
-  const parsed = DiagnosticsReportSchema.safeParse(json);
-  if (!parsed.success) {
-    const problems = parsed.error.issues
-      .slice(0, 5)
-      .map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`);
-    throw new DiagnosticsUnreadable(
-      `the ${which} diagnostics do not follow the report contract (command ${command.commandId}): ${problems.join('; ')}`,
-    );
-  }
-  return parsed.data;
+  throw new DiagnosticsUnreadable(
+    `the ${which} diagnostics do not follow the report contract (command ${command.commandId}): ${reading.detail}`,
+  );
 }
 
 export interface Assessment {

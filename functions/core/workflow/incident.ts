@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { Alert } from '../plan/index.js';
+import { formatIssues } from '../zod-issues.js';
 
 /**
  * The execution input the detect function starts the workflow with (one incident, fields fixed at
@@ -44,10 +45,7 @@ export type WorkflowIncident = z.infer<typeof WorkflowIncidentSchema>;
 export function parseWith<T extends z.ZodType>(schema: T, value: unknown, what: string): z.infer<T> {
   const parsed = schema.safeParse(value);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map(
-      (issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`,
-    );
-    throw new WorkflowInputError(`${what} is invalid: ${problems.join('; ')}`);
+    throw new WorkflowInputError(`${what} is invalid: ${formatIssues(parsed.error)}`);
   }
   return parsed.data;
 }
