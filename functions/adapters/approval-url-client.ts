@@ -5,6 +5,7 @@ import {
   type IamDecisionRequest,
   MAX_DECISION_BODY_BYTES,
 } from '../core/chatops/iam-approval.js';
+import { ResponderError } from '../core/errors.js';
 
 /**
  * The command line's side of the approval URL: one JSON POST, signed with Signature Version 4 for
@@ -22,7 +23,7 @@ export function regionOfApprovalUrl(url: URL): string | null {
 }
 
 /** A refusal to send at all: the URL is not one we may sign a request for. */
-export class ApprovalUrlError extends Error {
+export class ApprovalUrlError extends ResponderError {
   override readonly name = 'ApprovalUrlError';
 }
 

@@ -1,6 +1,7 @@
 import type { SlackMessageRef } from '../core/chatops/approval.js';
 import type { SlackMessage } from '../core/chatops/block-kit.js';
 import type { SlackPort } from '../core/chatops/incident-chat.js';
+import { ResponderError } from '../core/errors.js';
 
 /**
  * A small Slack Web API client: the four methods conntrack-responder uses, over `fetch`, with a
@@ -30,7 +31,7 @@ export interface SlackWebApiOptions {
   readonly sleep?: (ms: number) => Promise<void>;
 }
 
-export class SlackApiError extends Error {
+export class SlackApiError extends ResponderError {
   override readonly name = 'SlackApiError';
   constructor(
     readonly method: string,
@@ -38,8 +39,9 @@ export class SlackApiError extends Error {
     readonly code: string,
     detail: string,
     readonly retryAfterSeconds: number | null = null,
+    options?: ErrorOptions,
   ) {
-    super(`Slack ${method} failed: ${code}${detail ? ` (${detail})` : ''}`);
+    super(`Slack ${method} failed: ${code}${detail ? ` (${detail})` : ''}`, options);
   }
 }
 

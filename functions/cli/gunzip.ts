@@ -1,4 +1,5 @@
 import { constants, crc32, createInflateRaw } from 'node:zlib';
+import { ResponderError } from '../core/errors.js';
 
 /**
  * Decompresses a gzip stream member by member, the way `gzip -dc` does, yielding every byte it
@@ -10,7 +11,7 @@ import { constants, crc32, createInflateRaw } from 'node:zlib';
  * Format: RFC 1952 (header, raw deflate data, CRC-32 and size of the uncompressed data, members
  * concatenated).
  */
-export class GzipError extends Error {
+export class GzipError extends ResponderError {
   override readonly name = 'GzipError';
 }
 

@@ -22,6 +22,7 @@ import { GuardrailStore } from '../adapters/guardrail-store.js';
 import { IncidentStore, type RecordingOutcome } from '../adapters/incident-store.js';
 import { type StartOutcome, startIncidentWorkflow } from '../adapters/incident-workflow.js';
 import { detectInSubscription, type SubscriptionDetection } from '../core/detect/index.js';
+import { ResponderError } from '../core/errors.js';
 import type { IncidentAdmission } from '../core/guardrails/breaker.js';
 import { guardrailSettingsFromEnvironment } from '../core/guardrails/settings.js';
 import { type DropObservation, type IncidentPolicy, mayStartWorkflow } from '../core/incident/incident.js';
@@ -72,7 +73,7 @@ type SubscriptionEvent = z.infer<typeof CloudWatchLogsSchema>;
 let escalationSettledFor: string | null = null;
 
 /** The event could not be decoded or validated; the message says why, without its content. */
-export class RejectedEventError extends Error {
+export class RejectedEventError extends ResponderError {
   override readonly name = 'RejectedEventError';
 }
 

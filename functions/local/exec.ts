@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { ResponderError } from '../core/errors.js';
 
 export interface ExecResult {
   readonly code: number;
@@ -17,12 +18,17 @@ export interface ExecOptions {
 }
 
 /** A command that exited non-zero; its output is kept for the error report. */
-export class CommandFailedError extends Error {
+export class CommandFailedError extends ResponderError {
+  override readonly name = 'CommandFailedError';
   constructor(
     readonly argv: readonly string[],
     readonly result: ExecResult,
+    options?: ErrorOptions,
   ) {
-    super(`${argv.join(' ')} exited ${result.code}: ${result.stderr.trim() || result.stdout.trim()}`);
+    super(
+      `${argv.join(' ')} exited ${result.code}: ${result.stderr.trim() || result.stdout.trim()}`,
+      options,
+    );
   }
 }
 

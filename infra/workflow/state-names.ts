@@ -1,3 +1,5 @@
+import { TASK_ERROR } from '../../functions/core/errors.js';
+
 /**
  * The names of the incident workflow's states. They read as sentences in the Step Functions
  * console and in the postmortem timeline, and they are the keys by which the local twin binds a
@@ -82,7 +84,7 @@ export const WORKFLOW_ERROR = {
   commandTimedOut: 'SsmCommandTimedOut',
   unknownDocument: 'UnknownRemediationDocument',
   /** Every remediation slot is taken (thrown by the guardrails function; retried, then escalated). */
-  slotsBusy: 'RemediationSlotsBusy',
+  slotsBusy: TASK_ERROR.slotsBusy,
 } as const;
 
 /**

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ResponderError, TASK_ERROR } from '../errors.js';
 import { formatIssues } from '../zod-issues.js';
 import {
   EC2_FIELD_NAMES,
@@ -53,8 +54,8 @@ export interface EniChangeStore {
   update(record: EniChangeRecord): Promise<void>;
 }
 
-export class EniChangeRefused extends Error {
-  override readonly name = 'EniChangeRefused';
+export class EniChangeRefusedError extends ResponderError {
+  override readonly name = TASK_ERROR.eniChangeRefused;
 }
 
 const seconds = z
@@ -101,7 +102,7 @@ export interface EniStepContext {
 function parseInput(payload: unknown) {
   const parsed = BlockInputSchema.safeParse(payload);
   if (!parsed.success) {
-    throw new EniChangeRefused(`the ENI change input is invalid: ${formatIssues(parsed.error)}`);
+    throw new EniChangeRefusedError(`the ENI change input is invalid: ${formatIssues(parsed.error)}`);
   }
   return parsed.data;
 }
@@ -114,7 +115,7 @@ export function parseEniTimeoutsParameters(parameters: unknown): {
 } {
   const parsed = EniTimeoutsParametersSchema.safeParse(parameters);
   if (!parsed.success) {
-    throw new EniChangeRefused(`eni-timeouts parameters are invalid: ${formatIssues(parsed.error)}`);
+    throw new EniChangeRefusedError(`eni-timeouts parameters are invalid: ${formatIssues(parsed.error)}`);
   }
   const timeouts: EniTimeouts = {
     tcpEstablished: parsed.data.TcpEstablishedTimeout,
@@ -123,7 +124,7 @@ export function parseEniTimeoutsParameters(parameters: unknown): {
   };
   for (const field of ENI_TIMEOUT_FIELDS) {
     if (!isInRange(field, timeouts[field]))
-      throw new EniChangeRefused(`${EC2_FIELD_NAMES[field]}=${timeouts[field]} is outside EC2's range`);
+      throw new EniChangeRefusedError(`${EC2_FIELD_NAMES[field]}=${timeouts[field]} is outside EC2's range`);
   }
   return { changeId: parsed.data.ChangeId, networkInterfaceId: parsed.data.NetworkInterfaceId, timeouts };
 }
@@ -147,14 +148,16 @@ async function attachedInterface(
   instanceId: string,
 ): Promise<EniDescription> {
   const eni = await ec2.describeInterface(networkInterfaceId);
-  if (eni === null) throw new EniChangeRefused(`${networkInterfaceId} does not exist`);
+  if (eni === null) throw new EniChangeRefusedError(`${networkInterfaceId} does not exist`);
   if (eni.attachment?.instanceId !== instanceId) {
-    throw new EniChangeRefused(
+    throw new EniChangeRefusedError(
       `${networkInterfaceId} is attached to ${eni.attachment?.instanceId ?? 'no instance'}, not to ${instanceId}: it is not this incident's to change`,
     );
   }
   if (eni.requesterManaged)
-    throw new EniChangeRefused(`${networkInterfaceId} is requester-managed: EC2 does not allow changing it`);
+    throw new EniChangeRefusedError(
+      `${networkInterfaceId} is requester-managed: EC2 does not allow changing it`,
+    );
   return eni;
 }
 
@@ -168,7 +171,7 @@ async function effectiveTimeouts(
   const current = currentTimeoutsOf(eni, defaults);
   const unknown = ENI_TIMEOUT_FIELDS.filter((field) => current[field].value === null);
   if (unknown.length > 0) {
-    throw new EniChangeRefused(
+    throw new EniChangeRefusedError(
       `the current ${unknown.map((field) => EC2_FIELD_NAMES[field]).join(', ')} of ${eni.networkInterfaceId} cannot be read (not set on the ENI, no instance type default): an exact rollback could not be promised`,
     );
   }
@@ -194,12 +197,14 @@ export async function applyEniTimeouts(payload: unknown, context: EniStepContext
   let record = await store.get(changeId);
   if (record !== null) {
     if (record.networkInterfaceId !== networkInterfaceId || !sameTimeouts(record.requested, requested)) {
-      throw new EniChangeRefused(
+      throw new EniChangeRefusedError(
         `ChangeId ${changeId} was used for ${record.networkInterfaceId} (${formatTimeouts(record.requested)}): a different change needs a new ChangeId`,
       );
     }
     if (record.status === 'rolled-back')
-      throw new EniChangeRefused(`ChangeId ${changeId} was rolled back: a new change needs a new ChangeId`);
+      throw new EniChangeRefusedError(
+        `ChangeId ${changeId} was rolled back: a new change needs a new ChangeId`,
+      );
   }
   const eni = await attachedInterface(ec2, networkInterfaceId, input.instanceId);
   if (record === null) {
@@ -259,7 +264,7 @@ export async function applyEniTimeouts(payload: unknown, context: EniStepContext
 export async function rollbackEniTimeouts(payload: unknown, context: EniStepContext): Promise<EniStepResult> {
   const input = parseInput(payload);
   const changeIdParsed = single(z.string().regex(CHANGE_ID_PATTERN)).safeParse(input.parameters.ChangeId);
-  if (!changeIdParsed.success) throw new EniChangeRefused('the rollback needs a valid ChangeId');
+  if (!changeIdParsed.success) throw new EniChangeRefusedError('the rollback needs a valid ChangeId');
   const changeId = changeIdParsed.data;
   const { ec2, store, now } = context;
   const record = await store.get(changeId);

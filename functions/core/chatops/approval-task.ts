@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { type DiagnosticsReport, readDiagnosticsReport } from '../diagnostics/report.js';
+import { ResponderError, TASK_ERROR } from '../errors.js';
 import { INCIDENT_ID_PATTERN } from '../workflow/incident.js';
 import { formatIssues } from '../zod-issues.js';
 import type { ActionView, IncidentView } from './messages.js';
@@ -68,8 +69,8 @@ export const ApprovalTaskInputSchema = z.looseObject({
   diagnostics: z.looseObject({ stdout: z.string() }).optional(),
 });
 
-export class ApprovalTaskInputError extends Error {
-  override readonly name = 'ApprovalTaskInputError';
+export class ApprovalTaskInputError extends ResponderError {
+  override readonly name = TASK_ERROR.approvalTaskInput;
 }
 
 export interface ApprovalTask {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ResponderError, TASK_ERROR } from '../errors.js';
 import { IncidentSchema, incidentViewOf } from './approval-task.js';
 import type { IncidentChat } from './incident-chat.js';
 import type { IncidentView, ResultView } from './messages.js';
@@ -29,8 +30,8 @@ export interface OutcomeDelivery {
 }
 
 /** The failure the notify step reports when SNS did not take the message (Slack may still have). */
-export class NotificationNotPublished extends Error {
-  override readonly name = 'NotificationNotPublished';
+export class NotificationNotPublishedError extends ResponderError {
+  override readonly name = TASK_ERROR.notificationNotPublished;
 }
 
 const StateSchema = z.looseObject({
@@ -105,7 +106,7 @@ export async function notifyOutcome(
     }
   }
   if ('error' in sns) {
-    throw new NotificationNotPublished(
+    throw new NotificationNotPublishedError(
       `SNS did not take the notification (${sns.error}); Slack: ${typeof slack === 'string' ? slack : slack.error}`,
     );
   }

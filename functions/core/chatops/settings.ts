@@ -1,3 +1,4 @@
+import { ResponderError } from '../errors.js';
 import {
   APP_ID_PATTERN,
   type ApproverRules,
@@ -34,7 +35,7 @@ export const DEFAULT_GROUP_CACHE_SECONDS = 60;
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-export class ChatopsSettingsError extends Error {
+export class ChatopsSettingsError extends ResponderError {
   override readonly name = 'ChatopsSettingsError';
 }
 

@@ -1,3 +1,4 @@
+import { ResponderError } from '../errors.js';
 /**
  * Why a bundle could not be read, as a rule name a script can match and a message that names the
  * file (the archive or folder, and the entry inside it) and what was wrong. `limit` is set when the
@@ -23,14 +24,15 @@ export type ReadRule =
   | 'unreadable'
   | ReadLimitName;
 
-export class BundleReadError extends Error {
+export class BundleReadError extends ResponderError {
   override readonly name = 'BundleReadError';
   constructor(
     readonly rule: ReadRule,
     message: string,
     readonly limit: ReadLimitName | null = null,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
   }
 }
 

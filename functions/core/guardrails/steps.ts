@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ResponderError, TASK_ERROR } from '../errors.js';
 import { RESPONSE_MODES, type ResponseMode } from '../incident/settings.js';
 import { formatIssues } from '../zod-issues.js';
 import type { PortCount } from './breaker.js';
@@ -59,13 +60,13 @@ export interface GuardrailState {
 }
 
 /** Every slot is held: the state's Retry block waits, with backoff and jitter, then escalates. */
-export class RemediationSlotsBusy extends Error {
-  override readonly name = 'RemediationSlotsBusy';
+export class RemediationSlotsBusyError extends ResponderError {
+  override readonly name = TASK_ERROR.slotsBusy;
 }
 
 /** The step received a state it cannot work with; names what is wrong. */
-export class GuardrailInputError extends Error {
-  override readonly name = 'GuardrailInputError';
+export class GuardrailInputError extends ResponderError {
+  override readonly name = TASK_ERROR.guardrailInput;
 }
 
 const IncidentSchema = z.looseObject({
@@ -168,7 +169,7 @@ export async function runGuardrailStep(
     }
     const slot = await ports.acquireSlot(incident.incidentId, now);
     if (!slot.granted) {
-      throw new RemediationSlotsBusy(
+      throw new RemediationSlotsBusyError(
         `all ${settings.maxConcurrentRemediations} remediation slots are taken (${slot.holders.join(', ')}); waiting for one`,
       );
     }

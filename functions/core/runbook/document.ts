@@ -1,5 +1,6 @@
 import { isMap, LineCounter, parseDocument as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { ResponderError } from '../errors.js';
 
 /**
  * SSM Command documents of this project (pure: text in, objects out).
@@ -70,15 +71,18 @@ export type ShellScriptStep = z.infer<typeof stepSchema>;
 export type CommandDocument = z.infer<typeof documentSchema>;
 
 /** A document that is not valid; the message names the source, the line and the field. */
-export class DocumentError extends Error {
+export class DocumentError extends ResponderError {
   override readonly name = 'DocumentError';
 }
 
 /** Parameter values that SSM would refuse (SendCommand's InvalidParameters); nothing ran. */
-export class ParameterValidationError extends Error {
+export class ParameterValidationError extends ResponderError {
   override readonly name = 'ParameterValidationError';
-  constructor(readonly problems: readonly string[]) {
-    super(`invalid parameters: ${problems.join('; ')}`);
+  constructor(
+    readonly problems: readonly string[],
+    options?: ErrorOptions,
+  ) {
+    super(`invalid parameters: ${problems.join('; ')}`, options);
   }
 }
 

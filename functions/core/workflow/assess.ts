@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { readNetworkFacts } from '../allowance/network.js';
 import { type DiagnosticsReport, readDiagnosticsReport } from '../diagnostics/report.js';
+import { ResponderError, TASK_ERROR } from '../errors.js';
 import { type Classification, type Plan, planRemediation } from '../plan/index.js';
 import { alertOf, parseWith, WorkflowIncidentSchema, WorkflowInputError } from './incident.js';
 import type { WorkflowSettings } from './settings.js';
@@ -13,8 +14,8 @@ export const CommandOutputSchema = z.looseObject({
   stderr: z.string(),
 });
 
-export class DiagnosticsUnreadable extends Error {
-  override readonly name = 'DiagnosticsUnreadable';
+export class DiagnosticsUnreadableError extends ResponderError {
+  override readonly name = TASK_ERROR.diagnosticsUnreadable;
 }
 
 /** The collect-diagnostics output, parsed as the report contract (untrusted host output). */
@@ -23,11 +24,11 @@ export function readDiagnostics(output: unknown, which: string): DiagnosticsRepo
   const reading = readDiagnosticsReport(command.stdout);
   if (reading.ok) return reading.report;
   if (reading.reason === 'not-json') {
-    throw new DiagnosticsUnreadable(
+    throw new DiagnosticsUnreadableError(
       `the ${which} diagnostics are not JSON (command ${command.commandId}): ${command.stdout.slice(0, 200)}`,
     );
   }
-  throw new DiagnosticsUnreadable(
+  throw new DiagnosticsUnreadableError(
     `the ${which} diagnostics do not follow the report contract (command ${command.commandId}): ${reading.detail}`,
   );
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ResponderError, TASK_ERROR } from '../errors.js';
 import type { Alert } from '../plan/index.js';
 import { formatIssues } from '../zod-issues.js';
 
@@ -51,8 +52,8 @@ export function parseWith<T extends z.ZodType>(schema: T, value: unknown, what: 
 }
 
 /** A Task state received input it cannot work with (its name is the error Step Functions sees). */
-export class WorkflowInputError extends Error {
-  override readonly name = 'WorkflowInputError';
+export class WorkflowInputError extends ResponderError {
+  override readonly name = TASK_ERROR.workflowInput;
 }
 
 export function alertOf(incident: WorkflowIncident): Alert {

@@ -2,6 +2,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ResponderError } from '../../core/errors.js';
 import type { ResponseMode } from '../../core/workflow/incident.js';
 import { verifyEvidenceBundleAt } from '../evidence-writer.js';
 import { applyHostFirewall, type FirewallBackend } from '../firewall.js';
@@ -79,16 +80,16 @@ export interface LabResult {
   readonly result: RespondResult;
 }
 
-export class LabAborted extends Error {
-  override readonly name = 'LabAborted';
+export class LabAbortedError extends ResponderError {
+  override readonly name = 'LabAbortedError';
 }
 
 /** Rejects as soon as the signal aborts, so that cleanup never waits for a step that is stuck. */
 function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (signal === undefined) return promise;
-  if (signal.aborted) return Promise.reject(new LabAborted('interrupted'));
+  if (signal.aborted) return Promise.reject(new LabAbortedError('interrupted'));
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new LabAborted('interrupted'));
+    const onAbort = () => reject(new LabAbortedError('interrupted'));
     signal.addEventListener('abort', onAbort, { once: true });
     promise.then(
       (value) => {

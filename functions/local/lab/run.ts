@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { RESPONSE_MODES, type ResponseMode } from '../../core/workflow/incident.js';
 import { FIREWALL_BACKENDS, type FirewallBackend } from '../firewall.js';
 import { restoreCrashedConntrackMax } from '../netns.js';
-import { LabAborted, labSummary, runLab } from './lab.js';
+import { LabAbortedError, labSummary, runLab } from './lab.js';
 import { checkPrerequisites, installMissing } from './prerequisites.js';
 
 /**
@@ -109,7 +109,7 @@ async function main(): Promise<number> {
       result.finalProbe.succeeded === result.finalProbe.attempted && result.bundle?.verified === true;
     return result.result.outcome?.status === 'remediated' && fixed ? 0 : mode === 'auto' ? 1 : 0;
   } catch (error) {
-    if (error instanceof LabAborted) {
+    if (error instanceof LabAbortedError) {
       say('lab: interrupted; everything it created is gone and nf_conntrack_max is back');
       return 130;
     }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ResponderError } from '../../core/errors.js';
 import { ENV_VAR_MIN_AGENT_VERSION } from '../../core/guardrails/settings.js';
 import { ParameterValidationError, validateParameters } from '../../core/runbook/document.js';
 import { namespaceExists } from '../netns.js';
@@ -15,9 +16,11 @@ import type { LocalSsmApi } from './runner.js';
  * fields behave as they do on AWS.
  */
 
-export class SsmError extends Error {
-  constructor(code: string, message: string) {
-    super(message);
+export class SsmError extends ResponderError {
+  /** What the SDK integration would report: `Ssm.<Code>Exception`. */
+  override readonly name: string;
+  constructor(code: string, message: string, options?: ErrorOptions) {
+    super(message, options);
     this.name = `Ssm.${code}Exception`;
   }
 }
