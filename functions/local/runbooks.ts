@@ -1,8 +1,8 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildDocument, type CommandDocument } from '../core/runbook/document.js';
+import { readScriptLibraries } from '../core/runbook/libraries.js';
 
 /** The repository's `runbooks/` folder (documents in `ssm/`, scripts in `scripts/`). */
 export const RUNBOOKS_DIR = fileURLToPath(new URL('../../runbooks/', import.meta.url));
@@ -20,20 +20,6 @@ export interface LoadedRunbook {
 export interface RunbookLocation {
   /** A folder laid out like `runbooks/` (default: the repository's). */
   readonly directory?: string;
-}
-
-/**
- * The shared shell libraries of a scripts folder, keyed by include path (`lib/common.sh`), for
- * `buildDocument`. Synchronous so that the CDK construct (synth is synchronous) reads them the same way.
- */
-export function readScriptLibraries(scriptsDirectory: string): Record<string, string> {
-  const libraryDirectory = join(scriptsDirectory, 'lib');
-  if (!existsSync(libraryDirectory)) return {};
-  const libraries: Record<string, string> = {};
-  for (const file of readdirSync(libraryDirectory).sort()) {
-    if (file.endsWith('.sh')) libraries[`lib/${file}`] = readFileSync(join(libraryDirectory, file), 'utf8');
-  }
-  return libraries;
 }
 
 /**

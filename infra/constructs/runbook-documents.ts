@@ -4,7 +4,7 @@ import { Arn, Stack } from 'aws-cdk-lib';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import { buildDocument } from '../../functions/core/runbook/document.js';
-import { readScriptLibraries } from '../../functions/local/runbooks.js';
+import { readScriptLibraries } from '../../functions/core/runbook/libraries.js';
 
 export interface RunbookDocumentsProps {
   /** A folder laid out like the repository's `runbooks/`: `ssm/<name>.yaml`, `scripts/<name>.sh`, `scripts/lib/*.sh`. */

@@ -5,7 +5,8 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { runbookViolations } from '../../../functions/core/runbook/conventions.js';
 import { composeScript, INCLUDE_TAG, scriptToRunCommand } from '../../../functions/core/runbook/document.js';
-import { loadRunbook, RUNBOOKS_DIR, readScriptLibraries } from '../../../functions/local/runbooks.js';
+import { readScriptLibraries } from '../../../functions/core/runbook/libraries.js';
+import { loadRunbook, RUNBOOKS_DIR } from '../../../functions/local/runbooks.js';
 
 /**
  * The parametrized test over every SSM document: the repository's `runbooks/` (whatever exists)
