@@ -1,3 +1,5 @@
+import { ENV_VAR_MIN_AGENT_VERSION, MANUAL_RUNBOOK } from '../guardrails/settings.js';
+
 /**
  * How an incident ended. Every path through the workflow sets exactly one outcome before it
  * notifies and writes the evidence bundle, so no incident stays open.
@@ -29,8 +31,7 @@ export const OUTCOMES = {
   notManaged: {
     status: 'escalated',
     hostChanged: false,
-    summary:
-      'The instance cannot run the runbooks (not managed by SSM, not online, not Linux, or an SSM Agent older than 3.3.2746.0), so nothing was collected or changed; follow runbooks/conntrack-table-full.md.',
+    summary: `The instance cannot run the runbooks (not managed by SSM, not online, not Linux, or an SSM Agent older than ${ENV_VAR_MIN_AGENT_VERSION}), so nothing was collected or changed; follow ${MANUAL_RUNBOOK}.`,
   },
   optedOut: {
     status: 'no-host-change',

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { ENV_VAR_MIN_AGENT_VERSION, MANUAL_RUNBOOK } from '../../../functions/core/guardrails/settings.js';
 import { resolvePolicy, withMode } from '../../../functions/core/plan/index.js';
 import { approvalRequestFrom, approvalText } from '../../../functions/core/workflow/approval.js';
 import { type Assessment, assessIncident } from '../../../functions/core/workflow/assess.js';
@@ -302,6 +303,12 @@ describe('notification', () => {
       hostChanged: true,
       applied: ['Raise nf_conntrack_max to 524288'],
     });
+  });
+
+  it('the not-managed outcome names the SSM Agent version and runbook the guardrails use', () => {
+    expect(OUTCOMES.notManaged.summary).toContain(`an SSM Agent older than ${ENV_VAR_MIN_AGENT_VERSION})`);
+    expect(OUTCOMES.notManaged.summary).toContain(`follow ${MANUAL_RUNBOOK}.`);
+    expect(ENV_VAR_MIN_AGENT_VERSION).toBe('3.3.2746.0');
   });
 
   it('says why the guardrails stopped the responder, and which runbook to follow', () => {
