@@ -1,7 +1,3 @@
-import { Duration } from 'aws-cdk-lib';
-import * as logs from 'aws-cdk-lib/aws-logs';
-import type { ConntrackResponderProps } from './conntrack-responder.js';
-
 /**
  * The app's settings, read from CDK context so that a deployment is configured without editing
  * code: `npx cdk deploy -c conntrack-responder:logGroupNames=/var/log/messages,/var/log/kern.log`,
@@ -10,6 +6,11 @@ import type { ConntrackResponderProps } from './conntrack-responder.js';
  * under a key named for the unit: `soakMinutes` for `soak`, `workflowTimeoutMinutes` for
  * `workflowTimeout`; `logRetention` is `logRetentionDays`.
  */
+
+import { Duration } from 'aws-cdk-lib';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type { ConntrackResponderProps } from './conntrack-responder.js';
+
 export const CONTEXT_PREFIX = 'conntrack-responder:';
 
 export interface AppSettings {

@@ -1,16 +1,3 @@
-import { ConditionalCheckFailedException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import type {
-  ApprovalRecord,
-  ApprovalStore,
-  DecideResult,
-  IncidentThreadRef,
-  PostedMessage,
-  RecordedDecision,
-  ThreadStore,
-} from '../core/chatops/approval.js';
-import { INCIDENT_TABLE } from '../core/incident/incident.js';
-
 /**
  * Approvals and incident threads, in the incidents table next to the incident items (generic
  * `pk`/`sk` keys; `expiresAt` is the table's TTL attribute, in epoch seconds):
@@ -27,6 +14,20 @@ import { INCIDENT_TABLE } from '../core/incident/incident.js';
  * The decision is one UpdateItem conditioned on "exists, pending, not expired": however many clicks
  * race, DynamoDB lets exactly one through, and only that one gets the task token.
  */
+
+import { ConditionalCheckFailedException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import type {
+  ApprovalRecord,
+  ApprovalStore,
+  DecideResult,
+  IncidentThreadRef,
+  PostedMessage,
+  RecordedDecision,
+  ThreadStore,
+} from '../core/chatops/approval.js';
+import { INCIDENT_TABLE } from '../core/incident/incident.js';
+
 const KEEP_AFTER_EXPIRY_SECONDS = 30 * 24 * 3600;
 
 const approvalKey = (approvalId: string) => ({ pk: `approval#${approvalId}`, sk: 'approval' });

@@ -1,11 +1,12 @@
-import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
-import type { FollowUp } from '../core/chatops/interactivity.js';
-
 /**
  * Runs a follow-up after Slack got its answer: the interactivity function invokes itself
  * asynchronously (InvocationType Event returns as soon as Lambda has queued the event), so the
  * slow part (updating the message through the Web API) never counts against Slack's 3 seconds.
  */
+
+import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
+import type { FollowUp } from '../core/chatops/interactivity.js';
+
 export const FOLLOW_UP_FIELD = 'conntrackResponderFollowUp';
 
 export interface FollowUpEvent {

@@ -1,6 +1,3 @@
-import { getSecret } from '@aws-lambda-powertools/parameters/secrets';
-import { parseSigningSecrets } from '../core/chatops/signature.js';
-
 /**
  * The Slack secrets from Secrets Manager, through Powertools Parameters (cached in the execution
  * environment, so a warm function reads each secret once per `maxAgeSeconds`).
@@ -9,6 +6,10 @@ import { parseSigningSecrets } from '../core/chatops/signature.js';
  * signing secret is being regenerated, store "new old" so that requests signed with either verify,
  * then remove the old one.
  */
+
+import { getSecret } from '@aws-lambda-powertools/parameters/secrets';
+import { parseSigningSecrets } from '../core/chatops/signature.js';
+
 export const SECRET_CACHE_SECONDS = 300;
 
 async function secretText(arn: string, maxAgeSeconds: number): Promise<string> {

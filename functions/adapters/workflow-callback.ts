@@ -1,6 +1,3 @@
-import { SendTaskSuccessCommand, type SFNClient } from '@aws-sdk/client-sfn';
-import type { ResumeResult, WorkflowCallback } from '../core/chatops/decide.js';
-
 /**
  * Resumes the workflow's "Wait for approval" task with SendTaskSuccess. The errors that mean "the
  * workflow no longer waits" (the task timed out, the execution ended, the token is not one) are an
@@ -8,6 +5,10 @@ import type { ResumeResult, WorkflowCallback } from '../core/chatops/decide.js';
  * outlasted the SDK's retries, the network) is thrown, so that the decision is undone and the
  * person can click again.
  */
+
+import { SendTaskSuccessCommand, type SFNClient } from '@aws-sdk/client-sfn';
+import type { ResumeResult, WorkflowCallback } from '../core/chatops/decide.js';
+
 const NO_LONGER_WAITING = new Set(['TaskTimedOut', 'TaskDoesNotExist', 'InvalidToken']);
 
 export class StepFunctionsCallback implements WorkflowCallback {

@@ -1,3 +1,14 @@
+/**
+ * The approval URL (a Lambda Function URL with AWS_IAM auth) behind
+ * `conntrack-responder approve|reject INCIDENT_ID`: Lambda has verified the caller's SigV4
+ * signature and IAM permissions before this runs; `handleIamDecision` takes the caller's identity
+ * from the request context, checks it against the approvers the stack names, and decides the
+ * incident's approval exactly once. With Slack configured, the approval message in the incident's
+ * thread is then settled (its buttons give way to who decided), best effort.
+ *
+ * The log says who decided what or why nothing was decided, never a task token.
+ */
+
 import { randomUUID } from 'node:crypto';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
@@ -20,16 +31,6 @@ import { requiredSetting } from '../core/workflow/settings.js';
 import { chatopsRuntimeFrom, slackConfigured } from './chatops.js';
 import { logger, metrics, tracer } from './powertools.js';
 
-/**
- * The approval URL (a Lambda Function URL with AWS_IAM auth) behind
- * `conntrack-responder approve|reject INCIDENT_ID`: Lambda has verified the caller's SigV4
- * signature and IAM permissions before this runs; `handleIamDecision` takes the caller's identity
- * from the request context, checks it against the approvers the stack names, and decides the
- * incident's approval exactly once. With Slack configured, the approval message in the incident's
- * thread is then settled (its buttons give way to who decided), best effort.
- *
- * The log says who decided what or why nothing was decided, never a task token.
- */
 const env = process.env;
 const dynamo = tracer.captureAWSv3Client(new DynamoDBClient({}));
 const warn = (message: string, fields: Record<string, unknown>) => logger.warn(message, fields);

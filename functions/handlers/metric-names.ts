@@ -2,6 +2,8 @@
  * Names the functions publish under, kept free of Powertools so that the CDK constructs that
  * alarm on the metrics can import them at synth time.
  */
+
+/** The `service` every function's logs and metrics carry. */
 export const SERVICE_NAME = 'conntrack-responder';
 export const METRICS_NAMESPACE = 'ConntrackResponder';
 

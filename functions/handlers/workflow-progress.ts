@@ -1,3 +1,10 @@
+/**
+ * The incident thread's step lines on AWS: a subscription filter on the workflow's execution log
+ * (only the exits of the steps worth a line, see THREAD_STEPS) delivers records here, and each
+ * becomes a reply in its incident's thread. Best effort by design: a failed post is logged, never
+ * retried (a retry would repeat lines), and the outcome message at the end does not depend on it.
+ */
+
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
@@ -14,12 +21,6 @@ import { parseCloudWatchLogsData } from '../core/detect/cloudwatch.js';
 import { chatopsRuntimeFrom } from './chatops.js';
 import { logger, metrics, tracer } from './powertools.js';
 
-/**
- * The incident thread's step lines on AWS: a subscription filter on the workflow's execution log
- * (only the exits of the steps worth a line, see THREAD_STEPS) delivers records here, and each
- * becomes a reply in its incident's thread. Best effort by design: a failed post is logged, never
- * retried (a retry would repeat lines), and the outcome message at the end does not depend on it.
- */
 const runtime = chatopsRuntimeFrom(
   process.env,
   tracer.captureAWSv3Client(new DynamoDBClient({})),

@@ -1,15 +1,16 @@
-import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
-import { type ExecOptions, type ExecResult, execFile } from './exec.js';
-
 /**
  * Network namespaces that play EC2 instances in the local twin and the lab tests.
  *
  * Every namespace this module creates is named `ctr-<random>-<role>`, so that tests and the lab
  * only ever touch what they made themselves.
  */
+
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { type ExecOptions, type ExecResult, execFile } from './exec.js';
+
 export const NAMESPACE_PREFIX = 'ctr-';
 
 export function uniqueNamespaceName(role: string): string {

@@ -2,7 +2,9 @@
  * The small part of Block Kit that conntrack-responder's messages use, with Slack's limits, so that
  * every message is cut to fit before it is sent instead of being refused by chat.postMessage
  * (`invalid_blocks`) in the middle of an incident.
- *
+ */
+
+/**
  * Limits from the Block Kit reference (docs.slack.dev/reference/block-kit): a message holds at most
  * 50 blocks; header text ≤ 150; section text ≤ 3000, ≤ 10 fields of ≤ 2000; context ≤ 10
  * elements; actions ≤ 25 elements; button text ≤ 75, action_id ≤ 255, value ≤ 2000; confirm dialog

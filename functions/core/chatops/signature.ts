@@ -1,6 +1,3 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
-import type { RawRequest } from './http.js';
-
 /**
  * Slack request signing, version 0 (https://docs.slack.dev/authentication/verifying-requests-from-slack):
  * `X-Slack-Signature: v0=<hex HMAC-SHA256(signing secret, "v0:" + X-Slack-Request-Timestamp + ":" + raw body)>`.
@@ -9,6 +6,10 @@ import type { RawRequest } from './http.js';
  * base64-encoded, and re-serializing a parsed form would change it, so callers pass the decoded
  * bytes exactly as received (see `http.ts`).
  */
+
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { RawRequest } from './http.js';
+
 export const SIGNATURE_VERSION = 'v0';
 /** Requests older or newer than this are refused: a captured request cannot be replayed later. */
 export const MAX_CLOCK_SKEW_SECONDS = 300;

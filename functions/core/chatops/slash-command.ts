@@ -1,3 +1,15 @@
+/**
+ * `/conntrack-responder breaker [status | reset <reason> | open <reason>]`: the fleet circuit
+ * breaker from Slack (issue 6: "a person resets it, from Slack or the CLI"). Slack posts slash
+ * commands to the same Request URL as button clicks, signed the same way; the same checks apply
+ * (signature and timestamp, workspace and app, approvers only). The answer is Slack's immediate
+ * response: private (ephemeral) for status, help and refusals, in the channel for a reset or an
+ * opening, so that everyone sees who changed the breaker and why.
+ *
+ * Refusals of a person (not an approver) are answered 200 with a private explanation: for a slash
+ * command Slack shows any other status only as an opaque failure. Nothing changes either way.
+ */
+
 import { z } from 'zod';
 import { formatIssues } from '../zod-issues.js';
 import {
@@ -11,17 +23,6 @@ import { type FunctionUrlResult, jsonResult, type RawRequest } from './http.js';
 import { mention } from './messages.js';
 import { verifySlackRequest } from './signature.js';
 
-/**
- * `/conntrack-responder breaker [status | reset <reason> | open <reason>]`: the fleet circuit
- * breaker from Slack (issue 6: "a person resets it, from Slack or the CLI"). Slack posts slash
- * commands to the same Request URL as button clicks, signed the same way; the same checks apply
- * (signature and timestamp, workspace and app, approvers only). The answer is Slack's immediate
- * response: private (ephemeral) for status, help and refusals, in the channel for a reset or an
- * opening, so that everyone sees who changed the breaker and why.
- *
- * Refusals of a person (not an approver) are answered 200 with a private explanation: for a slash
- * command Slack shows any other status only as an opaque failure. Nothing changes either way.
- */
 export const SLASH_COMMAND = '/conntrack-responder';
 
 export interface BreakerState {

@@ -1,11 +1,13 @@
-import { gunzipSync } from 'node:zlib';
-import { LogInputError } from './errors.js';
-
 /**
  * The one impure-looking step of detection, kept apart so the rest of `core/detect` stays free of
  * Node built-ins: `awslogs.data` is base64 of gzip of JSON. Decompression is bounded so that a
  * crafted payload cannot exhaust memory (a real delivery decodes to a few MB at most).
  */
+
+import { gunzipSync } from 'node:zlib';
+import { LogInputError } from './errors.js';
+
+/** The most one delivery may decode to (a real one decodes to a few MB at most). */
 export const MAX_DECODED_BYTES = 64 * 1024 * 1024;
 
 export function decodeAwsLogsData(data: string): unknown {

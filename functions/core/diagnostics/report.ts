@@ -1,6 +1,3 @@
-import { z } from 'zod';
-import { formatIssues, type IssueFormat } from '../zod-issues.js';
-
 /**
  * The JSON document printed by the `collect-diagnostics` SSM document
  * (runbooks/scripts/collect-diagnostics.sh), version 1. It is the contract between the host
@@ -14,6 +11,10 @@ import { formatIssues, type IssueFormat } from '../zod-issues.js';
  * Changes stay additive within version 1: fields added after the first version are optional here
  * (a report from an older script still parses), although the current script always prints them.
  */
+
+import { z } from 'zod';
+import { formatIssues, type IssueFormat } from '../zod-issues.js';
+
 export const DIAGNOSTICS_SCHEMA_VERSION = 1 as const;
 
 const count = z.number().int().nonnegative();

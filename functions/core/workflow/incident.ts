@@ -3,11 +3,6 @@ import { ResponderError, TASK_ERROR } from '../errors.js';
 import type { Alert } from '../plan/index.js';
 import { formatIssues } from '../zod-issues.js';
 
-/**
- * The execution input the detect function starts the workflow with (one incident, fields fixed at
- * opening). Parsed leniently — fields this side does not use are kept as they are — but every
- * field the workflow relies on is checked, so a malformed start fails with a clear message.
- */
 export const RESPONSE_MODES = ['auto', 'approve', 'dry-run'] as const;
 export type ResponseMode = (typeof RESPONSE_MODES)[number];
 
@@ -20,6 +15,11 @@ const LogEventSchema = z.looseObject({
   message: z.string(),
 });
 
+/**
+ * The execution input the detect function starts the workflow with (one incident, fields fixed at
+ * opening). Parsed leniently — fields this side does not use are kept as they are — but every
+ * field the workflow relies on is checked, so a malformed start fails with a clear message.
+ */
 export const WorkflowIncidentSchema = z.looseObject({
   incidentId: z.string().regex(INCIDENT_ID_PATTERN, 'an execution-name-safe id of 1 to 80 characters'),
   host: z.string().optional(),

@@ -1,10 +1,11 @@
+/** "Confirm the drops and plan the remediation". */
+
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { assessIncident } from '../../core/workflow/assess.js';
 import { workflowSettingsFrom } from '../../core/workflow/settings.js';
 import { logger, metrics } from '../powertools.js';
 import { workflowHandler } from './middleware.js';
 
-/** "Confirm the drops and plan the remediation". */
 const settings = workflowSettingsFrom(process.env);
 
 export const lambdaHandler = async (event: unknown) => {

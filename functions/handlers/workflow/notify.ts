@@ -1,3 +1,10 @@
+/**
+ * "Notify": the outcome to the SNS topic (text for people, a JSON summary, filterable attributes,
+ * under 256 KB) and, when Slack is configured, to the incident's thread, both with where the
+ * evidence bundle was written and its manifest's sha256 (the step runs after the bundle is kept).
+ * SNS goes first and does not depend on Slack; a Slack failure is logged and returned, never thrown.
+ */
+
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SNSClient } from '@aws-sdk/client-sns';
 import type { Context } from 'aws-lambda';
@@ -12,12 +19,6 @@ import { logger, tracer } from '../powertools.js';
 import { accountOf } from './account.js';
 import { workflowHandler } from './middleware.js';
 
-/**
- * "Notify": the outcome to the SNS topic (text for people, a JSON summary, filterable attributes,
- * under 256 KB) and, when Slack is configured, to the incident's thread, both with where the
- * evidence bundle was written and its manifest's sha256 (the step runs after the bundle is kept).
- * SNS goes first and does not depend on Slack; a Slack failure is logged and returned, never thrown.
- */
 const topicArn = requiredSetting(process.env, 'notificationTopicArn');
 const sns = new SnsPublisher(tracer.captureAWSv3Client(new SNSClient({})), topicArn);
 const runtime = slackConfigured(process.env)

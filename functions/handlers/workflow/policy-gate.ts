@@ -1,9 +1,10 @@
+/** "Check the policy" and "Settle the approved changes". */
+
 import { gateIncident } from '../../core/workflow/gate.js';
 import { workflowSettingsFrom } from '../../core/workflow/settings.js';
 import { logger } from '../powertools.js';
 import { workflowHandler } from './middleware.js';
 
-/** "Check the policy" and "Settle the approved changes". */
 const settings = workflowSettingsFrom(process.env);
 
 export const lambdaHandler = async (event: unknown) => {

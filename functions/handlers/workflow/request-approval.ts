@@ -1,3 +1,11 @@
+/**
+ * "Wait for approval" (a `.waitForTaskToken` task): stores the task token under a new single-use
+ * approval id, announces the request on the SNS topic, and posts it with its buttons in the
+ * incident's Slack thread when Slack is configured. The workflow resumes when the Slack endpoint or
+ * the approval URL (`conntrack-responder approve|reject`) calls SendTaskSuccess with the decision,
+ * or ends with no change when the task times out.
+ */
+
 import { randomUUID } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SNSClient } from '@aws-sdk/client-sns';
@@ -12,13 +20,6 @@ import { logger, tracer } from '../powertools.js';
 import { accountOf } from './account.js';
 import { workflowHandler } from './middleware.js';
 
-/**
- * "Wait for approval" (a `.waitForTaskToken` task): stores the task token under a new single-use
- * approval id, announces the request on the SNS topic, and posts it with its buttons in the
- * incident's Slack thread when Slack is configured. The workflow resumes when the Slack endpoint or
- * the approval URL (`conntrack-responder approve|reject`) calls SendTaskSuccess with the decision,
- * or ends with no change when the task times out.
- */
 const tableName = requiredSetting(process.env, 'incidentTableName');
 const topicArn = requiredSetting(process.env, 'notificationTopicArn');
 const dynamo = tracer.captureAWSv3Client(new DynamoDBClient({}));

@@ -1,3 +1,8 @@
+/**
+ * "Write the evidence bundle": the bundle to S3, then the incident record closed with its outcome,
+ * the bundle's location and its manifest's sha256 (the digest that anchors it outside the bucket).
+ */
+
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SFNClient } from '@aws-sdk/client-sfn';
@@ -11,10 +16,6 @@ import { requiredSetting } from '../../core/workflow/settings.js';
 import { logger, tracer } from '../powertools.js';
 import { workflowHandler } from './middleware.js';
 
-/**
- * "Write the evidence bundle": the bundle to S3, then the incident record closed with its outcome,
- * the bundle's location and its manifest's sha256 (the digest that anchors it outside the bucket).
- */
 const bucket = requiredSetting(process.env, 'evidenceBucketName');
 const tableName = requiredSetting(process.env, 'incidentTableName');
 const s3 = tracer.captureAWSv3Client(new S3Client({}));
