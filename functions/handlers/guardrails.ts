@@ -1,18 +1,15 @@
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
-import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import middy from '@middy/core';
 import { sdkRetryConfig } from '../adapters/aws-retry.js';
 import { GuardrailStore } from '../adapters/guardrail-store.js';
 import { readCalendarState, readModeTag } from '../adapters/instance-policy.js';
 import { guardrailSettingsFromEnvironment } from '../core/guardrails/settings.js';
 import { type GuardrailPorts, type GuardrailState, runGuardrailStep } from '../core/guardrails/steps.js';
 import { checkWholeNumberInRange, INCIDENT_RETENTION_DAYS_RANGE } from '../core/incident/settings.js';
+import { withPowertools } from './middleware.js';
 import { logger, metrics, tracer } from './powertools.js';
 
 /**
@@ -85,7 +82,4 @@ export const lambdaHandler = async (event: unknown): Promise<GuardrailState | { 
   return result;
 };
 
-export const handler = middy(lambdaHandler)
-  .use(captureLambdaHandler(tracer))
-  .use(injectLambdaContext(logger, { resetKeys: true }))
-  .use(logMetrics(metrics));
+export const handler = withPowertools(lambdaHandler);

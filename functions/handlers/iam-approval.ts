@@ -10,13 +10,9 @@
  */
 
 import { randomUUID } from 'node:crypto';
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
-import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SFNClient } from '@aws-sdk/client-sfn';
-import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { DynamoApprovalStore } from '../adapters/approval-store.js';
 import { StepFunctionsCallback } from '../adapters/workflow-callback.js';
@@ -29,6 +25,7 @@ import {
 import { handleIamDecision, type IamApprovers, iamApproversFrom } from '../core/chatops/iam-approval.js';
 import { requiredSetting } from '../core/workflow/settings.js';
 import { chatopsRuntimeFrom, slackConfigured } from './chatops.js';
+import { withPowertools } from './middleware.js';
 import { logger, metrics, tracer } from './powertools.js';
 
 const env = process.env;
@@ -87,7 +84,4 @@ export const lambdaHandler = async (event: unknown, context?: Context): Promise<
   return outcome.response;
 };
 
-export const handler = middy(lambdaHandler)
-  .use(captureLambdaHandler(tracer))
-  .use(injectLambdaContext(logger, { resetKeys: true }))
-  .use(logMetrics(metrics));
+export const handler = withPowertools(lambdaHandler);

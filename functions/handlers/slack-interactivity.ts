@@ -1,13 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
-import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { breakerControl } from '../adapters/breaker-control.js';
 import { FOLLOW_UP_FIELD, isFollowUpEvent, LambdaFollowUps } from '../adapters/follow-up-invoker.js';
@@ -27,6 +23,7 @@ import { CHATOPS_ENVIRONMENT, ChatopsSettingsError } from '../core/chatops/setti
 import { type BreakerPort, handleSlashCommand, isSlashCommandBody } from '../core/chatops/slash-command.js';
 import { guardrailSettingsFromEnvironment } from '../core/guardrails/settings.js';
 import { chatopsRuntimeFrom } from './chatops.js';
+import { withPowertools } from './middleware.js';
 import { logger, metrics, tracer } from './powertools.js';
 
 /**
@@ -169,7 +166,4 @@ export const lambdaHandler = async (
   return outcome.response;
 };
 
-export const handler = middy(lambdaHandler)
-  .use(captureLambdaHandler(tracer))
-  .use(injectLambdaContext(logger, { resetKeys: true }))
-  .use(logMetrics(metrics));
+export const handler = withPowertools(lambdaHandler);

@@ -5,12 +5,8 @@
  * retried (a retry would repeat lines), and the outcome message at the end does not depend on it.
  */
 
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
-import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import middy from '@middy/core';
 import type { CloudWatchLogsEvent } from 'aws-lambda';
 import { incidentViewOf } from '../core/chatops/approval-task.js';
 import { type ExecutionLogRecord, parseExecutionLogRecord } from '../core/chatops/execution-log.js';
@@ -19,6 +15,7 @@ import { stepUpdateOf } from '../core/chatops/steps.js';
 import { decodeAwsLogsData } from '../core/detect/awslogs-decode.js';
 import { parseCloudWatchLogsData } from '../core/detect/cloudwatch.js';
 import { chatopsRuntimeFrom } from './chatops.js';
+import { withPowertools } from './middleware.js';
 import { logger, metrics, tracer } from './powertools.js';
 
 const runtime = chatopsRuntimeFrom(
@@ -77,7 +74,4 @@ export const lambdaHandler = async (event: CloudWatchLogsEvent) => {
   return { records: records.length, posted, failed };
 };
 
-export const handler = middy(lambdaHandler)
-  .use(captureLambdaHandler(tracer))
-  .use(injectLambdaContext(logger, { resetKeys: true }))
-  .use(logMetrics(metrics));
+export const handler = withPowertools(lambdaHandler);
