@@ -715,17 +715,7 @@ open_change() {
   change_dir=$STATE_DIR/changes/$change_id
   local wanted
   wanted=$(printf 'Ports=%s\nProtocol=%s\nDirection=%s' "$ports_param" "$protocol" "$direction")
-  if [ -d "$change_dir" ]; then
-    local document
-    document=$(cat "$change_dir/document" 2>/dev/null || true)
-    [ "$document" = "$DOCUMENT" ] ||
-      refuse "ChangeId $change_id already belongs to a '${document:-unknown}' change: use a new ChangeId"
-    [ ! -e "$change_dir/rolled-back" ] ||
-      refuse "ChangeId $change_id was rolled back: use a new ChangeId for a new change"
-    [ "$(cat "$change_dir/params")" = "$wanted" ] ||
-      refuse "ChangeId $change_id was used with other parameters ($(tr '\n' ' ' <"$change_dir/params")): use a new ChangeId"
-    [ "$(cat "$change_dir/netns")" = "$own_netns" ] ||
-      refuse "ChangeId $change_id was applied in network namespace $(cat "$change_dir/netns"), this run is in $own_netns"
+  if rerun_of_change "$wanted"; then
     fresh_change=false
   else
     fresh_change=true

@@ -236,17 +236,7 @@ open_change() {
   local wanted
   wanted=$(printf 'MaxEntries=%s\nHashSize=%s\nTimeouts=%s\nMemoryBudgetPercent=%s' \
     "$max_entries" "$hash_size" "$timeouts_param" "$budget_percent")
-  if [ -d "$change_dir" ]; then
-    local document
-    document=$(cat "$change_dir/document" 2>/dev/null || true)
-    [ "$document" = "$DOCUMENT" ] ||
-      refuse "ChangeId $change_id already belongs to a '${document:-unknown}' change: use a new ChangeId"
-    [ ! -e "$change_dir/rolled-back" ] ||
-      refuse "ChangeId $change_id was rolled back: use a new ChangeId for a new change"
-    [ "$(cat "$change_dir/params")" = "$wanted" ] ||
-      refuse "ChangeId $change_id was used with other parameters ($(tr '\n' ' ' <"$change_dir/params")): use a new ChangeId"
-    [ "$(cat "$change_dir/netns")" = "$own_netns" ] ||
-      refuse "ChangeId $change_id was applied in network namespace $(cat "$change_dir/netns"), this run is in $own_netns"
+  if rerun_of_change "$wanted"; then
     return 0
   fi
   local tmp=$change_dir.tmp.$$ name i

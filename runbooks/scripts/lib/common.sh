@@ -125,6 +125,26 @@ lock_state_dir() {
   fi
 }
 
+# A ChangeId names one change. `rerun_of_change WANTED` (the change's params text) returns 0 when
+# $change_dir already holds that very change (same document, same parameters, same network
+# namespace, not rolled back): the run is a re-run. It returns 1 when there is no such change yet,
+# and refuses a ChangeId that belongs to anything else. change_id is the including script's.
+# shellcheck disable=SC2154
+rerun_of_change() {
+  local wanted=$1 document
+  [ -d "$change_dir" ] || return 1
+  document=$(cat "$change_dir/document" 2>/dev/null || true)
+  [ "$document" = "$DOCUMENT" ] ||
+    refuse "ChangeId $change_id already belongs to a '${document:-unknown}' change: use a new ChangeId"
+  [ ! -e "$change_dir/rolled-back" ] ||
+    refuse "ChangeId $change_id was rolled back: use a new ChangeId for a new change"
+  [ "$(cat "$change_dir/params")" = "$wanted" ] ||
+    refuse "ChangeId $change_id was used with other parameters ($(tr '\n' ' ' <"$change_dir/params")): use a new ChangeId"
+  [ "$(cat "$change_dir/netns")" = "$own_netns" ] ||
+    refuse "ChangeId $change_id was applied in network namespace $(cat "$change_dir/netns"), this run is in $own_netns"
+  return 0
+}
+
 # Reads "key=value" from the change's params file.
 change_param() {
   local line
