@@ -1,15 +1,14 @@
-import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createGzip } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildEvidenceBundle } from '../../../functions/core/evidence/bundle.js';
 import { writeEvidenceBundle } from '../../../functions/local/evidence-writer.js';
 import { remediatedIncident } from '../../support/evidence-builder.js';
 import { endOfArchive, header } from '../../support/hostile-tar.js';
+import { runCliProcess } from '../support/cli-process.js';
 
 /**
  * Memory stays flat whatever `bundle verify` is given: the real CLI runs in a child process with a
@@ -26,54 +25,25 @@ import { endOfArchive, header } from '../../support/hostile-tar.js';
  */
 
 const MIB = 1024 * 1024;
-const repository = fileURLToPath(new URL('../../../', import.meta.url));
 /** What refusing early may add to the baseline. */
 const EARLY_ALLOWANCE_MIB = 16;
 /** How much the peak may grow when a streamed input grows three- or fourfold. */
 const FLAT_ALLOWANCE_MIB = 16;
 /** Any streamed input stays below this, whatever its size. */
 const STREAMED_CEILING_MIB = 160;
-const reportPeak =
-  "data:text/javascript,process.on('exit',()=>process.stderr.write('\\npeak-rss-kib='+process.resourceUsage().maxRSS+'\\n'))";
 
 interface Run {
   readonly code: number | null;
   readonly peakMiB: number;
-  readonly stderr: string;
   /** stdout and stderr together. */
   readonly output: string;
 }
 
-function verify(args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      join(repository, 'node_modules/.bin/node'),
-      [
-        '--max-old-space-size=64',
-        '--import',
-        reportPeak,
-        join(repository, 'bin/conntrack-responder.mjs'),
-        'bundle',
-        'verify',
-        ...args,
-      ],
-      { cwd: repository, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let stderr = '';
-    let stdout = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const peak = /peak-rss-kib=(\d+)/.exec(stderr);
-      if (!peak) reject(new Error(`the child reported no peak memory:\n${stderr}`));
-      else resolve({ code, peakMiB: Number(peak[1]) / 1024, stderr, output: stdout + stderr });
-    });
+async function verify(args: string[]): Promise<Run> {
+  const run = await runCliProcess(['bundle', 'verify', ...args], undefined, {
+    node: ['--max-old-space-size=64'],
   });
+  return { code: run.code, peakMiB: run.maxRssKiB / 1024, output: run.stdout + run.stderr };
 }
 
 async function writeZeros(stream: NodeJS.WritableStream, bytes: number): Promise<void> {
@@ -140,7 +110,7 @@ describe('bundle verify memory, whatever the input', () => {
   });
 
   it('the baseline: a genuine bundle verifies in the child', () => {
-    expect(baseline.code, baseline.stderr).toBe(0);
+    expect(baseline.code, baseline.output).toBe(0);
     expect(baseline.peakMiB).toBeGreaterThan(10);
   });
 

@@ -21,10 +21,14 @@ export interface CliProcessResult {
 export function runCliProcess(
   args: string[],
   stdin?: Readable | string | Buffer,
-  options: { closeStdoutEarly?: boolean } = {},
+  options: {
+    closeStdoutEarly?: boolean;
+    /** Node options before the script, e.g. a heap bound. */
+    node?: string[];
+  } = {},
 ): Promise<CliProcessResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', MAX_RSS, BIN, ...args], {
+    const child = spawn(process.execPath, [...(options.node ?? []), '--import', MAX_RSS, BIN, ...args], {
       stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
     });
     const out: Buffer[] = [];
