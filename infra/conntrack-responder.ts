@@ -45,6 +45,7 @@ import {
   DEFAULT_SOAK,
   IncidentWorkflow,
 } from './constructs/incident-workflow.js';
+import { KernelLogShipping } from './constructs/kernel-log-shipping.js';
 import { Notifications } from './constructs/notifications.js';
 import { RunbookDocuments } from './constructs/runbook-documents.js';
 import { SlackChatops, type SlackProps, validateSlackProps } from './constructs/slack-chatops.js';
@@ -206,6 +207,18 @@ export interface ConntrackResponderProps {
    * @default 60
    */
   readonly hostSamplerIntervalSeconds?: number;
+
+  /**
+   * Ships the managed instances' kernel messages to the kernel log group: the CloudWatch agent
+   * configurations in Parameter Store (`/var/log/kern.log`, `/var/log/messages`, the journal) and
+   * two State Manager associations on the instances with the opt-in tag, one installing the agent
+   * where it is missing, one applying the configuration of the one source each host has
+   * (`runbooks/ssm/ship-kernel-log.yaml`; README "Shipping kernel messages").
+   *
+   * @default - true when the construct creates the kernel log group; false with `logGroupNames`
+   *   (hosts that already ship there are left alone; true ships to the first of them)
+   */
+  readonly kernelLogShipping?: boolean;
 
   // ---- the incident workflow (docs/workflow.md, docs/policy.md) ---------------------------------
 
@@ -375,6 +388,8 @@ export class ConntrackResponder extends Construct {
   readonly guardrailsFunction: lambda.IFunction;
   /** Present when `slack` was given. */
   readonly chatops?: SlackChatops;
+  /** Present unless `kernelLogShipping` is off. */
+  readonly logShipping?: KernelLogShipping;
   /** The tag that selects the instances the stack manages (associations, SendCommand condition). */
   readonly managedInstanceTag: ManagedInstanceTag;
   /** The approval URL behind `conntrack-responder approve|reject` (always there: the default mode is approve). */
@@ -436,6 +451,14 @@ export class ConntrackResponder extends Construct {
       sdkRetry: settings.sdkRetry,
     });
     guardrails.releaseSlotsOfEndedExecutions(workflow.stateMachine);
+    const [shipTo] = detection.subscribedLogGroups;
+    if (settings.kernelLogShipping && shipTo !== undefined) {
+      this.logShipping = new KernelLogShipping(this, 'LogShipping', {
+        logGroupName: shipTo.logGroupName,
+        tag: settings.managedInstanceTag,
+        documents: this.documents,
+      });
+    }
 
     const samplerDocument = this.documents.documents.get('host-sampler');
     if (settings.hostSampler && samplerDocument !== undefined) {
@@ -549,6 +572,7 @@ function resolveProps(props: ConntrackResponderProps): ResolvedProps {
       maxAttempts: props.awsMaxAttempts ?? DEFAULT_SDK_RETRY.maxAttempts,
       retryMode: props.awsRetryMode ?? DEFAULT_SDK_RETRY.retryMode,
     },
+    kernelLogShipping: props.kernelLogShipping ?? (props.logGroupNames ?? []).length === 0,
     managedInstanceTag: {
       key: props.managedInstanceTagKey ?? DEFAULT_MANAGED_INSTANCE_TAG.key,
       value: props.managedInstanceTagValue ?? DEFAULT_MANAGED_INSTANCE_TAG.value,

@@ -105,6 +105,7 @@ export function appSettingsFromContext(read: ContextReader): AppSettings {
     managedInstanceTagValue: text('managedInstanceTagValue'),
     hostSampler: flag('hostSampler'),
     hostSamplerIntervalSeconds: wholeNumber('hostSamplerIntervalSeconds'),
+    kernelLogShipping: flag('kernelLogShipping'),
     approvalTimeoutMinutes: wholeNumber('approvalTimeoutMinutes'),
     soak: minutes('soakMinutes'),
     // Checked by the construct against the functions' own schema (docs/policy.md).

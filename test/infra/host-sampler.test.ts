@@ -10,7 +10,8 @@ import { onlyResource, synthesize } from './support.js';
  */
 describe('the host sampler association', () => {
   it('installs the host-sampler document on the tagged instances, every day, at the default interval', () => {
-    const { template } = synthesize();
+    // Only the sampler's association (log shipping adds two of its own: kernel-log-shipping.test.ts).
+    const { template } = synthesize({ kernelLogShipping: false });
     const association = onlyResource(template, 'AWS::SSM::Association');
     const documents = template.findResources('AWS::SSM::Document');
     const [documentId] = Object.entries(documents).find(
@@ -33,12 +34,16 @@ describe('the host sampler association', () => {
       managedInstanceTagKey: 'team:conntrack',
       managedInstanceTagValue: 'yes',
       hostSamplerIntervalSeconds: 15,
+      kernelLogShipping: false,
     });
     expect(onlyResource(tagged.template, 'AWS::SSM::Association').properties).toMatchObject({
       Targets: [{ Key: 'tag:team:conntrack', Values: ['yes'] }],
       Parameters: { Action: ['install'], IntervalSeconds: ['15'] },
     });
-    synthesize({ hostSampler: false }).template.resourceCountIs('AWS::SSM::Association', 0);
+    synthesize({ hostSampler: false, kernelLogShipping: false }).template.resourceCountIs(
+      'AWS::SSM::Association',
+      0,
+    );
   });
 
   it.each([0, 3601, 1.5])('refuses hostSamplerIntervalSeconds %s at synth', (value) => {

@@ -27,6 +27,7 @@ describe('runbook documents', () => {
     // Act
     const { template, stack } = synthesize({
       runbookDirectory: FIXTURE_RUNBOOKS,
+      kernelLogShipping: false,
       documentNamePrefix: 'Ctr-',
     });
     // Assess
@@ -59,7 +60,7 @@ describe('runbook documents', () => {
   });
 
   it('uses the ConntrackResponder- prefix by default', () => {
-    const { template } = synthesize({ runbookDirectory: FIXTURE_RUNBOOKS });
+    const { template } = synthesize({ runbookDirectory: FIXTURE_RUNBOOKS, kernelLogShipping: false });
     template.hasResourceProperties('AWS::SSM::Document', { Name: 'ConntrackResponder-echo-env' });
   });
 
@@ -77,7 +78,7 @@ describe('runbook documents', () => {
       writeFileSync(join(folder, 'scripts', 'echo-env.sh'), script);
       writeFileSync(join(folder, 'scripts', 'lib', 'common.sh'), 'readonly SPLICED=yes\n');
       // Act
-      const { template } = synthesize({ runbookDirectory: folder });
+      const { template } = synthesize({ runbookDirectory: folder, kernelLogShipping: false });
       const { document } = await loadRunbook('echo-env', { directory: folder });
       // Assess
       template.hasResourceProperties('AWS::SSM::Document', { Content: document });
@@ -139,6 +140,12 @@ describe('runbook documents', () => {
       write('scripts/echo-env.sh', withInclude(fixture('scripts/echo-env.sh')));
       expect(() => synthesize({ runbookDirectory: folder })).toThrow(
         /scripts\/echo-env\.sh:3: includes lib\/common\.sh, which does not exist \(libraries: none\)/,
+      );
+    });
+
+    it('log shipping without the ship-kernel-log runbook', () => {
+      expect(() => synthesize({ runbookDirectory: FIXTURE_RUNBOOKS })).toThrow(
+        /kernel log shipping needs the ship-kernel-log runbook .*turn kernelLogShipping off/,
       );
     });
 

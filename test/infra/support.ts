@@ -58,3 +58,55 @@ export function stringLike(pattern: string): RegExp {
     .replace(/\?/g, '.');
   return new RegExp(`^${body}$`);
 }
+
+/** What the pseudo parameters and resources resolve to in `resolveIntrinsics`. */
+export interface DeployedValues {
+  readonly pseudo?: Readonly<Record<string, string>>;
+  /** `Ref` of a resource (default `<ref:LogicalId>`). */
+  readonly ref?: (logicalId: string) => string;
+}
+
+const DEFAULT_PSEUDO: Record<string, string> = {
+  'AWS::StackName': 'Test',
+  'AWS::StackId':
+    'arn:aws:cloudformation:eu-west-1:111122223333:stack/Test/0f3e1c2a-1111-4a5b-9c8d-0123456789ab',
+  'AWS::Region': 'eu-west-1',
+  'AWS::AccountId': '111122223333',
+  'AWS::Partition': 'aws',
+  'AWS::URLSuffix': 'amazonaws.com',
+};
+
+/**
+ * The value CloudFormation would deploy for a template fragment: Ref (pseudo parameters and
+ * resources), Fn::GetAtt (as `<LogicalId.Attribute>`), Fn::Join, Fn::Select and Fn::Split, so that
+ * a test can read a configuration or a name the way AWS will see it.
+ */
+export function resolveIntrinsics(value: unknown, deployed: DeployedValues = {}): unknown {
+  const pseudo = { ...DEFAULT_PSEUDO, ...deployed.pseudo };
+  const resolve = (item: unknown): unknown => {
+    if (Array.isArray(item)) return item.map(resolve);
+    if (typeof item !== 'object' || item === null) return item;
+    const entries = Object.entries(item as Record<string, unknown>);
+    const [key, argument] = entries[0] ?? [];
+    if (entries.length === 1 && key === 'Ref') {
+      const name = String(argument);
+      return pseudo[name] ?? (deployed.ref ? deployed.ref(name) : `<ref:${name}>`);
+    }
+    if (entries.length === 1 && key === 'Fn::GetAtt') return `<${(argument as string[]).join('.')}>`;
+    if (entries.length === 1 && key === 'Fn::Join') {
+      const [separator, parts] = argument as [string, unknown[]];
+      return (resolve(parts) as unknown[]).map(String).join(separator);
+    }
+    if (entries.length === 1 && key === 'Fn::Select') {
+      const [index, list] = resolve(argument) as [string | number, unknown[]];
+      return list[Number(index)];
+    }
+    if (entries.length === 1 && key === 'Fn::Split') {
+      const [separator, text] = resolve(argument) as [string, string];
+      return text.split(separator);
+    }
+    if (entries.length === 1 && key?.startsWith('Fn::')) throw new Error(`cannot resolve ${key}`);
+    return Object.fromEntries(entries.map(([name, inner]) => [name, resolve(inner)]));
+  };
+  return resolve(value);
+}
