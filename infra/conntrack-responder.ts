@@ -36,6 +36,7 @@ import type { PolicyOverrides } from '../functions/core/plan/policy.js';
 import { ApprovalUrl, validateApproverProps } from './constructs/approval-url.js';
 import { Detection } from './constructs/detection.js';
 import { EvidenceBucket } from './constructs/evidence-bucket.js';
+import { EvidenceSigning, type EvidenceSigningProps } from './constructs/evidence-signing.js';
 import { Guardrails } from './constructs/guardrails.js';
 import { HOST_SAMPLER_INTERVAL_RANGE, HostSampler } from './constructs/host-sampler.js';
 import { IncidentStore } from './constructs/incident-store.js';
@@ -131,6 +132,17 @@ export interface ConntrackResponderProps {
    * @default 'GOVERNANCE'
    */
   readonly objectLockMode?: 'GOVERNANCE' | 'COMPLIANCE';
+
+  /**
+   * Signs every evidence bundle: the manifest's digest is signed with an asymmetric KMS key
+   * (kms:Sign) and signature.json travels in the bundle, so `bundle verify --public-key` proves
+   * offline who wrote it. `{}` creates an ECC_NIST_P256 key that only the evidence writer may sign
+   * with; `{ keyArn }` uses an existing key. The stack outputs the key ARN and its public key
+   * (EvidenceSigningKeyArn, EvidenceSigningPublicKey). See docs/evidence-bundle.md.
+   *
+   * @default - bundles are not signed (their manifest digest is still recorded outside them)
+   */
+  readonly evidenceSigning?: EvidenceSigningProps;
 
   /**
    * Prefix of every SSM document's name; the rest is the runbook's file name
@@ -392,6 +404,8 @@ export class ConntrackResponder extends Construct {
   readonly logShipping?: KernelLogShipping;
   /** The tag that selects the instances the stack manages (associations, SendCommand condition). */
   readonly managedInstanceTag: ManagedInstanceTag;
+  /** Present when `evidenceSigning` was given. */
+  readonly evidenceSigning?: EvidenceSigning;
   /** The approval URL behind `conntrack-responder approve|reject` (always there: the default mode is approve). */
   readonly approvalUrl: ApprovalUrl;
 
@@ -435,6 +449,14 @@ export class ConntrackResponder extends Construct {
         approvalTimeout: Duration.minutes(settings.approvalTimeoutMinutes),
       },
     });
+    if (props.evidenceSigning !== undefined) {
+      this.evidenceSigning = new EvidenceSigning(this, 'EvidenceSigning', {
+        ...props.evidenceSigning,
+        writer: workflow.functions.functions.writeEvidence,
+        writerRole: workflow.functions.roles.writeEvidence,
+        logRetention: settings.logRetention,
+      });
+    }
     const detection = new Detection(this, 'Detection', {
       logGroupNames: settings.logGroupNames,
       createdLogGroupName: settings.createdLogGroupName,
@@ -522,7 +544,9 @@ type GuardrailProp =
 
 type TagProp = 'managedInstanceTagKey' | 'managedInstanceTagValue';
 
-type ResolvedProps = Required<Omit<ConntrackResponderProps, GuardrailProp | TagProp | 'slack'>> & {
+type ResolvedProps = Required<
+  Omit<ConntrackResponderProps, GuardrailProp | TagProp | 'slack' | 'evidenceSigning'>
+> & {
   readonly guardrails: GuardrailSettings;
   readonly sdkRetry: SdkRetryConfig;
   readonly managedInstanceTag: ManagedInstanceTag;

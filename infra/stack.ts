@@ -49,6 +49,18 @@ export class ConntrackResponderStack extends Stack {
         description: 'Attach to the roles, users or groups that may approve or reject from the command line',
       };
     }
+    const signing = this.responder.evidenceSigning;
+    if (signing !== undefined) {
+      outputs.EvidenceSigningKeyArn = {
+        value: signing.keyArn,
+        description: 'KMS key that signs evidence bundle manifests',
+      };
+      outputs.EvidenceSigningPublicKey = {
+        value: signing.publicKey,
+        description:
+          'Its public key (base64 DER): save it to a file, then conntrack-responder bundle verify BUNDLE --public-key FILE',
+      };
+    }
     for (const [name, output] of Object.entries(outputs)) new CfnOutput(this, name, output);
   }
 }
