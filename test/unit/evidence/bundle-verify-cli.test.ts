@@ -148,6 +148,26 @@ describe('conntrack-responder bundle verify', () => {
       expect(unsigned.stdout).toContain('[signature-missing]');
     });
 
+    it('exits 1 on a malformed signature.json, naming the file and the rule, and says so without a key too', async () => {
+      const folder = join(parent, 'inc-signed');
+      for (const [content, detail] of [
+        ['{not json', /is not valid JSON/],
+        [
+          JSON.stringify({ format: 'conntrack-responder-evidence-signature', formatVersion: 1 }),
+          /manifestSha256: /,
+        ],
+      ] as const) {
+        await writeFile(join(folder, 'signature.json'), content);
+        const result = await run(['bundle', 'verify', folder, '--public-key', keyFile]);
+        expect(result.code).toBe(1);
+        expect(result.stdout).toMatch(/^PROBLEM {5}signature\.json \[signature-format\] /m);
+        expect(result.stdout).toMatch(detail);
+        const keyless = await run(['bundle', 'verify', folder]);
+        expect(keyless.stdout).toContain('signature: present (key unreadable), not checked');
+        expect(keyless.stdout).toMatch(INTEGRITY_ONLY);
+      }
+    });
+
     it('exits 2 on a key file that is missing, not a key, or a kind of key KMS signatures never use', async () => {
       const notKey = join(parent, 'not-a-key.pem');
       await writeFile(notKey, 'hello');
