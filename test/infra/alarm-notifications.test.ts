@@ -99,7 +99,8 @@ describe.each(variants)('alarms can notify (%s)', (_name, props) => {
         )?.['Fn::GetAtt'];
         expect(keyArn, `${topicId} is encrypted with the stack's key`).toBeDefined();
         const key = resources[(keyArn as string[])[0] as string];
-        const keyStatements = (key?.Properties.KeyPolicy as { Statement: Statement[] }).Statement;
+        const keyStatements =
+          (key?.Properties.KeyPolicy as { Statement: Statement[] } | undefined)?.Statement ?? [];
         for (const kmsAction of ['kms:GenerateDataKey', 'kms:Decrypt']) {
           expect(
             keyStatements.some((statement) => allows(statement, kmsAction, alarmArn)),
