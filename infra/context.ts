@@ -140,6 +140,22 @@ export function appSettingsFromContext(read: ContextReader): AppSettings {
     for (const key of Object.keys(slack)) if (slack[key] === undefined) delete slack[key];
     responder.slack = slack;
   }
+  // Signed evidence: evidenceSigning=true creates the key; evidenceSigningKeyArn names an existing one.
+  const signingKeyArn = text('evidenceSigningKeyArn');
+  const signingAlgorithm = text('evidenceSigningAlgorithm');
+  const signing = flag('evidenceSigning');
+  if (signing === false && (signingKeyArn !== undefined || signingAlgorithm !== undefined))
+    fail(
+      'evidenceSigning',
+      'true (or unset) when evidenceSigningKeyArn or evidenceSigningAlgorithm is set',
+      false,
+    );
+  if (signing === true || signingKeyArn !== undefined || signingAlgorithm !== undefined) {
+    const evidenceSigning: Record<string, unknown> = { keyArn: signingKeyArn, algorithm: signingAlgorithm };
+    for (const key of Object.keys(evidenceSigning))
+      if (evidenceSigning[key] === undefined) delete evidenceSigning[key];
+    responder.evidenceSigning = evidenceSigning;
+  }
   for (const key of Object.keys(responder)) if (responder[key] === undefined) delete responder[key];
   // The construct validates every value (mode, ranges, patterns) and names the prop it rejects.
   return {

@@ -133,4 +133,32 @@ describe('appSettingsFromContext', () => {
   ])('names the key it cannot read: %j', (values, message) => {
     expect(() => appSettingsFromContext(reader(values))).toThrow(message);
   });
+
+  it('reads evidence signing: a flag for a new key, or an existing key and its algorithm', () => {
+    expect(
+      appSettingsFromContext(reader({ 'conntrack-responder:evidenceSigning': 'true' })).responder,
+    ).toEqual({
+      evidenceSigning: {},
+    });
+    expect(
+      appSettingsFromContext(reader({ 'conntrack-responder:evidenceSigning': false })).responder,
+    ).toEqual({});
+    const arn = 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
+    expect(
+      appSettingsFromContext(
+        reader({
+          'conntrack-responder:evidenceSigningKeyArn': arn,
+          'conntrack-responder:evidenceSigningAlgorithm': 'RSASSA_PSS_SHA_256',
+        }),
+      ).responder,
+    ).toEqual({ evidenceSigning: { keyArn: arn, algorithm: 'RSASSA_PSS_SHA_256' } });
+    expect(() =>
+      appSettingsFromContext(
+        reader({
+          'conntrack-responder:evidenceSigning': 'false',
+          'conntrack-responder:evidenceSigningKeyArn': arn,
+        }),
+      ),
+    ).toThrow(/evidenceSigning must be true \(or unset\) when evidenceSigningKeyArn/);
+  });
 });
