@@ -1,4 +1,7 @@
+import { createPrivateKey } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { type ManifestSigner, privateKeySigner } from '../core/evidence/signature.js';
 import { RESPONSE_MODES, type ResponseMode } from '../core/workflow/incident.js';
 import { localEvidenceWriter } from '../local/twin/evidence.js';
 import type { LocalApproval } from '../local/twin/local-functions.js';
@@ -24,6 +27,9 @@ options:
   --reject            reject without asking (scripts)
   --soak SECONDS      the soak period before verification (default 5)
   --policy JSON       policy overrides (default: the RESPONDER_POLICY environment variable)
+  --signing-key FILE  sign the evidence bundle's manifest with this private key (PEM, P-256 or
+                      RSA >= 2048 bits), as the stack does with KMS (evidenceSigning); check it
+                      with bundle verify --public-key
   --quiet             print only the summary
 
 exit code: 0 remediated, dry-run, not confirmed, no host change or rejected; 3 rolled back,
@@ -38,6 +44,7 @@ const RESPOND_OPTIONS = {
   reject: { type: 'boolean', default: false },
   soak: { type: 'string' },
   policy: { type: 'string' },
+  'signing-key': { type: 'string' },
   quiet: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
@@ -50,6 +57,21 @@ export interface ParsedRespondFlags {
   readonly soakSeconds: number;
   readonly policy: unknown;
   readonly quiet: boolean;
+  /** Signs the evidence bundle (--signing-key), as KMS does on AWS. */
+  readonly signer: ManifestSigner | undefined;
+}
+
+/** A private key file is small: anything over this is not one. */
+const MAX_KEY_FILE_BYTES = 64 * 1024;
+
+function signerFromKeyFile(file: string): ManifestSigner {
+  try {
+    if (statSync(file).size > MAX_KEY_FILE_BYTES) throw new Error('larger than a private key can be');
+    return privateKeySigner(createPrivateKey(readFileSync(file)));
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new UsageError(`--signing-key ${file}: not a usable private key (${reason})`);
+  }
 }
 
 export function respondFlags(values: Record<string, string | boolean | undefined>): ParsedRespondFlags {
@@ -81,6 +103,7 @@ export function respondFlags(values: Record<string, string | boolean | undefined
     soakSeconds,
     policy,
     quiet: values.quiet === true,
+    signer: typeof values['signing-key'] === 'string' ? signerFromKeyFile(values['signing-key']) : undefined,
   };
 }
 
@@ -133,7 +156,7 @@ export const respondCommand: Command = async (args, io) => {
   if (flags === null) return 0;
   const result = await respond(
     respondOptionsFrom(flags, io),
-    localEvidenceWriter((line) => io.stderr.write(`${line}\n`)),
+    localEvidenceWriter((line) => io.stderr.write(`${line}\n`), flags.signer),
   );
   return reportResult(result, io);
 };

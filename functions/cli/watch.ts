@@ -9,13 +9,13 @@ Follows the kernel log (dmesg --follow-new) and, when the kernel drops packets o
 lines as the incident's trigger. Handles one incident, then exits with respond's exit code.
 
 options: the same as 'conntrack-responder respond --help' (--mode, --out, --approve, --reject,
---soak, --policy, --quiet).
+--soak, --policy, --signing-key, --quiet).
 `;
 
 export const watchCommand: Command = async (args, io) => {
   const flags = respondFlagsFromArgs(args, io, HELP);
   if (flags === null) return 0;
-  const watcher = watchOnce(respondOptionsFrom(flags, io));
+  const watcher = watchOnce({ ...respondOptionsFrom(flags, io), evidenceSigner: flags.signer });
   const stop = () => watcher.stop();
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);

@@ -1,3 +1,4 @@
+import type { ManifestSigner } from '../../core/evidence/signature.js';
 import type { AslMachine } from './asl.js';
 import { localEvidenceWriter } from './evidence.js';
 import { type RespondOptions, type RespondResult, respond } from './respond.js';
@@ -27,6 +28,8 @@ export function watchOnce(
   options: Omit<RespondOptions, 'trigger' | 'definition'> & {
     readonly definition?: AslMachine;
     readonly onDetected?: (trigger: WatchedIncident['trigger']) => void;
+    /** Signs the evidence bundle (the twin's local key, as KMS on AWS). */
+    readonly evidenceSigner?: ManifestSigner;
   },
 ): Watcher {
   let follower: KernelLogFollower | undefined;
@@ -50,7 +53,7 @@ export function watchOnce(
     );
     const result = await respond(
       { ...options, definition, trigger },
-      localEvidenceWriter((line) => say(line)),
+      localEvidenceWriter((line) => say(line), options.evidenceSigner),
     );
     return { trigger, result };
   })();
