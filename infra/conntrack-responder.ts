@@ -17,6 +17,11 @@ import {
 } from '../functions/adapters/aws-retry.js';
 import { IAM_APPROVAL_ENVIRONMENT } from '../functions/core/chatops/iam-approval.js';
 import {
+  DEFAULT_FORECAST_SETTINGS,
+  HORIZON_MINUTES_RANGE,
+  USAGE_PERCENT_RANGE,
+} from '../functions/core/forecast/index.js';
+import {
   checkGuardrailSettings,
   DEFAULT_GUARDRAILS,
   type GuardrailSettings,
@@ -231,6 +236,30 @@ export interface ConntrackResponderProps {
    *   (hosts that already ship there are left alone; true ships to the first of them)
    */
   readonly kernelLogShipping?: boolean;
+
+  /**
+   * A `near-full` incident opens when a host's table is predicted full within this many minutes
+   * (1 to 1440), before the first drop (docs/forecast.md).
+   *
+   * @default 30
+   */
+  readonly nearFullHorizonMinutes?: number;
+
+  /**
+   * ... or when a host sample shows the table at or above this usage, in percent (50 to 99).
+   *
+   * @default 90
+   */
+  readonly nearFullUsagePercent?: number;
+
+  /**
+   * The detect function publishes every host sample as per-instance metrics in the
+   * `ConntrackResponder` namespace (ConntrackEntries, ConntrackUsage, ConntrackDropCounter,
+   * dimension InstanceId): 3 custom metrics per sampled instance.
+   *
+   * @default true
+   */
+  readonly hostSampleMetrics?: boolean;
 
   // ---- the incident workflow (docs/workflow.md, docs/policy.md) ---------------------------------
 
@@ -471,6 +500,9 @@ export class ConntrackResponder extends Construct {
       alarmTopic: notifications.topic,
       guardrails: settings.guardrails,
       sdkRetry: settings.sdkRetry,
+      nearFullHorizonMinutes: settings.nearFullHorizonMinutes,
+      nearFullUsagePercent: settings.nearFullUsagePercent,
+      hostSampleMetrics: settings.hostSampleMetrics,
     });
     guardrails.releaseSlotsOfEndedExecutions(workflow.stateMachine);
     const [shipTo] = detection.subscribedLogGroups;
@@ -571,6 +603,9 @@ function resolveProps(props: ConntrackResponderProps): ResolvedProps {
     logRetention: props.logRetention ?? logs.RetentionDays.THREE_MONTHS,
     hostSampler: props.hostSampler ?? true,
     hostSamplerIntervalSeconds: props.hostSamplerIntervalSeconds ?? 60,
+    nearFullHorizonMinutes: props.nearFullHorizonMinutes ?? DEFAULT_FORECAST_SETTINGS.horizonSeconds / 60,
+    nearFullUsagePercent: props.nearFullUsagePercent ?? DEFAULT_FORECAST_SETTINGS.usageThreshold * 100,
+    hostSampleMetrics: props.hostSampleMetrics ?? true,
     workflowTimeout,
     approvalTimeoutMinutes: props.approvalTimeoutMinutes ?? 30,
     soak: props.soak ?? DEFAULT_SOAK,
@@ -621,6 +656,16 @@ function resolveProps(props: ConntrackResponderProps): ResolvedProps {
     'ConntrackResponder hostSamplerIntervalSeconds',
     resolved.hostSamplerIntervalSeconds,
     HOST_SAMPLER_INTERVAL_RANGE,
+  );
+  checkWholeNumberInRange(
+    'ConntrackResponder nearFullHorizonMinutes',
+    resolved.nearFullHorizonMinutes,
+    HORIZON_MINUTES_RANGE,
+  );
+  checkWholeNumberInRange(
+    'ConntrackResponder nearFullUsagePercent',
+    resolved.nearFullUsagePercent,
+    USAGE_PERCENT_RANGE,
   );
   checkWholeNumberInRange('ConntrackResponder evidenceRetentionDays', resolved.evidenceRetentionDays, {
     min: 1,

@@ -106,6 +106,9 @@ export function appSettingsFromContext(read: ContextReader): AppSettings {
     hostSampler: flag('hostSampler'),
     hostSamplerIntervalSeconds: wholeNumber('hostSamplerIntervalSeconds'),
     kernelLogShipping: flag('kernelLogShipping'),
+    nearFullHorizonMinutes: wholeNumber('nearFullHorizonMinutes'),
+    nearFullUsagePercent: wholeNumber('nearFullUsagePercent'),
+    hostSampleMetrics: flag('hostSampleMetrics'),
     approvalTimeoutMinutes: wholeNumber('approvalTimeoutMinutes'),
     soak: minutes('soakMinutes'),
     // Checked by the construct against the functions' own schema (docs/policy.md).

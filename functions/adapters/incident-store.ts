@@ -8,6 +8,7 @@ import {
   deliveryKeyOf,
   type Incident,
   type IncidentPolicy,
+  isOpenAt,
 } from '../core/incident/incident.js';
 
 /**
@@ -129,6 +130,20 @@ export class IncidentStore {
         ExpressionAttributeValues: { ':true': true },
       }),
     );
+  }
+
+  /** The incident of this host and kind still open at `now` (inside its cooldown window), if any. */
+  async findOpenIncident(
+    host: string,
+    kind: Incident['kind'],
+    now: Date,
+    policy: Pick<IncidentPolicy, 'cooldownMinutes'>,
+  ): Promise<Incident | undefined> {
+    for (const id of candidateIncidentIds(host, kind, now, policy.cooldownMinutes)) {
+      const incident = await this.getIncident(id);
+      if (incident !== undefined && isOpenAt(incident, now)) return incident;
+    }
+    return undefined;
   }
 
   async getIncident(incidentId: string): Promise<Incident | undefined> {

@@ -1,6 +1,6 @@
 import { gunzipSync } from 'node:zlib';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { parser } from '@aws-lambda-powertools/parser/middleware';
 import {
@@ -21,15 +21,18 @@ import { escalateBreakerOnce } from '../adapters/fleet-escalation.js';
 import { GuardrailStore } from '../adapters/guardrail-store.js';
 import { IncidentStore, type RecordingOutcome } from '../adapters/incident-store.js';
 import { type StartOutcome, startIncidentWorkflow } from '../adapters/incident-workflow.js';
+import { SampleWindowStore } from '../adapters/sample-window-store.js';
 import { detectInSubscription, type SubscriptionDetection } from '../core/detect/index.js';
 import { ResponderError } from '../core/errors.js';
+import { forecastSettingsFromEnvironment, hostMetricsFromEnvironment } from '../core/forecast/index.js';
 import type { IncidentAdmission } from '../core/guardrails/breaker.js';
 import { guardrailSettingsFromEnvironment } from '../core/guardrails/settings.js';
 import { type DropObservation, type IncidentPolicy, mayStartWorkflow } from '../core/incident/incident.js';
 import { detectSettingsFromEnvironment } from '../core/incident/settings.js';
 import { formatIssues } from '../core/zod-issues.js';
+import { nearFullObservations } from './host-samples.js';
 import { IGNORED_DROP_TEXT_METRICS } from './metric-names.js';
-import { logger, metrics, tracer } from './powertools.js';
+import { logger, METRICS_NAMESPACE, metrics, SERVICE_NAME, tracer } from './powertools.js';
 
 /**
  * The `detect` function: a CloudWatch Logs subscription delivery of kernel lines in, at most one
@@ -49,12 +52,18 @@ const policy: IncidentPolicy = {
   incidentRetentionDays: settings.incidentRetentionDays,
 };
 const guardrails = guardrailSettingsFromEnvironment(process.env);
+const forecastSettings = forecastSettingsFromEnvironment(process.env);
+// Per-instance metrics of the host samples: their own object, so the function's counts keep theirs.
+const hostMetrics = hostMetricsFromEnvironment(process.env)
+  ? new Metrics({ namespace: METRICS_NAMESPACE, serviceName: SERVICE_NAME })
+  : null;
 // Throttling and transient errors are retried by the SDK (backoff, full jitter) before they fail
 // the invocation, which Lambda then retries and finally keeps in the failed-events queue.
 const retry = sdkRetryConfig(process.env);
 const documents = DynamoDBDocumentClient.from(tracer.captureAWSv3Client(new DynamoDBClient(retry)));
 const store = new IncidentStore(documents, settings.incidentTableName);
 const guardrailStore = new GuardrailStore(documents, settings.incidentTableName, guardrails);
+const sampleStore = new SampleWindowStore(documents, settings.incidentTableName, forecastSettings);
 const stepFunctions = tracer.captureAWSv3Client(new SFNClient(retry));
 const escalation = {
   sns: tracer.captureAWSv3Client(new SNSClient(retry)),
@@ -120,18 +129,35 @@ export const lambdaHandler = async (
   let tripped = false;
   /** Whether an incident of this delivery was held in an episode not known to be escalated. */
   let escalationMayBeDue = false;
-  for (const [index, group] of detection.groups.entries()) {
-    const observation: DropObservation = {
-      ...group,
-      source: { owner: data.owner, logGroup: data.logGroup, logStream: data.logStream },
-      events: detection.events[index] ?? [],
-    };
+  const observations: DropObservation[] = detection.groups.map((group, index) => ({
+    ...group,
+    source: { owner: data.owner, logGroup: data.logGroup, logStream: data.logStream },
+    events: detection.events[index] ?? [],
+  }));
+  // The host sampler's lines: near-full forecasts open incidents the same way (docs/forecast.md).
+  observations.push(
+    ...(await nearFullObservations({
+      data,
+      now,
+      instanceIdPattern: settings.instanceIdPattern,
+      samples: sampleStore,
+      incidents: store,
+      policy,
+      settings: forecastSettings,
+      metrics,
+      hostMetrics,
+      hostsWithDrops: new Set(
+        detection.groups.filter((group) => group.kind === 'table-full').map((group) => group.host),
+      ),
+    })),
+  );
+  for (const observation of observations) {
     const recorded = await store.recordDrops(observation, now, policy);
     const { incident } = recorded;
     if (recorded.outcome !== 'duplicate') {
       // Remembered before anything can fail, so that a retry counts these lines once.
       await store.rememberDelivery(recorded, now);
-      metrics.addMetric('DropLinesSeen', MetricUnit.Count, group.dropLines);
+      metrics.addMetric('DropLinesSeen', MetricUnit.Count, observation.dropLines);
     }
     // The breaker decides once per incident whether its workflow may start; a retry or a
     // concurrent delivery finds that decision stored on the incident.
@@ -159,21 +185,25 @@ export const lambdaHandler = async (
       metrics.addMetric('IncidentsOpened', MetricUnit.Count, 1);
       if (workflow === 'held') metrics.addMetric('IncidentsHeld', MetricUnit.Count, 1);
     }
-    logger.info('Recorded conntrack drops', {
-      incidentId: incident.incidentId,
-      outcome: recorded.outcome,
-      workflow,
-      admission: describeAdmission(admitted.admission),
-      host: group.host,
-      kind: group.kind,
-      netns: group.netns,
-      dropLines: group.dropLines,
-      suppressed: group.suppressed,
-    });
+    logger.info(
+      observation.kind === 'near-full' ? 'Recorded a near-full forecast' : 'Recorded conntrack drops',
+      {
+        incidentId: incident.incidentId,
+        outcome: recorded.outcome,
+        workflow,
+        admission: describeAdmission(admitted.admission),
+        host: observation.host,
+        kind: observation.kind,
+        netns: observation.netns,
+        dropLines: observation.dropLines,
+        suppressed: observation.suppressed,
+        ...(observation.forecast ? { forecast: observation.forecast.summary } : {}),
+      },
+    );
     incidents.push({
       incidentId: incident.incidentId,
-      host: group.host,
-      kind: group.kind,
+      host: observation.host,
+      kind: observation.kind,
       outcome: recorded.outcome,
       workflow,
     });

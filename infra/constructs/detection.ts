@@ -14,8 +14,9 @@ import { Construct } from 'constructs';
 import type { SdkRetryConfig } from '../../functions/adapters/aws-retry.js';
 import { GUARDRAIL_KEYS } from '../../functions/adapters/guardrail-store.js';
 import { INCIDENT_STORE_KEY_PREFIXES } from '../../functions/adapters/incident-store.js';
+import { SAMPLE_WINDOW_KEY_PREFIX } from '../../functions/adapters/sample-window-store.js';
 import { CONNTRACK_FILTER_PATTERN } from '../../functions/core/detect/index.js';
-import { SAMPLE_FILTER_TERM } from '../../functions/core/forecast/index.js';
+import { FORECAST_ENVIRONMENT, SAMPLE_FILTER_TERM } from '../../functions/core/forecast/index.js';
 import type { GuardrailSettings } from '../../functions/core/guardrails/settings.js';
 import { DETECT_ENVIRONMENT, type ResponseMode } from '../../functions/core/incident/settings.js';
 import {
@@ -51,17 +52,24 @@ export interface DetectionProps {
   /** The fleet breaker's settings (detect decides whether an incident's workflow may start). */
   readonly guardrails: GuardrailSettings;
   readonly sdkRetry: SdkRetryConfig;
+  /** Near-full incidents: predicted full within this many minutes (docs/forecast.md). */
+  readonly nearFullHorizonMinutes: number;
+  /** ... or a sample at or above this usage, in percent. */
+  readonly nearFullUsagePercent: number;
+  /** Publish each host sample as per-instance metrics (ConntrackEntries, ConntrackUsage, ConntrackDropCounter). */
+  readonly hostSampleMetrics: boolean;
 }
 
 /**
  * The partition keys the detect function reads and writes (IAM `dynamodb:LeadingKeys` patterns):
  * its incidents and delivery markers (IncidentStore, plus each incident's admission and the fleet
- * view's reads), and the breaker item with its window buckets (GuardrailStore.admit and the
+ * view's reads), each host's window of samples (SampleWindowStore), and the breaker item with its window buckets (GuardrailStore.admit and the
  * escalation), all under the one partition key `guardrail#breaker`.
  */
 export const DETECT_LEADING_KEYS = [
   `${INCIDENT_STORE_KEY_PREFIXES.incident}*`,
   `${INCIDENT_STORE_KEY_PREFIXES.delivery}*`,
+  `${SAMPLE_WINDOW_KEY_PREFIX}*`,
   GUARDRAIL_KEYS.breaker.pk,
 ] as const;
 
@@ -121,8 +129,12 @@ export class Detection extends Construct {
         [DETECT_ENVIRONMENT.incidentRetentionDays]: String(props.incidentRetentionDays),
         [DETECT_ENVIRONMENT.notificationTopicArn]: props.alarmTopic.topicArn,
         ...guardrailFunctionEnvironment(props.guardrails, props.sdkRetry),
+        [FORECAST_ENVIRONMENT.horizonMinutes]: String(props.nearFullHorizonMinutes),
+        [FORECAST_ENVIRONMENT.usagePercent]: String(props.nearFullUsagePercent),
+        [FORECAST_ENVIRONMENT.hostMetrics]: props.hostSampleMetrics ? 'on' : 'off',
       }),
-      description: 'Turns conntrack drop lines from CloudWatch Logs into incidents and starts their workflow',
+      description:
+        'Turns conntrack drop lines and host samples from CloudWatch Logs into incidents and starts their workflow',
       memorySize: 256,
       timeout: Duration.seconds(30),
       role,

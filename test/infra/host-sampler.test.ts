@@ -61,3 +61,56 @@ describe('the host sampler association', () => {
     });
   });
 });
+
+describe('the near-full settings of the detect function', () => {
+  const detectEnvironment = (template: ReturnType<typeof synthesize>['template']) => {
+    const functions = Object.values(template.findResources('AWS::Lambda::Function')) as {
+      Properties: { Environment?: { Variables?: Record<string, unknown> } };
+    }[];
+    const detect = functions.filter(
+      (resource) => resource.Properties.Environment?.Variables?.NEAR_FULL_HORIZON_MINUTES !== undefined,
+    );
+    expect(detect).toHaveLength(1);
+    return detect[0]?.Properties.Environment?.Variables;
+  };
+
+  it('passes the horizon, the usage threshold and the metrics switch, with their defaults', () => {
+    expect(detectEnvironment(synthesize().template)).toMatchObject({
+      NEAR_FULL_HORIZON_MINUTES: '30',
+      NEAR_FULL_USAGE_PERCENT: '90',
+      HOST_SAMPLE_METRICS: 'on',
+    });
+    expect(
+      detectEnvironment(
+        synthesize({ nearFullHorizonMinutes: 10, nearFullUsagePercent: 80, hostSampleMetrics: false })
+          .template,
+      ),
+    ).toMatchObject({
+      NEAR_FULL_HORIZON_MINUTES: '10',
+      NEAR_FULL_USAGE_PERCENT: '80',
+      HOST_SAMPLE_METRICS: 'off',
+    });
+  });
+
+  it.each([
+    { nearFullHorizonMinutes: 0 },
+    { nearFullHorizonMinutes: 1441 },
+    { nearFullUsagePercent: 49 },
+    { nearFullUsagePercent: 100 },
+  ])('refuses %o at synth', (props) => {
+    expect(() => synthesize(props)).toThrow(new RegExp(Object.keys(props)[0] ?? 'never'));
+  });
+
+  it('reads them from context', () => {
+    const context: Record<string, unknown> = {
+      'conntrack-responder:nearFullHorizonMinutes': '15',
+      'conntrack-responder:nearFullUsagePercent': '85',
+      'conntrack-responder:hostSampleMetrics': 'false',
+    };
+    expect(appSettingsFromContext((key) => context[key]).responder).toMatchObject({
+      nearFullHorizonMinutes: 15,
+      nearFullUsagePercent: 85,
+      hostSampleMetrics: false,
+    });
+  });
+});

@@ -105,7 +105,7 @@ describe('least privilege', () => {
     expect(statements).toHaveLength(7);
   });
 
-  it("scopes detect's table access to its incidents, delivery markers and the breaker's partition", () => {
+  it("scopes detect's table access to its incidents, delivery markers, host sample windows and the breaker's partition", () => {
     // Prepare
     const table = statementsOfRole(template, functionRoleId).filter((s) =>
       actionsOf(s).some((action) => action.startsWith('dynamodb:')),
@@ -125,7 +125,7 @@ describe('least privilege', () => {
     });
     // Assess: one statement holds every DynamoDB action, and it carries the condition.
     expect(table).toHaveLength(1);
-    expect(leadingKeys.asArray()).toEqual(['incident#*', 'delivery#*', 'guardrail#breaker']);
+    expect(leadingKeys.asArray()).toEqual(['incident#*', 'delivery#*', 'samples#*', 'guardrail#breaker']);
     // What it may not touch although it shares the table: approvals, remediation slots, and the
     // instances' last changes (the remediation cooldown).
     const allowed = leadingKeys.asArray().map((pattern) => stringLike(String(pattern)));

@@ -109,6 +109,7 @@ const CLASSIFICATION_TEXT: Record<string, string> = {
   'insert-races': 'conntrack insert races',
   'hash-chains-too-long': 'conntrack hash chains too long',
   'ec2-allowance': 'EC2 conntrack allowance exceeded',
+  'near-full': 'conntrack table filling',
   'not-confirmed': 'alert not confirmed',
 };
 
@@ -116,6 +117,7 @@ const KIND_TEXT: Record<string, string> = {
   'table-full': 'conntrack table full',
   'expect-table-full': 'conntrack expectation table full',
   'ec2-allowance': 'EC2 connection-tracking allowance exhausted',
+  'near-full': 'conntrack table predicted full (no drop yet)',
 };
 
 export function openingMessage(incident: IncidentView): SlackMessage {

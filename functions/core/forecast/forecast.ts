@@ -158,3 +158,40 @@ export function formatDuration(seconds: number): string {
   if (seconds < 7200) return `${Math.round(seconds / 60)} min`;
   return `${(seconds / 3600).toFixed(1)} h`;
 }
+
+/** At most this many samples travel with an incident (the window's cap). */
+export const MAX_RECORD_SAMPLES = 64;
+
+/**
+ * What a `near-full` incident carries from detection to the workflow and the postmortem: the
+ * forecast, the settings it was made with, and the samples it was made from. All of it came from
+ * lines anyone on the host could write: the workflow confirms on the host before any change.
+ */
+export interface ForecastRecord extends Forecast {
+  readonly horizonSeconds: number;
+  readonly usageThreshold: number;
+  readonly samples: readonly {
+    readonly at: string;
+    readonly count: number;
+    readonly max: number;
+    readonly drop: number | null;
+  }[];
+}
+
+export function forecastRecord(
+  forecast: Forecast,
+  window: readonly WindowSample[],
+  settings: Pick<ForecastSettings, 'horizonSeconds' | 'usageThreshold'>,
+): ForecastRecord {
+  return {
+    ...forecast,
+    horizonSeconds: settings.horizonSeconds,
+    usageThreshold: settings.usageThreshold,
+    samples: window.slice(-MAX_RECORD_SAMPLES).map((sample) => ({
+      at: new Date(sample.t).toISOString(),
+      count: sample.count,
+      max: sample.max,
+      drop: sample.drop,
+    })),
+  };
+}

@@ -7,10 +7,13 @@ export { type Point, type TheilSenFit, theilSen } from './fit.js';
 export {
   afterLastGap,
   type Forecast,
+  type ForecastRecord,
   type ForecastTrigger,
+  forecastRecord,
   forecastTable,
   formatDuration,
   formatRate,
+  MAX_RECORD_SAMPLES,
 } from './forecast.js';
 export {
   type HostSample,
@@ -28,6 +31,7 @@ export {
   type ForecastSettings,
   forecastSettingsFromEnvironment,
   HORIZON_MINUTES_RANGE,
+  hostMetricsFromEnvironment,
   USAGE_PERCENT_RANGE,
 } from './settings.js';
 export {

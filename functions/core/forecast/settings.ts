@@ -46,7 +46,17 @@ export const DEFAULT_FORECAST_SETTINGS: ForecastSettings = {
 export const FORECAST_ENVIRONMENT = {
   horizonMinutes: 'NEAR_FULL_HORIZON_MINUTES',
   usagePercent: 'NEAR_FULL_USAGE_PERCENT',
+  /** `off` stops the per-instance metrics (ConntrackEntries, ConntrackUsage, ConntrackDropCounter). */
+  hostMetrics: 'HOST_SAMPLE_METRICS',
 } as const;
+
+/** Whether the detect function publishes each sample as per-instance metrics (default on). */
+export function hostMetricsFromEnvironment(env: Readonly<Record<string, string | undefined>>): boolean {
+  const value = env[FORECAST_ENVIRONMENT.hostMetrics];
+  if (value === undefined || value === '' || value === 'on') return true;
+  if (value === 'off') return false;
+  throw new Error(`${FORECAST_ENVIRONMENT.hostMetrics} must be on or off, got ${JSON.stringify(value)}`);
+}
 
 export const HORIZON_MINUTES_RANGE = { min: 1, max: 1440 } as const;
 export const USAGE_PERCENT_RANGE = { min: 50, max: 99 } as const;

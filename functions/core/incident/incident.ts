@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { ForecastRecord } from '../forecast/index.js';
 import type { IncidentAdmission } from '../guardrails/breaker.js';
 import type { ResponseMode } from './settings.js';
 
@@ -14,7 +15,11 @@ import type { ResponseMode } from './settings.js';
  * put that fails if the id already exists, so concurrent deliveries agree on one incident.
  */
 
-export type DropKind = 'table-full' | 'expect-table-full';
+/**
+ * `near-full`: no drop yet; the host sampler's recent samples predict the table full within the
+ * horizon, or show it above the usage threshold (functions/core/forecast, docs/forecast.md).
+ */
+export type DropKind = 'table-full' | 'expect-table-full' | 'near-full';
 
 /** The incidents table's key and TTL attributes, shared by the CDK construct, the adapter and tests. */
 export const INCIDENT_TABLE = { partitionKey: 'pk', sortKey: 'sk', ttlAttribute: 'expiresAt' } as const;
@@ -39,6 +44,8 @@ export interface DropObservation {
   readonly lastSeen: string | null;
   readonly source: { readonly owner: string; readonly logGroup: string; readonly logStream: string };
   readonly events: readonly LogEvent[];
+  /** For `near-full`: the forecast that opened it (untrusted: made from sample lines). */
+  readonly forecast?: ForecastRecord;
 }
 
 /** What opened the incident; never changes afterwards, so the workflow input built from it doesn't either. */
@@ -54,6 +61,8 @@ export interface IncidentTrigger {
   /** The triggering log events, at most `MAX_TRIGGER_EVENTS`, messages cut at `MAX_EVENT_MESSAGE_LENGTH`. */
   readonly events: readonly LogEvent[];
   readonly eventsOmitted: number;
+  /** For `near-full`: the forecast that opened it, with its samples. */
+  readonly forecast?: ForecastRecord;
 }
 
 export interface Incident {
@@ -102,7 +111,11 @@ const MAX_HOST_PART = 40;
 /** CloudWatch Logs retries a delivery for up to 24 h; a delivery's marker outlives that. */
 export const DELIVERY_MARKER_TTL_SECONDS = 2 * 24 * 3600;
 
-const KIND_CODES: Record<DropKind, string> = { 'table-full': 'full', 'expect-table-full': 'expect' };
+const KIND_CODES: Record<DropKind, string> = {
+  'table-full': 'full',
+  'expect-table-full': 'expect',
+  'near-full': 'near',
+};
 
 /** EC2 instance ids, and the `mi-` ids of SSM hybrid managed nodes, which Run Command reaches too. */
 const MANAGED_INSTANCE_ID = /^m?i-[0-9a-f]{8,17}$/;
@@ -218,6 +231,7 @@ export function newIncident(observation: DropObservation, now: Date, policy: Inc
       lastSeen: observation.lastSeen,
       events: kept,
       eventsOmitted: observation.events.length - kept.length,
+      ...(observation.forecast === undefined ? {} : { forecast: observation.forecast }),
     },
     executionName: incidentId,
     executionStarted: false,

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { AllowanceFinding } from '../allowance/counters.js';
 import type { DiagnosticsReport } from '../diagnostics/report.js';
+import { formatDuration } from '../forecast/forecast.js';
 import {
   diagnoseTables,
   type Ec2Diagnosis,
@@ -9,6 +10,7 @@ import {
   planEc2,
   type TablesDiagnosis,
 } from './ec2.js';
+import { type NearFullReading, readNearFull } from './near-full.js';
 import { describePort, type PortCandidate, selectNotrackPorts, untrackedAcceptedFor } from './notrack.js';
 import { assertDocumentParameters, CHANGE_ID_PATTERN, type DocumentName } from './parameters.js';
 import type { ActionKind, Policy } from './policy.js';
@@ -115,6 +117,15 @@ class Planner {
     if (ec2Trouble && (kernelFull || expectFull || chainsTooLong || races)) this.addEc2(true);
     if (expectFull && (kernelFull || chainsTooLong)) this.recommendExpectations();
 
+    // A forecast (near-full) incident: drops already mean the reactive plan; otherwise the host's
+    // own counters must show the table filling (functions/core/plan/near-full.ts).
+    if (alert.kind === 'near-full' && tableFullDrops === 0) {
+      const reading = readNearFull(this.report, s, alert, this.policy);
+      if (reading.confirmed) return this.nearFull(reading);
+      if (!expectFull && !chainsTooLong && !races && !ec2Trouble) {
+        return this.notConfirmed(`the table is not filling on the host: ${reading.statements.join('; ')}`);
+      }
+    }
     if (kernelFull) return this.tableFull(tableFullDrops, nearFull);
     if (expectFull) return this.expectTableFull();
     if (chainsTooLong) return this.hashChainsTooLong();
@@ -165,6 +176,90 @@ class Planner {
       true,
       `The conntrack table is full (${this.countVsMax()}) and new flows are dropped. ${this.actionSummary()}`,
     );
+  }
+
+  private nearFull(reading: NearFullReading): Plan {
+    const s = this.signals;
+    this.confirmation.push(...reading.statements);
+    const timeouts = planTimeouts(this.report, {
+      dominantStateShare: this.policy.dominantStateShare,
+      minStateShare: MIN_STATE_SHARE,
+      natInUse: this.natInUse(),
+    });
+    // Shorter timeouts are preferred where short-lived states dominate: when the policy lets them
+    // run on their own and they keep the predicted demand under the verification ceiling, no
+    // raise is planned at all.
+    const entries = Math.max(s.count ?? 0, this.report.table.entries);
+    const afterTimeouts =
+      timeouts.changes.length > 0 && entries > 0 && reading.predictedEntries !== null
+        ? Math.round((reading.predictedEntries * timeouts.projectedEntries) / entries)
+        : null;
+    const ceiling = s.max === null ? null : this.policy.verify.maxUsageRatio * s.max;
+    const timeoutsSuffice =
+      afterTimeouts !== null &&
+      ceiling !== null &&
+      afterTimeouts <= ceiling &&
+      this.policy.modes['shorten-timeouts'] === 'auto';
+    let raise: PlannedAction | undefined;
+    if (timeoutsSuffice) {
+      this.refuse(
+        'raise nf_conntrack_max',
+        `not needed: with the shorter timeouts the predicted demand of about ${reading.predictedEntries} entries becomes about ${afterTimeouts}, under ${percent(this.policy.verify.maxUsageRatio)} of the current limit ${s.max}`,
+      );
+    } else {
+      raise = this.planRaise(reading.predictedEntries ?? undefined);
+    }
+    const timeoutAction = this.planTimeoutAction(timeouts.changes, raise);
+    this.planNearFullNotrack(timeoutAction !== undefined ? timeouts.projectedEntries : null);
+    this.recommendDurableFixes(
+      raise?.parameters.MaxEntries ?? null,
+      timeouts.changes,
+      raise?.parameters.HashSize,
+    );
+    this.recommendApplicationFixes();
+    const full =
+      reading.secondsToFull === null
+        ? ''
+        : `, full in about ${formatDuration(reading.secondsToFull)} at the rate measured on the host`;
+    return this.finish(
+      'near-full',
+      true,
+      `The conntrack table is filling (${this.countVsMax()}${full}); nothing is dropped yet. ${this.actionSummary()}`,
+    );
+  }
+
+  /**
+   * NOTRACK is never automatic before a drop. Planned NOTRACK actions wait for a person; when every
+   * other change may run on its own they are not planned at all (the whole plan would otherwise
+   * wait for one decision, and the automatic relief with it): a person gets them as a
+   * recommendation with the exact parameters instead.
+   */
+  private planNearFullNotrack(projectedAfterTimeouts: number | null): void {
+    const before = this.actions.length;
+    this.planNotrack(projectedAfterTimeouts);
+    const notrack = this.actions.splice(before);
+    if (notrack.length === 0) return;
+    const othersAuto = this.actions.length > 0 && this.actions.every((action) => action.mode === 'auto');
+    if (othersAuto) {
+      for (const action of notrack) {
+        this.refuse(
+          action.title,
+          'not before a drop: NOTRACK changes firewall rules and is never applied automatically while nothing is dropped, and the other changes here run on their own; it is listed as a recommendation for a person',
+        );
+        this.recommendations.push({
+          scope: 'firewall',
+          title: `For a person to decide: ${action.title}`,
+          detail: `${action.reason}. Run the ${action.document} document with these parameters if the table keeps filling after the automatic changes (its risks: ${action.unsafeIf.join('; ')}).`,
+          snippet: Object.entries(action.parameters)
+            .map(([name, value]) => `${name}=${value}`)
+            .join('\n'),
+        });
+      }
+      return;
+    }
+    for (const action of notrack) {
+      this.actions.push(action.mode === 'auto' ? { ...action, mode: 'approve' } : action);
+    }
   }
 
   private expectTableFull(): Plan {
@@ -359,7 +454,8 @@ class Planner {
 
   // ---- actions ---------------------------------------------------------------------------------
 
-  private planRaise(): PlannedAction | undefined {
+  /** `predictedEntries`: a filling table's demand at the horizon (near-full), sized for as well. */
+  private planRaise(predictedEntries?: number): PlannedAction | undefined {
     const s = this.signals;
     const { host, conntrack, table } = this.report;
     if (s.max === null) {
@@ -379,6 +475,9 @@ class Planner {
       memoryBudgetPercent: this.policy.memoryBudgetPercent,
       maxRaiseFactor: this.policy.maxRaiseFactor,
       maxEntriesCeiling: this.policy.maxEntriesCeiling,
+      ...(predictedEntries === undefined
+        ? {}
+        : { predictedEntries, targetUsage: this.policy.verify.maxUsageRatio }),
     });
     this.sizing = sizing;
     if (sizing.newMax === null) {
@@ -412,7 +511,7 @@ class Planner {
       },
       requires: [],
       title: `Raise nf_conntrack_max from ${s.max} to ${sizing.newMax}${hashSize === null ? '' : ` and the hash table to ${hashSize} buckets`}`,
-      reason: `the table is full at ${s.max} entries; a higher limit gives new flows room at once. Sized by the rule in docs/sizing.md: ${sizing.explanation.join('; ')}`,
+      reason: `${predictedEntries === undefined ? `the table is full at ${s.max} entries; a higher limit gives new flows room at once` : `the table is filling towards its limit of ${s.max} entries and is expected to need about ${predictedEntries} within the horizon; a higher limit keeps room before anything is dropped`}. Sized by the rule in docs/sizing.md: ${sizing.explanation.join('; ')}`,
       memoryCostBytes: sizing.addedBytesIfFull,
       expectedEffect: `new flows stop being dropped as soon as it is applied, as long as demand stays under ${sizing.newMax} entries; kernel memory grows only as entries are used, by at most ${mebibytes(sizing.addedBytesIfFull)}`,
       risk,

@@ -18,7 +18,8 @@
  * Rule
  *   observed  = max(conntrack.count, entries read from the table)
  *   perEntry  = (entryBytes ?? 384) + 128 (extension) + 8 (one bucket per entry at a 1:1 ratio)
- *   wanted    = roundUp(max(2 × observed, 2 × currentMax, 32768 × CPUs, 131072), 65536)
+ *   wanted    = roundUp(max(2 × observed, 2 × currentMax, 32768 × CPUs, 131072
+ *                            [, predicted demand / target usage for a filling table]), 65536)
  *   ceilings  = budgetPercent × MemTotal / perEntry,  maxRaiseFactor × currentMax,
  *               maxEntriesCeiling,  2^31 - 1
  *   newMax    = min(wanted, ceilings), rounded down to a multiple of 1024 when a ceiling binds
@@ -58,6 +59,14 @@ export interface SizingInput {
   readonly memoryBudgetPercent: number;
   readonly maxRaiseFactor: number;
   readonly maxEntriesCeiling: number;
+  /**
+   * For a table that is filling (a near-full incident): the entries it is expected to need at the
+   * end of the horizon. The limit is then also at least predictedEntries / targetUsage, so the
+   * predicted demand lands at the verification's usage ceiling, not at the limit.
+   */
+  readonly predictedEntries?: number;
+  /** The usage the predicted demand may reach under the new limit (the policy's verify.maxUsageRatio). */
+  readonly targetUsage?: number;
 }
 
 export interface SizingResult {
@@ -94,7 +103,14 @@ export function sizeConntrackTable(input: SizingInput): SizingResult {
   const perEntry = bytesPerEntry(input.entryBytes);
   const budgetBytes = Math.floor((input.memTotalBytes * input.memoryBudgetPercent) / 100);
   const kubeProxyFloor = kubeProxyConntrackMax(input.cpuCount);
-  const wanted = roundUp(Math.max(2 * input.observedCount, 2 * input.currentMax, kubeProxyFloor), 65_536);
+  const forDemand =
+    input.predictedEntries !== undefined && input.predictedEntries > 0
+      ? Math.ceil(input.predictedEntries / Math.min(1, Math.max(0.1, input.targetUsage ?? 0.8)))
+      : 0;
+  const wanted = roundUp(
+    Math.max(2 * input.observedCount, 2 * input.currentMax, kubeProxyFloor, forDemand),
+    65_536,
+  );
   const ceilings = [
     { name: 'memory-budget' as const, value: Math.floor(budgetBytes / perEntry) },
     { name: 'raise-factor' as const, value: Math.floor(input.currentMax * input.maxRaiseFactor) },
@@ -106,7 +122,9 @@ export function sizeConntrackTable(input: SizingInput): SizingResult {
 
   const explanation = [
     `observed ${input.observedCount} entries against a limit of ${input.currentMax}`,
-    `wanted max(2 × observed, 2 × current limit, kube-proxy's max(32768 × ${input.cpuCount} CPUs, 131072) = ${kubeProxyFloor}) = ${wanted} (rounded up to a multiple of 65536)`,
+    forDemand > 0
+      ? `wanted max(2 × observed, 2 × current limit, kube-proxy's max(32768 × ${input.cpuCount} CPUs, 131072) = ${kubeProxyFloor}, predicted demand ${input.predictedEntries} / ${input.targetUsage ?? 0.8} = ${forDemand}) = ${wanted} (rounded up to a multiple of 65536)`
+      : `wanted max(2 × observed, 2 × current limit, kube-proxy's max(32768 × ${input.cpuCount} CPUs, 131072) = ${kubeProxyFloor}) = ${wanted} (rounded up to a multiple of 65536)`,
     `worst-case cost per entry ${perEntry} B (slab object ${input.entryBytes ?? `${FALLBACK_ENTRY_BYTES} assumed`} + ${EXTENSION_BYTES} extension + ${BUCKET_BYTES} bucket)`,
     `memory budget ${input.memoryBudgetPercent}% of ${input.memTotalBytes} B = ${budgetBytes} B → at most ${ceilings[0]?.value} entries`,
     `one step may multiply the limit by at most ${input.maxRaiseFactor} → at most ${ceilings[1]?.value} entries`,

@@ -10,12 +10,25 @@ export const PLAN_SCHEMA_VERSION = 1 as const;
 
 /** What detection claimed (a kernel log line, or the host sampler's counters); never trusted on its own. */
 export interface Alert {
-  readonly kind: 'table-full' | 'expect-table-full' | 'ec2-allowance';
+  readonly kind: 'table-full' | 'expect-table-full' | 'ec2-allowance' | 'near-full';
   /** Inode the kernel named ("table full in netns N", kernels >= 6.17); null when the line names none. */
   readonly netns: string | null;
   /** Matching log lines, and the repeats the kernel's ratelimit suppressed (an upper bound, shared by all callers). */
   readonly dropLines: number;
   readonly suppressed: number;
+  /**
+   * For `near-full`: what the host sampler's lines predicted (functions/core/forecast), a claim
+   * anyone on the host could have written; the planner takes only the horizon from it.
+   */
+  readonly forecast?: AlertForecast;
+}
+
+export interface AlertForecast {
+  readonly horizonSeconds?: number;
+  readonly predictedFullAt?: string | null;
+  readonly secondsToFull?: number | null;
+  readonly usage?: number;
+  readonly growthPerSecond?: number | null;
 }
 
 export interface PlanInput {
@@ -37,6 +50,8 @@ export interface PlanInput {
  * - `hash-chains-too-long`: inserts refused because hash chains are too long (kernel >= 5.15), not the table size.
  * - `expect-table-full`: the expectation table (conntrack helpers) is full, a different limit.
  * - `table-full`: the conntrack table is full and dropping new flows.
+ * - `near-full`: nothing dropped yet, but the host's counters show the table filling within the
+ *   horizon (or above the near-full ratio): sized for the predicted demand, NOTRACK never automatic.
  */
 export type Classification =
   | 'not-confirmed'
@@ -44,7 +59,8 @@ export type Classification =
   | 'insert-races'
   | 'hash-chains-too-long'
   | 'expect-table-full'
-  | 'table-full';
+  | 'table-full'
+  | 'near-full';
 
 export type RiskLevel = 'low' | 'medium' | 'high';
 
@@ -81,7 +97,9 @@ export type RecommendationScope =
   | 'kernel'
   | 'conntrack-helpers'
   | 'monitoring'
-  | 'other-sysctl-owner';
+  | 'other-sysctl-owner'
+  /** A host firewall change for a person to decide (NOTRACK before any drop). */
+  | 'firewall';
 
 /** A fix outside what the responder may change on the host (or the durable form of what it changed). */
 export interface Recommendation {

@@ -25,8 +25,11 @@ export const WorkflowIncidentSchema = z.looseObject({
   host: z.string().optional(),
   /** Null when the host is not an EC2 instance (the workflow escalates it). */
   instanceId: z.string().nullable(),
-  /** What opened the incident: a kernel log line, or the host sampler's EC2 allowance counters. */
-  kind: z.enum(['table-full', 'expect-table-full', 'ec2-allowance']),
+  /**
+   * What opened the incident: a kernel log line, the host sampler's EC2 allowance counters, or
+   * (`near-full`) the host sampler's forecast of a filling table.
+   */
+  kind: z.enum(['table-full', 'expect-table-full', 'ec2-allowance', 'near-full']),
   /** The most the workflow may do on its own for this incident (a ceiling over the policy's modes). */
   mode: z.enum(RESPONSE_MODES).default('auto'),
   openedAt: z.string().optional(),
@@ -37,6 +40,16 @@ export const WorkflowIncidentSchema = z.looseObject({
     firstSeen: z.string().nullable().optional(),
     lastSeen: z.string().nullable().optional(),
     events: z.array(LogEventSchema).default([]),
+    /** For near-full: the forecast from the host sampler's lines (untrusted; see docs/forecast.md). */
+    forecast: z
+      .looseObject({
+        horizonSeconds: z.number().optional(),
+        predictedFullAt: z.string().nullable().optional(),
+        secondsToFull: z.number().nullable().optional(),
+        usage: z.number().optional(),
+        growthPerSecond: z.number().nullable().optional(),
+      })
+      .optional(),
   }),
 });
 
@@ -62,6 +75,7 @@ export function alertOf(incident: WorkflowIncident): Alert {
     netns: incident.trigger.netns,
     dropLines: incident.trigger.dropLines,
     suppressed: incident.trigger.suppressed,
+    ...(incident.trigger.forecast === undefined ? {} : { forecast: incident.trigger.forecast }),
   };
 }
 
