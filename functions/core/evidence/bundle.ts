@@ -20,7 +20,8 @@ import { buildTimeline } from './timeline.js';
  * Layout (under a folder named after the incident id):
  *   manifest.json                 incident id, times, outcome, sha256 and size of every other file
  *   postmortem.md                 summary, impact, timeline, root cause, actions, follow-ups
- *   chart.svg                     entries vs limit, drop rate, timeline markers
+ *   chart.svg                     entries vs limit, drop rate, timeline markers (and the forecast)
+ *   forecast.json                 near-full only: the forecast that opened it and its host samples
  *   incident.json                 id, instance, alert, detection and close times, outcome
  *   log-events.json               the log events that triggered the incident
  *   diagnostics/before.json       collect-diagnostics report before any change
@@ -109,6 +110,7 @@ export function buildEvidenceBundle(evidence: IncidentEvidence): EvidenceBundle 
     files.set(`${folder}/stderr.txt`, command.stderr);
   });
   if (evidence.verification) files.set('verification.json', json(evidence.verification));
+  if (evidence.forecast) files.set('forecast.json', json(evidence.forecast));
   if ((evidence.guardrails ?? []).length > 0) files.set('guardrails.json', json(evidence.guardrails));
   if ((evidence.errors ?? []).length > 0 || (evidence.notes ?? []).length > 0) {
     files.set('errors.json', json({ errors: evidence.errors ?? [], notes: evidence.notes ?? [] }));
@@ -124,6 +126,7 @@ export function buildEvidenceBundle(evidence: IncidentEvidence): EvidenceBundle 
       title: `Incident ${evidence.incidentId} on ${host}: conntrack entries, limit and drops`,
       samples: allSamples(evidence),
       markers: timeline.events,
+      ...projectionOf(evidence),
     }),
   );
 
@@ -171,4 +174,18 @@ export async function signEvidenceBundle(
   const files = new Map(bundle.files);
   files.set(SIGNATURE_PATH, signatureFileText(signature));
   return { ...bundle, files, signature };
+}
+
+/** The forecast's line to the predicted full time, for the chart (near-full incidents). */
+function projectionOf(evidence: IncidentEvidence) {
+  const forecast = evidence.forecast;
+  const last = forecast?.samples.at(-1);
+  if (!forecast?.predictedFullAt || !last || last.entries === null) return {};
+  return {
+    projection: {
+      from: { at: last.at, entries: last.entries },
+      fullAt: forecast.predictedFullAt,
+      max: forecast.max,
+    },
+  };
 }

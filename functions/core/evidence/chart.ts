@@ -24,6 +24,15 @@ export interface ChartInput {
   readonly title: string;
   readonly samples: readonly CounterSample[];
   readonly markers: readonly TimelineEvent[];
+  /**
+   * A near-full forecast: the line from the last sample it used to the predicted full time, drawn
+   * dashed (series `forecast`); cut at the chart's right edge when the full time lies far beyond.
+   */
+  readonly projection?: {
+    readonly from: { readonly at: string; readonly entries: number };
+    readonly fullAt: string;
+    readonly max: number;
+  };
 }
 
 export interface DropInterval {
@@ -77,6 +86,12 @@ export function renderChart(input: ChartInput): string {
 
   let tMin = Math.min(...times);
   let tMax = Math.max(...times);
+  const projection = input.projection;
+  if (projection && times.length > 0) {
+    // Show the predicted full time when it is near; otherwise at most as far again as the data.
+    const full = Date.parse(projection.fullAt);
+    if (Number.isFinite(full) && full > tMax) tMax = Math.min(full, tMax + Math.max(tMax - tMin, 10_000));
+  }
   if (tMax - tMin < 10_000) {
     tMin -= 5_000;
     tMax += 5_000;
@@ -162,6 +177,22 @@ export function renderChart(input: ChartInput): string {
       ),
       '</g>',
     );
+  }
+
+  if (projection) {
+    const fromMs = Date.parse(projection.from.at);
+    const fullMs = Date.parse(projection.fullAt);
+    if (Number.isFinite(fromMs) && Number.isFinite(fullMs) && fullMs > fromMs) {
+      const endMs = Math.min(fullMs, tMax);
+      const endEntries =
+        projection.from.entries +
+        ((projection.max - projection.from.entries) * (endMs - fromMs)) / (fullMs - fromMs);
+      parts.push(
+        `<g data-series="forecast" data-values="${projection.from.entries},${Math.round(endEntries)}" data-full-at="${escapeXml(projection.fullAt)}">`,
+        `<line x1="${x(fromMs).toFixed(1)}" y1="${yLeft(projection.from.entries).toFixed(1)}" x2="${x(endMs).toFixed(1)}" y2="${yLeft(endEntries).toFixed(1)}" stroke="${COLORS.count}" stroke-width="2" stroke-dasharray="3 4"><title>${escapeXml(`forecast: full at ${projection.fullAt}`)}</title></line>`,
+        '</g>',
+      );
+    }
   }
 
   // Timeline markers, labels staggered so that close events stay readable.

@@ -10,6 +10,7 @@ import type {
   ApprovalRecord,
   CommandRecord,
   CommandStep,
+  ForecastEvidence,
   IncidentEvidence,
   LogEvent,
   WorkflowError,
@@ -38,7 +39,7 @@ export interface WorkflowEvidenceInput {
 const IncidentSchema = z.looseObject({
   incidentId: z.string().min(1),
   instanceId: z.string().nullable().optional(),
-  kind: z.enum(['table-full', 'expect-table-full', 'ec2-allowance']),
+  kind: z.enum(['table-full', 'expect-table-full', 'ec2-allowance', 'near-full']),
   openedAt: z.string().optional(),
   trigger: z.looseObject({
     netns: z.string().nullable(),
@@ -48,7 +49,34 @@ const IncidentSchema = z.looseObject({
     events: z
       .array(z.looseObject({ timestamp: z.union([z.number(), z.string()]), message: z.string() }))
       .default([]),
+    forecast: z.unknown().optional(),
   }),
+});
+
+/** A near-full incident's forecast as detection recorded it (functions/core/forecast). */
+const ForecastSchema = z.looseObject({
+  sampledAt: z.iso.datetime(),
+  count: z.number().int().nonnegative(),
+  max: z.number().int().positive(),
+  usage: z.number().nonnegative(),
+  growthPerSecond: z.number().nullable(),
+  secondsToFull: z.number().nonnegative().nullable(),
+  predictedFullAt: z.iso.datetime().nullable(),
+  horizonSeconds: z.number().positive().optional(),
+  usageThreshold: z.number().positive().optional(),
+  trigger: z.string().nullable().optional(),
+  summary: z.string().max(2000),
+  samples: z
+    .array(
+      z.looseObject({
+        at: z.iso.datetime(),
+        count: z.number().int().nonnegative(),
+        max: z.number().int().nonnegative(),
+        drop: z.number().int().nonnegative().nullable(),
+      }),
+    )
+    .max(256)
+    .default([]),
 });
 
 const CommandOutputSchema = z.looseObject({
@@ -309,7 +337,37 @@ export function evidenceFromWorkflow(input: WorkflowEvidenceInput): IncidentEvid
     message: event.message,
     source: 'CloudWatch Logs',
   }));
-  if (logEvents.length === 0 && incident.trigger.firstSeen) {
+  let forecast: ForecastEvidence | undefined;
+  if (incident.kind === 'near-full') {
+    // The triggering events are host samples, not drop lines: they go with the forecast.
+    const parsed = ForecastSchema.safeParse(incident.trigger.forecast);
+    if (parsed.success) {
+      const f = parsed.data;
+      forecast = {
+        sampledAt: f.sampledAt,
+        count: f.count,
+        max: f.max,
+        usage: f.usage,
+        growthPerSecond: f.growthPerSecond,
+        secondsToFull: f.secondsToFull,
+        predictedFullAt: f.predictedFullAt,
+        horizonSeconds: f.horizonSeconds ?? null,
+        usageThreshold: f.usageThreshold ?? null,
+        trigger: f.trigger ?? null,
+        summary: f.summary,
+        samples: f.samples.map((sample) => ({
+          at: sample.at,
+          entries: sample.count,
+          max: sample.max,
+          drop: sample.drop,
+        })),
+        lines: logEvents.map((event) => ({ ...event, source: 'host sampler' })),
+      };
+    } else {
+      notes.push('the near-full forecast that opened the incident is missing or malformed: it is not shown');
+    }
+    logEvents.length = 0;
+  } else if (logEvents.length === 0 && incident.trigger.firstSeen) {
     notes.push('the triggering log events were not kept; the first drop time is the one detection recorded');
     logEvents.push({
       timestamp: incident.trigger.firstSeen,
@@ -340,6 +398,7 @@ export function evidenceFromWorkflow(input: WorkflowEvidenceInput): IncidentEvid
     errors,
     notes,
     guardrails: guardrailsOf(state.guardrails, notes),
+    ...(forecast === undefined ? {} : { forecast }),
   };
 }
 

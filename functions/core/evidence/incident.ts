@@ -35,8 +35,34 @@ export interface IncidentEvidence {
   readonly errors?: readonly WorkflowError[];
   /** What the evidence could not record, in plain words (e.g. an after report that was not JSON). */
   readonly notes?: readonly string[];
+  /**
+   * For a `near-full` incident: the forecast that opened it and the host samples it was made from
+   * (lines anyone on the host could write: the plan's confirmation is what the host's own
+   * counters showed).
+   */
+  readonly forecast?: ForecastEvidence;
   /** Which guardrail decided what (instance policy, preconditions, calendar, breaker, slots, cooldown). */
   readonly guardrails?: readonly GuardrailDecision[];
+}
+
+export interface ForecastEvidence {
+  /** Time of the latest sample the forecast used (the host's clock). */
+  readonly sampledAt: string;
+  readonly count: number;
+  readonly max: number;
+  readonly usage: number;
+  readonly growthPerSecond: number | null;
+  readonly secondsToFull: number | null;
+  /** When the table would have been full at that growth. */
+  readonly predictedFullAt: string | null;
+  readonly horizonSeconds: number | null;
+  readonly usageThreshold: number | null;
+  /** `usage` or `horizon`. */
+  readonly trigger: string | null;
+  readonly summary: string;
+  readonly samples: readonly CounterSample[];
+  /** The sample lines as received. */
+  readonly lines: readonly LogEvent[];
 }
 
 export interface WorkflowError {
@@ -160,6 +186,10 @@ export function allSamples(evidence: IncidentEvidence): CounterSample[] {
     ...(evidence.before ? samplesOf(evidence.before, 'before') : []),
     ...(evidence.after ? samplesOf(evidence.after, 'after') : []),
     ...limitChanges,
+    ...(evidence.forecast?.samples ?? []).map((sample, index) => ({
+      ...sample,
+      at: iso(timeOf(sample.at, `forecast.samples[${index}].at`)),
+    })),
     ...(evidence.samples ?? []).map((sample, index) => ({
       ...sample,
       at: iso(timeOf(sample.at, `samples[${index}].at`)),

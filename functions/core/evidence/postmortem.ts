@@ -20,6 +20,8 @@ const CLASSIFICATION_STORY: Record<string, string> = {
     'Two packets of the same new flow (typically the A and AAAA DNS queries glibc sends together from one socket) raced to create the same entry, and the loser was dropped. The table was not full.',
   'ec2-allowance':
     "The instance's EC2 connection-tracking allowance was exhausted: the Nitro hypervisor dropped packets before the guest saw them. The kernel table was not full, and no change inside the instance can fix it.",
+  'near-full':
+    'The connection-tracking table was filling towards its limit. Nothing had been dropped yet: the host sampler’s samples predicted the table full within the horizon (or showed it above the usage threshold), and the host’s own counters, read over SSM, confirmed the growth before anything was changed. Once full, the kernel would have dropped the first packet of every new flow.',
   'not-confirmed':
     "The host's own counters did not confirm the alert: no drops were counted between the two samples and the table was not near its limit. The log line was stale (the burst was over), from another namespace, or forged. Nothing was changed.",
 };
@@ -73,6 +75,8 @@ export function renderPostmortem(input: PostmortemInput): string {
   }
   line(summary.join(' '));
   line();
+
+  if (evidence.forecast) renderForecast(evidence, timeline, impact, line);
 
   line('## Impact');
   line();
@@ -205,6 +209,54 @@ export function renderPostmortem(input: PostmortemInput): string {
   for (const file of input.files) line(`- ${codeSpan(file)}`);
   line();
   return out.join('\n');
+}
+
+/** The story ahead of the outage: what was predicted, when the fix landed, how much lead it had. */
+function renderForecast(
+  evidence: IncidentEvidence,
+  timeline: Timeline,
+  impact: ImpactEstimate,
+  line: (text?: string) => void,
+): void {
+  const forecast = evidence.forecast;
+  if (!forecast) return;
+  line('## Ahead of the outage');
+  line();
+  const growth =
+    forecast.growthPerSecond === null
+      ? 'no steady growth yet'
+      : `growing ${round(forecast.growthPerSecond)} entries/s`;
+  const why =
+    forecast.trigger === 'usage'
+      ? `usage at or above ${forecast.usageThreshold === null ? 'the threshold' : `${Math.round(forecast.usageThreshold * 100)}%`}`
+      : `predicted full within the ${forecast.horizonSeconds === null ? '' : `${duration(forecast.horizonSeconds)} `}horizon`;
+  line(
+    `- At ${forecast.sampledAt} the host samples showed ${forecast.count} of ${forecast.max} entries (${Math.round(forecast.usage * 100)}%), ${growth}${forecast.secondsToFull === null ? '' : `: full in ${duration(forecast.secondsToFull)}`}. The incident opened because of ${why}.`,
+  );
+  if (forecast.predictedFullAt) line(`- Predicted full at **${forecast.predictedFullAt}**.`);
+  line(
+    '- Sample lines can be written by any local user, so they only opened the incident; what the host’s own counters showed over SSM is under "Root cause".',
+  );
+  const landed = timeline.at.remediated;
+  if (landed && forecast.predictedFullAt) {
+    const lead = (Date.parse(forecast.predictedFullAt) - Date.parse(landed)) / 1000;
+    line(
+      lead >= 0
+        ? `- The fix landed at ${landed}: **${duration(lead)} before** the table would have been full (lead time gained).`
+        : `- The fix landed at ${landed}, ${duration(-lead)} after the predicted full time.`,
+    );
+  } else if (!landed) {
+    line('- No fix was applied (see the outcome).');
+  }
+  if (impact.measured) {
+    line(
+      `- Dropped packets counted by the kernel over the incident: **${impact.measured.drops}**${impact.measured.drops === 0 ? ' (none: the fix came before the first drop)' : ''}.`,
+    );
+  }
+  line(
+    `- The curve: ${forecast.samples.length} host samples and the projection to the predicted full time are in the chart (series \`forecast\`).`,
+  );
+  line();
 }
 
 function renderImpact(impact: ImpactEstimate, line: (text?: string) => void): void {

@@ -2,6 +2,7 @@ import { readSignals } from '../plan/signals.js';
 import { type IncidentEvidence, iso, timeOf } from './incident.js';
 
 export type TimelineKey =
+  | 'forecast'
   | 'first-drop'
   | 'detected'
   | 'diagnosed'
@@ -16,6 +17,7 @@ export type TimelineKey =
 
 /** The order in which the events of an incident can happen; ties in time are shown in this order. */
 const CAUSAL_ORDER: readonly TimelineKey[] = [
+  'forecast',
   'first-drop',
   'detected',
   'diagnosed',
@@ -65,6 +67,14 @@ export function buildTimeline(evidence: IncidentEvidence): Timeline {
       first,
       'First kernel drop message',
       `earliest of ${evidence.logEvents.length} log events`,
+    );
+  }
+  if (evidence.forecast) {
+    add(
+      'forecast',
+      timeOf(evidence.forecast.sampledAt, 'forecast.sampledAt'),
+      `Host samples predicted the table full${evidence.forecast.predictedFullAt ? ` at ${evidence.forecast.predictedFullAt}` : ''}: ${evidence.forecast.summary}`,
+      `forecast from ${evidence.forecast.samples.length} host samples`,
     );
   }
   add(
@@ -174,6 +184,8 @@ export function buildTimeline(evidence: IncidentEvidence): Timeline {
 /** Event pairs that must happen in this order when both are present. */
 const MUST_PRECEDE: readonly [TimelineKey, TimelineKey][] = [
   // Host and detection clocks differ; a skew shows here rather than being hidden.
+  ['forecast', 'detected'],
+  ['forecast', 'diagnosed'],
   ['first-drop', 'detected'],
   ['first-drop', 'diagnosed'],
   ['detected', 'diagnosed'],
