@@ -5,11 +5,11 @@ import {
   type Forecast,
   type ForecastSettings,
   forecastTable,
-  isTracked,
   type MergeResult,
   mergeSamples,
   type SampleGroup,
   type WindowSample,
+  worthStoring,
 } from '../core/forecast/index.js';
 
 /**
@@ -85,14 +85,7 @@ export class SampleWindowStore {
 
   /** Adds one host's samples to its window and forecasts from the result. */
   async record(group: SampleGroup, now: Date): Promise<RecordedSamples> {
-    const worthStoring = group.samples.some(
-      (sample) =>
-        !sample.loaded ||
-        (sample.count !== null &&
-          sample.max !== null &&
-          isTracked({ count: sample.count, max: sample.max }, this.settings)),
-    );
-    if (!worthStoring) {
+    if (!worthStoring(group.samples, this.settings)) {
       const merged = mergeSamples([], group.samples, this.settings, now.getTime());
       return { window: [], forecast: null, skipped: merged.skipped, unloaded: false, stored: false };
     }

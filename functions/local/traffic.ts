@@ -12,6 +12,7 @@ import { execInNetns, type LabHosts, NAMESPACE_PREFIX } from './netns.js';
 
 const SERVICE_PROGRAM = fileURLToPath(new URL('./programs/tcp-service.mjs', import.meta.url));
 const CHURN_PROGRAM = fileURLToPath(new URL('./programs/tcp-churn.mjs', import.meta.url));
+const RAMP_PROGRAM = fileURLToPath(new URL('./programs/tcp-ramp.mjs', import.meta.url));
 
 const MAX_CONNECTIONS_PER_CALL = 100_000;
 const MAX_CONCURRENCY = 1024;
@@ -142,6 +143,53 @@ export async function churnConnections(
     { timeoutMs: bound },
   );
   return JSON.parse(stdout) as ChurnResult;
+}
+
+export interface RampOptions {
+  /** Connections to open in all (at most 100,000 per call). */
+  readonly count: number;
+  /** New connections a second, started on schedule whatever the others do (1 to 5,000). */
+  readonly perSecond: number;
+  /** Per connection: connect, FIN, peer's close (default 1000 ms: a dropped SYN fails it). */
+  readonly timeoutMs?: number;
+}
+
+export interface RampResult extends ChurnResult {
+  /** How far behind its schedule the last connection started (the generator kept the pace if small). */
+  readonly lateMs: number;
+}
+
+/**
+ * A gradual fill: `count` short TCP connections from `clientNs` to `address:port` at a steady
+ * rate, so the instance's table (TIME_WAIT entries live 120 s) grows by `perSecond` entries a
+ * second. Resolves when every connection has ended.
+ */
+export async function rampConnections(
+  clientNs: string,
+  address: string,
+  port: number,
+  options: RampOptions,
+): Promise<RampResult> {
+  assertLabTarget(clientNs, address, port);
+  const timeoutMs = options.timeoutMs ?? 1000;
+  assertBounded('count', options.count, 0, MAX_CONNECTIONS_PER_CALL);
+  assertBounded('perSecond', options.perSecond, 1, 5000);
+  assertBounded('timeoutMs', timeoutMs, 10, MAX_TIMEOUT_MS);
+  const bound = Math.ceil((options.count / options.perSecond) * 1000) + timeoutMs + 15_000;
+  const { stdout } = await execInNetns(
+    clientNs,
+    process.execPath,
+    [
+      RAMP_PROGRAM,
+      address,
+      String(port),
+      String(options.count),
+      String(options.perSecond),
+      String(timeoutMs),
+    ],
+    { timeoutMs: bound },
+  );
+  return JSON.parse(stdout) as RampResult;
 }
 
 /** "Do `count` new connections succeed right now?" (default 5 connections, 1 s each, in parallel). */

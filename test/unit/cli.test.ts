@@ -14,4 +14,18 @@ describe('conntrack-responder CLI', () => {
     expect(await main(['frobnicate'], io)).toBe(2);
     expect(stderr()).toContain("unknown command 'frobnicate'");
   });
+
+  it('watch: explains near-full sampling in --help and refuses a bad --sample-interval before touching anything', async () => {
+    const help = captureIo();
+    expect(await main(['watch', '--help'], help.io)).toBe(0);
+    expect(help.stdout()).toContain('--sample-interval');
+    expect(help.stdout()).toContain('near-full');
+    for (const bad of ['0', 'abc', '99999']) {
+      const { io, stderr } = captureIo();
+      expect(await main(['watch', '--netns', 'ctr-none', '--sample-interval', bad], io)).toBe(2);
+      expect(stderr()).toContain(`--sample-interval must be seconds from 0.1 to 3600, got '${bad}'`);
+    }
+    const missing = captureIo();
+    expect(await main(['watch', '--netns', 'ctr-none', '--sample-interval'], missing.io)).toBe(2);
+  });
 });

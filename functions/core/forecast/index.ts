@@ -49,4 +49,5 @@ export {
   type SkipReason,
   toWindowSample,
   type WindowSample,
+  worthStoring,
 } from './window.js';

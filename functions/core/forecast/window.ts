@@ -100,3 +100,14 @@ export function mergeSamples(
   }
   return { samples, skipped, unloaded };
 }
+
+/** Whether a delivery holds anything worth keeping: a tracked sample, or the module unloaded. */
+export function worthStoring(samples: readonly HostSample[], settings: ForecastSettings): boolean {
+  return samples.some(
+    (sample) =>
+      !sample.loaded ||
+      (sample.count !== null &&
+        sample.max !== null &&
+        isTracked({ count: sample.count, max: sample.max }, settings)),
+  );
+}

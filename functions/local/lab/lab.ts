@@ -85,7 +85,7 @@ export class LabAbortedError extends ResponderError {
 }
 
 /** Rejects as soon as the signal aborts, so that cleanup never waits for a step that is stuck. */
-function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+export function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (signal === undefined) return promise;
   if (signal.aborted) return Promise.reject(new LabAbortedError('interrupted'));
   return new Promise<T>((resolve, reject) => {
@@ -169,6 +169,9 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
         stdout: options.stdout,
         progress: options.progress ?? true,
         ...(options.signal ? { signal: options.signal } : {}),
+        // This lab is the reactive story (a burst fills the table in seconds, before a forecast
+        // has its five samples): the kernel's drop line opens the incident. `--ramp` is the other.
+        forecast: false,
       });
       watchers.push(watcher.stop);
       await abortable(watcher.ready, options.signal);

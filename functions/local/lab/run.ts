@@ -4,6 +4,7 @@ import { FIREWALL_BACKENDS, type FirewallBackend } from '../firewall.js';
 import { restoreCrashedConntrackMax } from '../netns.js';
 import { LabAbortedError, labSummary, runLab } from './lab.js';
 import { checkPrerequisites, installMissing } from './prerequisites.js';
+import { RAMP_CONNTRACK_MAX, RAMP_DEFAULT_PER_SECOND, rampSummary, runRampLab } from './ramp.js';
 
 /**
  * `npm run lab`: reproduce seed 003 in network namespaces and watch the responder fix it.
@@ -26,11 +27,17 @@ options:
   --out DIR          parent of the incident folder (default ./out)
   --soak SECONDS     soak before verification (default 5)
   --backend NAME     instance firewall: iptables-nft (default) | iptables-legacy | nftables
+  --ramp [RATE]      instead: a gradual fill (issue 13). Clients open RATE short connections a
+                     second (default ${RAMP_DEFAULT_PER_SECOND}) until the instance was asked to hold twice its
+                     limit of ${RAMP_CONNTRACK_MAX}; watch samples it every second, predicts when it fills, and
+                     the workflow fixes it before the first drop. The kernel's drop counter is
+                     shown before and after.
 `;
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({
+  const { values, positionals } = parseArgs({
     args: process.argv.slice(2),
+    allowPositionals: true,
     options: {
       mode: { type: 'string', default: 'auto' },
       approve: { type: 'boolean', default: false },
@@ -38,6 +45,7 @@ async function main(): Promise<number> {
       out: { type: 'string', default: 'out' },
       soak: { type: 'string', default: '5' },
       backend: { type: 'string', default: 'iptables-nft' },
+      ramp: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -57,6 +65,16 @@ async function main(): Promise<number> {
   }
   if (!/^[0-9]{1,4}$/.test(values.soak)) {
     say(`lab: --soak must be a whole number of seconds, got '${values.soak}'`);
+    return 2;
+  }
+
+  const rateText = positionals[0] ?? String(RAMP_DEFAULT_PER_SECOND);
+  if (positionals.length > 1 || (positionals.length === 1 && !values.ramp)) {
+    say(`lab: unexpected argument(s) ${positionals.join(' ')} (see --help)`);
+    return 2;
+  }
+  if (!/^[0-9]{1,4}$/.test(rateText) || Number(rateText) < 1 || Number(rateText) > 5000) {
+    say(`lab: --ramp RATE must be a whole number of connections a second from 1 to 5000, got '${rateText}'`);
     return 2;
   }
 
@@ -94,6 +112,23 @@ async function main(): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
+    if (values.ramp) {
+      say(`lab: ramp: a gradual fill at ${rateText} connections/s, fixed before the first drop`);
+      const ramp = await runRampLab({
+        perSecond: Number(rateText),
+        mode: mode as ResponseMode | undefined,
+        approval: values.approve ? 'approve' : values.reject ? 'reject' : 'prompt',
+        outRoot: values.out,
+        soakSeconds: Number(values.soak),
+        backend: values.backend as FirewallBackend,
+        stdin: process.stdin,
+        stdout: process.stdout,
+        signal: interrupt.signal,
+      });
+      say(rampSummary(ramp));
+      const clean = ramp.dropsAfter === ramp.dropsBefore && ramp.ramp.failed === 0;
+      return ramp.incident.result.outcome?.status === 'remediated' && clean ? 0 : mode === 'auto' ? 1 : 0;
+    }
     const result = await runLab({
       mode: mode as ResponseMode | undefined,
       approval: values.approve ? 'approve' : values.reject ? 'reject' : 'prompt',

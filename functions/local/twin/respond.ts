@@ -133,12 +133,12 @@ export async function respond(
     host: netns,
     // The namespace plays the instance; its name is its local "instance id".
     instanceId: netns,
-    kind: 'table-full',
+    kind: trigger?.kind ?? 'table-full',
     mode: options.mode ?? 'auto',
     openedAt: started.toISOString(),
     trigger: {
       owner: 'local',
-      logGroup: 'kernel',
+      logGroup: trigger?.kind === 'near-full' ? 'host-sampler' : 'kernel',
       logStream: netns,
       netns: inode,
       dropLines: trigger?.dropLines ?? 0,
@@ -147,6 +147,7 @@ export async function respond(
       lastSeen: trigger?.lastSeen ?? null,
       events: (trigger?.events ?? []).map((event, index) => ({ id: String(index), ...event })),
       eventsOmitted: 0,
+      ...(trigger?.forecast === undefined ? {} : { forecast: trigger.forecast }),
     },
   };
   await writeFile(join(outDir, 'execution-input.json'), `${JSON.stringify(input, null, 2)}\n`);

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DropAggregator } from '../../core/detect/aggregate.js';
 import { classifyKernelMessage } from '../../core/detect/messages.js';
 import { parseTextLine } from '../../core/detect/text-line.js';
+import type { ForecastRecord } from '../../core/forecast/index.js';
 import { namespaceInode } from '../netns.js';
 
 /**
@@ -15,8 +16,15 @@ import { namespaceInode } from '../netns.js';
  * and keeps its lines.
  */
 
-/** The kernel lines that triggered a response: what `watch` hands to `respond`. */
+/**
+ * What triggered a response: what `watch` hands to `respond`. The kernel's drop lines
+ * (`table-full`, the default), or the host sampler's lines and the forecast made from them
+ * (`near-full`, forecast-watch.ts).
+ */
 export interface LocalTrigger {
+  readonly kind?: 'table-full' | 'near-full';
+  /** For near-full: the forecast, as the detect function puts it on the incident. */
+  readonly forecast?: ForecastRecord;
   readonly firstSeen: string | null;
   readonly lastSeen: string | null;
   readonly dropLines: number;
