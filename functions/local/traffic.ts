@@ -155,8 +155,10 @@ export interface RampOptions {
 }
 
 export interface RampResult extends ChurnResult {
-  /** How far behind its schedule the last connection started (the generator kept the pace if small). */
+  /** How far behind its schedule the latest connection started (the generator kept the pace if small). */
   readonly lateMs: number;
+  /** Wall-clock time of the first connection, milliseconds since the epoch. */
+  readonly startedAtMs: number;
 }
 
 /**

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -17,7 +18,6 @@ import {
 } from '../traffic.js';
 import type { AslMachine } from '../twin/asl.js';
 import type { LocalApproval } from '../twin/local-functions.js';
-import type { LocalCommandRecord } from '../twin/local-ssm.js';
 import { synthesizedWorkflowDefinition } from '../twin/synth.js';
 import { type WatchedIncident, watchOnce } from '../twin/watch-respond.js';
 import { abortable, LAB_SERVICE_PORT, LabAbortedError } from './lab.js';
@@ -33,8 +33,8 @@ import { abortable, LAB_SERVICE_PORT, LabAbortedError } from './lab.js';
 
 /** Low enough to fill in seconds at lab rates; the host's own table is checked by withConntrackMax. */
 export const RAMP_CONNTRACK_MAX = 2048;
-/** The default fill rate: the table would be full in about 20 s. */
-export const RAMP_DEFAULT_PER_SECOND = 100;
+/** The default fill rate: the table would be full in about 40 s. */
+export const RAMP_DEFAULT_PER_SECOND = 50;
 
 export interface RampLabOptions {
   /** New connections a second (the table grows by as many entries a second). */
@@ -72,7 +72,7 @@ export interface RampLabResult {
   readonly rampStartedAt: string;
   /** When the table would have been full at the steady rate, had nothing changed. */
   readonly wouldBeFullAt: string;
-  /** When the first change (raise-limits or NOTRACK) finished on the namespace; null if none did. */
+  /** When the raised limit was first seen in the kernel (read every 20 ms); null if it never was. */
   readonly fixLandedAt: string | null;
   /** The last forecast made before the fix landed (its usage and predicted time to full). */
   readonly forecastAtFix: Forecast | null;
@@ -83,21 +83,22 @@ export interface RampLabResult {
   readonly finalProbe: { readonly attempted: number; readonly succeeded: number };
 }
 
-const CHANGE_DOCUMENTS = new Set(['raise-limits', 'notrack-ports']);
-
-/** When the first change document finished successfully. */
-export function fixLandedAt(commands: readonly LocalCommandRecord[]): string | null {
-  const landed = commands
-    .filter(
-      (command) =>
-        CHANGE_DOCUMENTS.has(command.document) &&
-        command.result?.status === 'Success' &&
-        command.finishedAt !== undefined,
-    )
-    .map((command) => command.finishedAt as string)
-    .sort();
-  return landed[0] ?? null;
+/** Reads the global nf_conntrack_max every 20 ms and remembers when it first went above `max`. */
+function watchLimit(max: number): { raisedAtMs(): number | null; stop(): void } {
+  let raisedAt: number | null = null;
+  const timer = setInterval(() => {
+    if (raisedAt !== null) return;
+    try {
+      if (Number.parseInt(readFileSync(MAX_PATH, 'utf8'), 10) > max) raisedAt = Date.now();
+    } catch {}
+  }, 20);
+  return {
+    raisedAtMs: () => raisedAt,
+    stop: () => clearInterval(timer),
+  };
 }
+
+const MAX_PATH = '/proc/sys/net/netfilter/nf_conntrack_max';
 
 export async function runRampLab(options: RampLabOptions): Promise<RampLabResult> {
   const say = options.progress === false ? () => {} : (line: string) => options.stdout.write(`${line}\n`);
@@ -163,25 +164,32 @@ export async function runRampLab(options: RampLabOptions): Promise<RampLabResult
       say(
         `ramp: opening ${total} short connections at ${options.perSecond}/s (${demandFactor}× the limit of ${max}); kernel drop counter ${dropsBefore}`,
       );
-      const rampStarted = Date.now();
-      const wouldBeFull = rampStarted + ((max - countBefore) / options.perSecond) * 1000;
       say(
-        `ramp: untouched, the table would be full in ${formatDuration((wouldBeFull - rampStarted) / 1000)} (${formatRate(options.perSecond)})`,
+        `ramp: untouched, the table would be full in ${formatDuration((max - countBefore) / options.perSecond)} (${formatRate(options.perSecond)})`,
       );
+      // The moment the fix reaches the kernel: the (global) limit read every 20 ms.
+      const limitRaised = watchLimit(max);
       const ramp = rampConnections(clients, instanceAddress, LAB_SERVICE_PORT, {
         count: total,
         perSecond: options.perSecond,
       });
       ramp.catch(() => {});
-      const incident = await abortable(watcher.incident, options.signal);
-      const finished = await abortable(ramp, options.signal);
+      let finished: RampResult;
+      let incident: WatchedIncident;
+      try {
+        incident = await abortable(watcher.incident, options.signal);
+        finished = await abortable(ramp, options.signal);
+      } finally {
+        limitRaised.stop();
+      }
+      const wouldBeFull = finished.startedAtMs + ((max - countBefore) / options.perSecond) * 1000;
       const dropsAfter = await conntrackDrops(instance);
       const countAfter = await conntrackCount(instance);
       const maxAfter = await conntrackMax(instance);
       const finalProbe = await probeConnections(clients, instanceAddress, LAB_SERVICE_PORT, { count: 5 });
       await options.beforeRestore?.(labHosts);
-      const landed = fixLandedAt(incident.result.commands);
-      const landedMs = landed === null ? null : Date.parse(landed);
+      const landedMs = limitRaised.raisedAtMs();
+      const landed = landedMs === null ? null : new Date(landedMs).toISOString();
       const forecastAtFix =
         landedMs === null
           ? null
@@ -194,7 +202,7 @@ export async function runRampLab(options: RampLabOptions): Promise<RampLabResult
         dropsBefore,
         dropsAfter,
         incident,
-        rampStartedAt: new Date(rampStarted).toISOString(),
+        rampStartedAt: new Date(finished.startedAtMs).toISOString(),
         wouldBeFullAt: new Date(wouldBeFull).toISOString(),
         fixLandedAt: landed,
         forecastAtFix,

@@ -4,8 +4,9 @@
 // FIN and waits for the peer's close, ending in TIME_WAIT (a conntrack entry that lives 120 s).
 // A connection that does not complete within timeoutMs fails (a SYN dropped by a full table is
 // retransmitted only after 1 s). Prints one JSON object:
-// {"attempted":N,"succeeded":N,"failed":N,"errors":{"ETIMEDOUT":N,...},"elapsedMs":N,"lateMs":N}
-// (lateMs: how far behind its schedule the last connection started).
+// {"attempted":N,"succeeded":N,"failed":N,"errors":{"ETIMEDOUT":N,...},"elapsedMs":N,"lateMs":N,"startedAtMs":N}
+// (lateMs: how far behind its schedule the latest connection started; startedAtMs: wall-clock time
+// of the first connection).
 import { connect, isIP } from 'node:net';
 
 const [address, ...numbers] = process.argv.slice(2);
@@ -51,7 +52,15 @@ function once() {
 }
 
 const started = performance.now();
-const result = { attempted: 0, succeeded: 0, failed: 0, errors: {}, elapsedMs: 0, lateMs: 0 };
+const result = {
+  attempted: 0,
+  succeeded: 0,
+  failed: 0,
+  errors: {},
+  elapsedMs: 0,
+  lateMs: 0,
+  startedAtMs: Date.now(),
+};
 const pending = [];
 await new Promise((resolve) => {
   const tick = () => {

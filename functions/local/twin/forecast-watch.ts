@@ -41,7 +41,10 @@ export interface ForecastWatchOptions {
 }
 
 export interface ForecastWatcher {
-  /** Resolves with the first forecast that triggers; rejects if the sampler stops by itself. */
+  /**
+   * Resolves with the first forecast that triggers; rejects if the sampler stops by itself before.
+   * The sampler keeps running (and `onForecast` keeps being called) until `stop()`.
+   */
   readonly nearFull: Promise<NearFullTrigger>;
   /** Stops the sampler (idempotent). */
   stop(): Promise<void>;
@@ -63,6 +66,7 @@ export async function watchTableForecast(options: ForecastWatchOptions): Promise
 
   /** The last sample lines, the incident's events (as the detect function keeps a group's). */
   const recentEvents: Array<{ timestamp: number; message: string }> = [];
+  let triggered = false;
   const onLine = (line: string, receivedAtMs: number) => {
     if (done) return;
     lineNumber += 1;
@@ -75,8 +79,9 @@ export async function watchTableForecast(options: ForecastWatchOptions): Promise
       const forecast = record(group, receivedAtMs);
       if (forecast === null) continue;
       options.onForecast?.(forecast);
-      if (forecast.trigger === null || done) continue;
-      done = true;
+      // Sampling goes on (progress, the lab's figures) until stop(); the first trigger settles.
+      if (forecast.trigger === null || triggered) continue;
+      triggered = true;
       const first = window[0];
       settle({
         kind: 'near-full',
@@ -106,7 +111,7 @@ export async function watchTableForecast(options: ForecastWatchOptions): Promise
     intervalSeconds: options.intervalSeconds ?? 1,
     onLine,
     onExit: (code, stderr) => {
-      if (done) return;
+      if (done || triggered) return;
       done = true;
       fail(new Error(`the host sampler in ${options.netns} ended (exit ${code}): ${stderr.trim()}`));
     },

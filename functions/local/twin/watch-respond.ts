@@ -82,7 +82,8 @@ export function watchOnce(
       kind: 'table-full' as const,
     }));
     const trigger: WatchTrigger = await (sampler ? Promise.race([drops, sampler.nearFull]) : drops);
-    stopWatching();
+    // The kernel log is done with; the sampler goes on through the response, as on a host.
+    follower?.stop();
     options.onDetected?.(trigger);
     if (trigger.kind === 'near-full') {
       say(
@@ -93,11 +94,15 @@ export function watchOnce(
         `watch: ${trigger.dropLines} drop line(s) for ${options.netns}, first at ${trigger.firstSeen}, detected at ${trigger.detectedAt}`,
       );
     }
-    const result = await respond(
-      { ...options, definition, trigger },
-      localEvidenceWriter((line) => say(line), options.evidenceSigner),
-    );
-    return { trigger, result };
+    try {
+      const result = await respond(
+        { ...options, definition, trigger },
+        localEvidenceWriter((line) => say(line), options.evidenceSigner),
+      );
+      return { trigger, result };
+    } finally {
+      await sampler?.stop();
+    }
   })();
   return {
     ready: ready.then(() => undefined),
