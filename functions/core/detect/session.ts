@@ -260,20 +260,21 @@ export class DetectionSession {
     evidence?: CloudWatchLogEvent,
     wholeText: string = line.message,
   ): LineProblem | null {
-    const phrase = mentionsKernelPhrase(phraseText(wholeText));
+    // Only lines that are not counted as a drop or a suppression need the phrase test.
+    const phrase = () => mentionsKernelPhrase(phraseText(wholeText));
     if (line.refused !== null) {
       this.previous = null;
-      if (phrase) this.aggregator.unreadableLine();
+      if (phrase()) this.aggregator.unreadableLine();
       return `refused: ${line.refused}`;
     }
     if (!line.kernel) {
       this.previous = { host, kernel: false, message: null, timeMs };
-      if (phrase) this.aggregator.notKernelLine();
+      if (phrase()) this.aggregator.notKernelLine();
       return null;
     }
     const message = classifyKernelMessage(line.message);
     this.aggregator.kernelLine(host, message, timeMs, evidence, line.times);
-    if (message === null && phrase) {
+    if (message === null && phrase()) {
       // Still a kernel line for the attribution of its neighbours; its own count is unknown.
       this.previous = null;
       this.aggregator.unreadableLine();

@@ -11,12 +11,20 @@ import type { DetectionSession } from './session.js';
  * and parsed. The result is the same as parsing every line.
  */
 
-// Subsets of CANDIDATE_SUBSTRINGS ('table full', 'suppressed') chosen for speed: Buffer.indexOf
-// runs several times faster when the needle starts with a byte that is rare in log text.
-// Every line with a candidate substring contains one of these, so nothing is missed; a few
-// more lines ("fully") are parsed for nothing. syslogd's `last message repeated N times` can
-// repeat a drop line, so it is a candidate too.
-const NEEDLES = [Buffer.from('full'), Buffer.from('uppress'), Buffer.from('peated')];
+// Needles for CANDIDATE_SUBSTRINGS ('table full', 'suppressed'), chosen for speed: Buffer.indexOf
+// runs a memchr for the needle's first byte and compares the rest, so it is as fast as that byte
+// is rare in log text, and each needle costs a native pass over the whole input. Every line with
+// a candidate substring contains one of these, so nothing is missed. A `full` counts only after
+// `table` and a space or a no-break space (the phrase as phraseText reads it), so `full duplex`
+// and `fully` cost no parse.
+const FULL = Buffer.from('full');
+const SUPPRESS = Buffer.from('uppress');
+const TABLE_SPACE = Buffer.from('table ');
+const TABLE_NBSP = Buffer.from('table\u00a0');
+// syslogd's `last message repeated N times` repeats the line just before it, and only when that
+// line was given to the session (see DetectionSession.skipped): so it is looked for only in the
+// line after one given to the session, not searched for through the whole input.
+const REPEATED = Buffer.from('repeated');
 const NEWLINE = 0x0a;
 const CARRIAGE_RETURN = 0x0d;
 const OPEN_BRACKET = 0x5b;
@@ -38,7 +46,11 @@ class NeedleCursor {
   private end = 0;
   private found = -1;
 
-  constructor(private readonly needle: Buffer) {}
+  /** `accepts` can refuse an occurrence (by what surrounds it): the search goes on after it. */
+  constructor(
+    private readonly needle: Buffer,
+    private readonly accepts: (buffer: Buffer, position: number) => boolean = () => true,
+  ) {}
 
   reset(buffer: Buffer, end: number): void {
     this.buffer = buffer;
@@ -48,9 +60,15 @@ class NeedleCursor {
 
   /** The first position >= from where the needle starts, or NOWHERE. */
   next(from: number): number {
-    if (this.found !== NOWHERE && this.found < from && this.buffer !== null) {
-      const found = this.buffer.indexOf(this.needle, from);
+    const buffer = this.buffer;
+    if (buffer === null) return this.found;
+    let start = from;
+    while (this.found !== NOWHERE && this.found < from) {
+      const found = buffer.indexOf(this.needle, start);
       this.found = found < 0 || found >= this.end ? NOWHERE : found;
+      if (this.found === NOWHERE || this.accepts(buffer, found)) break;
+      start = found + 1;
+      this.found = -1;
     }
     return this.found;
   }
@@ -79,7 +97,7 @@ export class TextLogScanner {
   private carry: Buffer | null = null;
   private streamOffset = 0;
   private linesBefore = 0;
-  private readonly candidateCursors = NEEDLES.map((needle) => new NeedleCursor(needle));
+  private readonly candidateCursors = [new NeedleCursor(FULL, afterTable), new NeedleCursor(SUPPRESS)];
   private readonly kernelWord = new NeedleCursor(Buffer.from('kern'));
   private readonly countLines: boolean;
   /** After an overlong line: drop bytes up to the next newline. */
@@ -187,15 +205,18 @@ export class TextLogScanner {
     let counted = start;
     while (position < end) {
       // Until the input's first line has been read, and while some host has state a kernel line
-      // could change, lines are looked at one by one.
+      // could change, lines are looked at one by one. (A `last message repeated` line needs no
+      // search either: it repeats the line before it, which left no host with state, so it
+      // changes nothing.)
       if (this.session.inputFormatKnown && !this.session.aggregator.hasActiveHosts()) {
         const candidate = this.nextCandidate(position);
         if (candidate === NOWHERE) break;
         position = Math.max(buffer.lastIndexOf(NEWLINE, candidate) + 1, position);
       }
-      let lineEnd = buffer.indexOf(NEWLINE, position);
-      if (lineEnd < 0 || lineEnd > end) lineEnd = end;
-      const candidate = this.nextCandidate(position) < lineEnd;
+      const lineEnd = lineEndOf(buffer, position, end);
+      const candidate =
+        this.nextCandidate(position) < lineEnd ||
+        (offset + position - start === this.fedUpTo && contains(buffer, position, lineEnd, REPEATED));
       // While some host is active, every kernel line counts, but a line that cannot be a kernel
       // line is still skipped undecoded.
       if (candidate || !this.session.inputFormatKnown || this.mayBeKernelLine(buffer, position, lineEnd)) {
@@ -257,6 +278,27 @@ export class TextLogScanner {
       this.onProblem({ offset, line: this.countLines ? this.linesBefore + 1 : null, reason: problem, text });
     }
   }
+}
+
+/** Where the line starting at `start` ends: its newline, or `end`. */
+function lineEndOf(buffer: Buffer, start: number, end: number): number {
+  const newline = buffer.indexOf(NEWLINE, start);
+  return newline < 0 || newline > end ? end : newline;
+}
+
+/** True when buffer[start, end) contains the needle (searched within those bytes only). */
+function contains(buffer: Buffer, start: number, end: number, needle: Buffer): boolean {
+  return end - start >= needle.length && buffer.subarray(start, end).indexOf(needle) >= 0;
+}
+
+/** True when the `full` at `position` ends `table full` (or `table` and a no-break space, then `full`). */
+function afterTable(buffer: Buffer, position: number): boolean {
+  return endsAt(buffer, position, TABLE_SPACE) || endsAt(buffer, position, TABLE_NBSP);
+}
+
+function endsAt(buffer: Buffer, position: number, text: Buffer): boolean {
+  const from = position - text.length;
+  return from >= 0 && buffer.compare(text, 0, text.length, from, position) === 0;
 }
 
 function countNewlines(buffer: Buffer, start: number, end: number): number {
