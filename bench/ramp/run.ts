@@ -25,7 +25,7 @@ import { synthesizedWorkflowDefinition } from '../../functions/local/twin/synth.
 const { values } = parseArgs({
   args: process.argv.slice(2),
   options: {
-    rates: { type: 'string', default: '50,100,150,200,300,400' },
+    rates: { type: 'string', default: '50,100,150,200,300' },
     interval: { type: 'string', default: '1' },
     'no-baseline': { type: 'boolean', default: false },
   },
