@@ -13,6 +13,7 @@ import { execInNetns, type LabHosts, NAMESPACE_PREFIX } from './netns.js';
 const SERVICE_PROGRAM = fileURLToPath(new URL('./programs/tcp-service.mjs', import.meta.url));
 const CHURN_PROGRAM = fileURLToPath(new URL('./programs/tcp-churn.mjs', import.meta.url));
 const RAMP_PROGRAM = fileURLToPath(new URL('./programs/tcp-ramp.mjs', import.meta.url));
+const HOLD_PROGRAM = fileURLToPath(new URL('./programs/tcp-hold.mjs', import.meta.url));
 
 const MAX_CONNECTIONS_PER_CALL = 100_000;
 const MAX_CONCURRENCY = 1024;
@@ -44,8 +45,8 @@ export interface TcpService {
 }
 
 export interface TcpServiceOptions {
-  /** `close` (default) accepts and closes; `line` answers "ok\n" first. */
-  readonly mode?: 'close' | 'line';
+  /** `close` (default) accepts and closes; `line` answers "ok\n" first; `hold` keeps it open until the client closes. */
+  readonly mode?: 'close' | 'line' | 'hold';
   /** How long to wait for the service to bind (default 10 s). */
   readonly startTimeoutMs?: number;
 }
@@ -319,4 +320,157 @@ export async function reproduceTableFull(options: ReproduceTableFullOptions): Pr
     `the conntrack table of ${hosts.instance} did not fill: count ${count} of max ${max} after ` +
       `${attempted} connections (${succeeded} succeeded, ${failed} failed) in ${Math.round(performance.now() - started)} ms`,
   );
+}
+
+/** Empties the namespace's conntrack table (`conntrack -F` inside it; other namespaces keep theirs). */
+export async function flushConntrack(namespace: string): Promise<void> {
+  if (!namespace.startsWith(NAMESPACE_PREFIX)) {
+    throw new Error(`refusing to flush '${namespace}': only '${NAMESPACE_PREFIX}*' namespaces`);
+  }
+  await execInNetns(namespace, 'conntrack', ['-F']);
+}
+
+/** Connections `holdConnections` opened and keeps open until `release()`. */
+export interface HeldConnections {
+  readonly attempted: number;
+  readonly opened: number;
+  readonly failed: number;
+  readonly errors: Readonly<Record<string, number>>;
+  readonly elapsedMs: number;
+  /** Closes every held connection (ends the holding process) and resolves once it is gone. */
+  release(): Promise<void>;
+}
+
+/** Opens `count` TCP connections from `fromNs` to `address:port` and keeps the ones that connect open. */
+export async function holdConnections(
+  fromNs: string,
+  address: string,
+  port: number,
+  options: ChurnOptions,
+): Promise<HeldConnections> {
+  assertLabTarget(fromNs, address, port);
+  const concurrency = options.concurrency ?? 32;
+  const timeoutMs = options.timeoutMs ?? 1000;
+  assertBounded('count', options.count, 0, MAX_CONNECTIONS_PER_CALL);
+  assertBounded('concurrency', concurrency, 1, MAX_CONCURRENCY);
+  assertBounded('timeoutMs', timeoutMs, 10, MAX_TIMEOUT_MS);
+  const child = spawn(
+    'ip',
+    [
+      'netns',
+      'exec',
+      fromNs,
+      process.execPath,
+      HOLD_PROGRAM,
+      address,
+      String(port),
+      String(options.count),
+      String(concurrency),
+      String(timeoutMs),
+    ],
+    { stdio: ['pipe', 'pipe', 'pipe'] },
+  );
+  const release = async () => {
+    const exited = waitForExit(child);
+    child.stdin?.end();
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 2000);
+    await exited;
+    clearTimeout(timer);
+  };
+  let stdout = '';
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString('utf8');
+  });
+  // Same bound as churnConnections: every attempt timing out in sequence per worker, plus start-up.
+  const bound = Math.ceil(options.count / concurrency) * timeoutMs + 15_000;
+  const line = await new Promise<string>((resolve, reject) => {
+    const fail = (reason: string) => {
+      clearTimeout(timer);
+      void release();
+      reject(
+        new Error(`holding ${options.count} connections to ${address}:${port} from ${fromNs}: ${reason}`),
+      );
+    };
+    const timer = setTimeout(() => fail(`no result within ${bound} ms`), bound);
+    child.once('error', (error) => fail(error.message));
+    child.once('exit', (code) => fail(`exited ${String(code)}: ${stderr.trim()}`));
+    child.stdout?.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString('utf8');
+      const end = stdout.indexOf('\n');
+      if (end === -1) return;
+      clearTimeout(timer);
+      child.removeAllListeners('exit');
+      resolve(stdout.slice(0, end));
+    });
+  });
+  const result = JSON.parse(line) as Omit<HeldConnections, 'release'>;
+  return { ...result, release };
+}
+
+export interface HoldTableFullOptions {
+  readonly hosts: LabHosts;
+  /** A free port in the clients namespace for the service the instance's held connections go to. */
+  readonly port: number;
+}
+
+/** The instance's table held at nf_conntrack_max by established connections only. */
+export interface HeldFullTable {
+  readonly max: number;
+  /** The instance's count once held: nf_conntrack_max. */
+  readonly count: number;
+  /** Connections held open. */
+  readonly held: number;
+  /** Closes the held connections and stops their service; their entries move to TIME_WAIT. */
+  release(): Promise<void>;
+}
+
+/**
+ * Makes the instance's table full and keeps it full until `release()`, so that a check "new
+ * connections fail at a full table" has one answer. A table filled by seed 003's short connections
+ * (reproduceTableFull) does not stay full: once a table has dropped a packet, the kernel's
+ * conntrack GC evicts entries it may drop early (unassured ones, and TCP ones in TIME_WAIT and the
+ * other closing states) from every namespace whose count is at 95 % of nf_conntrack_max or more,
+ * whenever its next scan runs, and new connections take the freed slots. Assured ESTABLISHED
+ * entries are never evicted early. So this empties the instance's table (`conntrack -F`), then
+ * holds connections open from the instance to a `hold` service in the clients namespace until the
+ * instance's count reaches max: every entry is an established one, nothing can free a slot, and
+ * every new tracked connection fails. Call it inside `withConntrackMax(lowMax, …)`.
+ */
+export async function holdTableFull(options: HoldTableFullOptions): Promise<HeldFullTable> {
+  const { hosts, port } = options;
+  const service = await startTcpService(hosts.clients, hosts.clientAddress, port, { mode: 'hold' });
+  const holds: HeldConnections[] = [];
+  const release = async () => {
+    await Promise.all(holds.map((hold) => hold.release()));
+    await service.stop();
+  };
+  try {
+    await flushConntrack(hosts.instance);
+    const max = await conntrackMax(hosts.instance);
+    let count = await conntrackCount(hosts.instance);
+    // One round fills it; a second one covers entries that something else freed meanwhile.
+    for (let round = 0; round < 3 && count < max; round++) {
+      holds.push(
+        await holdConnections(hosts.instance, hosts.clientAddress, port, {
+          count: max - count,
+          concurrency: 64,
+          timeoutMs: 5000,
+        }),
+      );
+      count = await conntrackCount(hosts.instance);
+    }
+    if (count < max) {
+      throw new Error(
+        `could not hold the conntrack table of ${hosts.instance} full: count ${count} of max ${max} ` +
+          `with ${holds.reduce((sum, hold) => sum + hold.opened, 0)} connections held`,
+      );
+    }
+    const held = holds.reduce((sum, hold) => sum + hold.opened, 0);
+    return { max, count, held, release };
+  } catch (error) {
+    await release();
+    throw error;
+  }
 }

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from '../../functions/local/exec.js';
 import {
@@ -8,9 +9,9 @@ import {
 } from '../../functions/local/netns.js';
 import {
   type ChurnResult,
-  churnConnections,
   conntrackCount,
   conntrackDrops,
+  holdTableFull,
   probeConnections,
   reproduceTableFull,
   type TableFullResult,
@@ -21,40 +22,41 @@ import { labUnavailable } from './support/prerequisites.js';
 const SERVICE_PORT = 8080;
 const LOW_MAX = 2048;
 
+const HOLD_PORT = 12000;
+
 interface ProbeAtFullTable {
-  readonly attempt: number;
   /** The instance's count just before the probe. */
   readonly count: number;
   readonly probe: ChurnResult;
   /** How much the instance's conntrack `drop` counter rose during the probe. */
   readonly drops: number;
+  /** The instance's count a second after the probe: a table held full stays full. */
+  readonly countLater: number;
 }
 
 /**
- * A probe of 3 new connections made while the instance's table is at its max. Once a table is over
- * 95 % full the kernel's GC evicts TIME_WAIT entries, so room can appear between the fill and a
- * probe: each attempt first tops the table up again, and the first probe whose 3 connections all
- * fail is returned; null when none of 5 attempts had one.
+ * A probe of 3 new connections made while the instance's table is held at its max by established
+ * connections (a table of TIME_WAIT entries drifts below full: the kernel's GC evicts them once the
+ * table is at 95 % of max and drops began).
  */
-async function probeAtFullTable(hosts: LabHosts, max: number): Promise<ProbeAtFullTable | null> {
-  for (let attempt = 1; attempt <= 5; attempt++) {
-    let count = await conntrackCount(hosts.instance);
-    for (let batch = 0; count < max && batch < 10; batch++) {
-      await churnConnections(hosts.clients, hosts.instanceAddress, SERVICE_PORT, { count: 128 });
-      count = await conntrackCount(hosts.instance);
-    }
+async function probeAtFullTable(hosts: LabHosts): Promise<ProbeAtFullTable> {
+  const held = await holdTableFull({ hosts, port: HOLD_PORT });
+  try {
+    const count = await conntrackCount(hosts.instance);
     const dropsBefore = await conntrackDrops(hosts.instance);
     const probe = await probeConnections(hosts.clients, hosts.instanceAddress, SERVICE_PORT, { count: 3 });
     const drops = (await conntrackDrops(hosts.instance)) - dropsBefore;
-    if (count >= max && probe.succeeded === 0) return { attempt, count, probe, drops };
+    await sleep(1000);
+    return { count, probe, drops, countLater: await conntrackCount(hosts.instance) };
+  } finally {
+    await held.release();
   }
-  return null;
 }
 
 describe.skipIf(labUnavailable)('reproduceTableFull (seed 003: short TCP connections)', () => {
   let hosts: ServedLabHosts;
   let result: TableFullResult;
-  let atFullTable: ProbeAtFullTable | null;
+  let atFullTable: ProbeAtFullTable;
   let dmesgAfter: string;
   let dmesgBefore: string;
 
@@ -67,7 +69,7 @@ describe.skipIf(labUnavailable)('reproduceTableFull (seed 003: short TCP connect
     dmesgBefore = (await execFile('dmesg', [])).stdout;
     await withConntrackMax(LOW_MAX, async () => {
       result = await reproduceTableFull({ hosts, port: SERVICE_PORT });
-      atFullTable = await probeAtFullTable(hosts, LOW_MAX);
+      atFullTable = await probeAtFullTable(hosts);
     });
     dmesgAfter = (await execFile('dmesg', [])).stdout;
   });
@@ -84,11 +86,11 @@ describe.skipIf(labUnavailable)('reproduceTableFull (seed 003: short TCP connect
 
   it('makes new connections fail while the table is full', () => {
     expect(result.failing).toMatchObject({ attempted: 5, succeeded: 0, failed: 5 });
-    expect(atFullTable, 'no probe at a full table had all 3 connections fail in 5 attempts').not.toBeNull();
-    expect(atFullTable?.count).toBeGreaterThanOrEqual(LOW_MAX);
-    expect(atFullTable?.probe).toMatchObject({ attempted: 3, succeeded: 0, failed: 3 });
+    expect(atFullTable.count).toBe(LOW_MAX);
+    expect(atFullTable.probe).toMatchObject({ attempted: 3, succeeded: 0, failed: 3 });
     // The failures are the full table's doing: the kernel dropped at least the 3 SYNs.
-    expect(atFullTable?.drops).toBeGreaterThanOrEqual(3);
+    expect(atFullTable.drops).toBeGreaterThanOrEqual(3);
+    expect(atFullTable.countLater).toBe(LOW_MAX);
   });
 
   it('makes the kernel log "table full in netns <inode>" for the instance namespace', async () => {

@@ -1,22 +1,24 @@
-// A TCP service for lab namespaces: `tcp-service.mjs <address> <port> <close|line>`.
-// `close` accepts and closes each connection; `line` answers one line ("ok\n") first.
+// A TCP service for lab namespaces: `tcp-service.mjs <address> <port> <close|line|hold>`.
+// `close` accepts and closes each connection; `line` answers one line ("ok\n") first; `hold`
+// keeps each connection open until the client closes it (then closes its side).
 // Prints "listening" once bound, exits on SIGTERM/SIGINT.
 import { createServer, isIP } from 'node:net';
 
 const [address, portText, mode = 'close'] = process.argv.slice(2);
 const port = Number(portText);
 if (isIP(address ?? '') === 0 || !Number.isInteger(port) || port < 1 || port > 65535) {
-  process.stderr.write(`usage: tcp-service.mjs <ip-address> <port 1-65535> [close|line]\n`);
+  process.stderr.write(`usage: tcp-service.mjs <ip-address> <port 1-65535> [close|line|hold]\n`);
   process.exit(2);
 }
-if (mode !== 'close' && mode !== 'line') {
-  process.stderr.write(`tcp-service.mjs: unknown mode '${mode}' (expected close or line)\n`);
+if (mode !== 'close' && mode !== 'line' && mode !== 'hold') {
+  process.stderr.write(`tcp-service.mjs: unknown mode '${mode}' (expected close, line or hold)\n`);
   process.exit(2);
 }
 
 const server = createServer((socket) => {
   socket.on('error', () => {}); // a client that resets is normal under churn
-  socket.end(mode === 'line' ? 'ok\n' : undefined);
+  if (mode === 'hold') socket.on('end', () => socket.end());
+  else socket.end(mode === 'line' ? 'ok\n' : undefined);
 });
 server.on('error', (error) => {
   process.stderr.write(`tcp-service.mjs: ${error.message}\n`);
