@@ -12,7 +12,7 @@ import {
   startTcpService,
   type TcpService,
 } from '../../functions/local/traffic.js';
-import { createServedLabHosts, type ServedLabHosts } from './support/lab.js';
+import { createServedLabHosts, keepTimeWaitEntries, type ServedLabHosts } from './support/lab.js';
 import { labUnavailable } from './support/prerequisites.js';
 import {
   createRemediationDirs,
@@ -88,7 +88,8 @@ describe.skipIf(labUnavailable)('collect-diagnostics on a table with IPv6 and IP
     });
     const { instance, clients, instanceAddress, instanceAddress6, clientAddress6 } = hosts;
     backendService = await startTcpService(clients, clientAddress6 as string, BACKEND_PORT);
-    // Each connection leaves one TIME_WAIT entry (120 s): the counts below are exact.
+    // Each connection leaves one TIME_WAIT entry, kept for the whole test: the counts below are exact.
+    await keepTimeWaitEntries(instance);
     const options = { concurrency: 8, timeoutMs: 5000 };
     churn.v6In = await churnConnections(clients, instanceAddress6 as string, SERVICE_PORT, {
       count: V6_IN,
@@ -212,6 +213,8 @@ describe.skipIf(labUnavailable)('notrack-ports inbound for an IPv6-served port',
         servicePorts: [SERVICE_PORT, OTHER_PORT],
         ipv6: true,
       });
+      // `added` compares counts taken up to minutes apart on a loaded machine: no entry may expire.
+      await keepTimeWaitEntries(hosts.instance);
       dirs = await createRemediationDirs();
       seen.before = await rulesSnapshot(hosts.instance);
       seen.trackedBefore = await connectV6(SERVICE_PORT);

@@ -1,5 +1,5 @@
 import { applyHostFirewall, type FirewallBackend } from '../../../functions/local/firewall.js';
-import { createLabHosts, type LabHosts } from '../../../functions/local/netns.js';
+import { createLabHosts, execInNetns, type LabHosts } from '../../../functions/local/netns.js';
 import { startTcpService, type TcpService } from '../../../functions/local/traffic.js';
 
 /** Lab hosts whose instance runs a firewall and a TCP service on each port. */
@@ -58,4 +58,17 @@ export function processExists(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Makes the TIME_WAIT entries a test counts outlive the test: sets the namespace's own
+ * net.netfilter.nf_conntrack_tcp_timeout_time_wait (a per-namespace sysctl, gone with the
+ * namespace; entries made afterwards get it). At the default 120 s, entries made at the start of
+ * a test expire while a loaded machine is still comparing counts taken a couple of minutes later.
+ */
+export async function keepTimeWaitEntries(namespace: string, seconds = 3600): Promise<void> {
+  await execInNetns(namespace, 'sysctl', [
+    '-qw',
+    `net.netfilter.nf_conntrack_tcp_timeout_time_wait=${seconds}`,
+  ]);
 }
