@@ -1,4 +1,5 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
@@ -52,14 +53,27 @@ async function cli(args: string[]) {
   return { code, stdout: stdout.text(), stderr: stderr.text() };
 }
 
-/** Kernel lines "table full in netns <inode>" logged since `since` (ms), with their times. */
-async function kernelDropLines(inode: string, since: number): Promise<number[]> {
+/** Writes a line of its own to the kernel log, to find what was logged after it. */
+async function markKernelLog(): Promise<string> {
+  const marker = `conntrack-responder e2e test: starts here (${randomUUID()})`;
+  await writeFile('/dev/kmsg', `${marker}\n`);
+  return marker;
+}
+
+/**
+ * Times of the kernel lines "table full in netns <inode>" logged after `marker`. The ring buffer
+ * holds lines of earlier tests, the same inode among them (the kernel reuses a freed namespace's
+ * inode), and dmesg's wall-clock times can differ from Date.now(): a time filter let old lines in.
+ */
+async function kernelDropLines(inode: string, marker: string): Promise<number[]> {
   const { stdout } = await execFile('dmesg', ['--time-format', 'iso']);
-  return stdout
-    .split('\n')
+  const lines = stdout.split('\n');
+  const start = lines.findIndex((line) => line.includes(marker));
+  if (start === -1) throw new Error('the start marker is no longer in the kernel ring buffer');
+  return lines
+    .slice(start + 1)
     .filter((line) => line.includes(`table full in netns ${inode}, dropping packet`))
-    .map((line) => Date.parse(line.slice(0, line.indexOf(' ')).replace(',', '.')))
-    .filter((time) => time >= since);
+    .map((line) => Date.parse(line.slice(0, line.indexOf(' ')).replace(',', '.')));
 }
 
 describe.skipIf(labUnavailable)('respond on a real kernel (seed 003)', () => {
@@ -79,10 +93,11 @@ describe.skipIf(labUnavailable)('respond on a real kernel (seed 003)', () => {
     let before: HostSnapshot;
     let after: HostSnapshot;
     let inode: string;
-    const started = Date.now() - 1000;
+    let marker: string;
     const output = collector();
 
     beforeAll(async () => {
+      marker = await markKernelLog();
       result = await runLab({
         mode: 'auto',
         approval: 'reject',
@@ -156,7 +171,7 @@ describe.skipIf(labUnavailable)('respond on a real kernel (seed 003)', () => {
         at: Record<string, string>;
       };
       expect(timeline.problems).toEqual([]);
-      const kernel = await kernelDropLines(inode, started);
+      const kernel = await kernelDropLines(inode, marker);
       expect(kernel.length).toBeGreaterThan(0);
       const firstKernelDrop = Math.min(...kernel);
       expect(Date.parse(String(timeline.at['first-drop']))).toBe(firstKernelDrop);

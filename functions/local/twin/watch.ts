@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { DropAggregator } from '../../core/detect/aggregate.js';
 import { classifyKernelMessage } from '../../core/detect/messages.js';
 import { parseTextLine } from '../../core/detect/text-line.js';
@@ -8,7 +9,7 @@ import type { ForecastRecord } from '../../core/forecast/index.js';
 import { namespaceInode } from '../netns.js';
 
 /**
- * Follows the kernel log (`dmesg --follow-new`, wall-clock ISO times) and reports the drop lines of
+ * Follows the kernel log (`dmesg --follow`, wall-clock ISO times) and reports the drop lines of
  * one network namespace, which current kernels name by inode ("table full in netns N"). Every kernel
  * line goes, parsed once, into the detect core's `DropAggregator`, the code the Lambda runs on
  * CloudWatch events, which counts the drop lines and attributes the `net_ratelimit: N callbacks
@@ -44,11 +45,16 @@ export interface FollowOptions {
   readonly gatherMs?: number;
   /** The namespace's inode, when already known (default: read from /run/netns). */
   readonly inode?: string;
-  /** The program that prints the kernel log (tests pass their own). @default dmesg --follow-new */
+  /**
+   * The program that prints the kernel log, the ring buffer first, then each new line (tests pass
+   * their own). @default dmesg --follow
+   */
   readonly command?: readonly [string, ...string[]];
+  /** Where the start marker is written. @default /dev/kmsg */
+  readonly kmsg?: string;
 }
 
-const DMESG: readonly [string, ...string[]] = ['dmesg', '--follow-new', '--time-format', 'iso'];
+const DMESG: readonly [string, ...string[]] = ['dmesg', '--follow', '--time-format', 'iso'];
 
 export async function followKernelLog(options: FollowOptions): Promise<KernelLogFollower> {
   const inode = options.inode ?? (await namespaceInode(options.netns));
@@ -85,9 +91,27 @@ export async function followKernelLog(options: FollowOptions): Promise<KernelLog
     });
   };
 
+  // The ring buffer holds lines of earlier runs, the same inode among them (the kernel reuses a
+  // freed namespace's inode): only lines after a marker this follower writes to the kernel log
+  // count. dmesg prints the buffer before following it, so the marker is seen whenever dmesg
+  // starts; a fixed pause after `dmesg --follow-new` instead lost the first drops whenever dmesg
+  // started late on a loaded machine.
+  const marker = `conntrack-responder watch: following from here (${randomUUID()})`;
+  let following = false;
+  let markerSeen: () => void = () => {};
+  const started = new Promise<void>((resolve) => {
+    markerSeen = resolve;
+  });
   const lines = createInterface({ input: child.stdout as NonNullable<typeof child.stdout> });
   lines.on('line', (line) => {
     if (done) return;
+    if (!following) {
+      if (line.includes(marker)) {
+        following = true;
+        markerSeen();
+      }
+      return;
+    }
     const parsed = parseTextLine(line, { referenceTimeMs: Date.now() });
     if (parsed === null || !parsed.kernel) return;
     const message = classifyKernelMessage(parsed.message);
@@ -106,14 +130,25 @@ export async function followKernelLog(options: FollowOptions): Promise<KernelLog
     if (!done)
       fail(new Error(`${program} ${args.join(' ')} ended (exit ${code}) before any drop: ${stderr.trim()}`));
   });
-  // dmesg seeks to the end of the ring buffer as it starts; lines logged before that are not "new".
-  await sleep(300);
+  const stopChild = () => {
+    done = true;
+    lines.close();
+    child.kill('SIGTERM');
+  };
+  try {
+    await writeFile(options.kmsg ?? '/dev/kmsg', `${marker}\n`);
+    const timer = setTimeout(
+      () => fail(new Error(`${program} did not print the start marker within 10 s`)),
+      10_000,
+    );
+    await Promise.race([started, drops]);
+    clearTimeout(timer);
+  } catch (error) {
+    stopChild();
+    throw error;
+  }
   return {
     drops,
-    stop: () => {
-      done = true;
-      lines.close();
-      child.kill('SIGTERM');
-    },
+    stop: stopChild,
   };
 }

@@ -1,3 +1,6 @@
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../../functions/cli/io.js';
 import { respondFlags } from '../../../functions/cli/respond.js';
@@ -42,18 +45,31 @@ describe('kernel log follower', () => {
     '2026-11-22T01:20:33,900000+00:00 eth0: link up',
     '2026-11-22T01:20:34,000000+00:00 nf_conntrack: nf_conntrack: table full in netns 4026532177, dropping packet',
   ];
-  const printer = [
-    'node',
-    '-e',
-    `for (const line of ${JSON.stringify(lines)}) console.log(line); setTimeout(() => {}, 5000);`,
-  ] as const;
+  /**
+   * A stand-in for `dmesg --follow` and /dev/kmsg: prints `old` (the ring buffer), then, once the
+   * follower wrote its start marker to the returned kmsg file, the marker and `fresh`.
+   */
+  const kernelLog = async (fresh: readonly string[], old: readonly string[] = []) => {
+    const kmsg = join(await mkdtemp(join(tmpdir(), 'twin-kmsg-')), 'kmsg');
+    const program = `const fs = require('node:fs');
+for (const line of ${JSON.stringify(old)}) console.log(line);
+const wait = () => {
+  const marker = fs.existsSync(${JSON.stringify(kmsg)}) ? fs.readFileSync(${JSON.stringify(kmsg)}, 'utf8') : '';
+  if (marker === '') return setTimeout(wait, 10);
+  process.stdout.write(marker);
+  for (const line of ${JSON.stringify(fresh)}) console.log(line);
+  setTimeout(() => {}, 5000);
+};
+wait();`;
+    return { kmsg, command: ['node', '-e', program] as [string, ...string[]] };
+  };
 
   it("reports only the namespace's drop lines, their first time and the suppressed repeats that follow them", async () => {
     const follower = await followKernelLog({
       netns: 'ctr-x-i',
       inode: '4026532177',
       gatherMs: 50,
-      command: printer,
+      ...(await kernelLog(lines)),
     });
     try {
       const drops = await follower.drops;
@@ -82,11 +98,7 @@ describe('kernel log follower', () => {
       netns: 'ctr-x-i',
       inode: '4026532177',
       gatherMs: 50,
-      command: [
-        'node',
-        '-e',
-        `for (const line of ${JSON.stringify(ordered)}) console.log(line); setTimeout(() => {}, 5000);`,
-      ],
+      ...(await kernelLog(ordered)),
     });
     try {
       // The 7 belong to the other namespace's drop; the 41 to ours, which the kernel printed right after them.
@@ -96,12 +108,28 @@ describe('kernel log follower', () => {
     }
   });
 
-  it('fails clearly when the log program ends before any drop', async () => {
+  it('ignores the lines the ring buffer held before it started, the same inode among them', async () => {
+    const old = [
+      '2026-11-22T01:10:00,000000+00:00 nf_conntrack: nf_conntrack: table full in netns 4026532177, dropping packet',
+      '2026-11-22T01:10:00,100000+00:00 nf_conntrack: nf_conntrack: table full in netns 4026532177, dropping packet',
+    ];
     const follower = await followKernelLog({
       netns: 'ctr-x-i',
-      inode: '1',
-      command: ['node', '-e', 'process.exit(3)'],
+      inode: '4026532177',
+      gatherMs: 50,
+      ...(await kernelLog(lines, old)),
     });
-    await expect(follower.drops).rejects.toThrow(/ended \(exit 3\) before any drop/);
+    try {
+      expect(await follower.drops).toMatchObject({ dropLines: 2, firstSeen: '2026-11-22T01:20:33.793Z' });
+    } finally {
+      follower.stop();
+    }
+  });
+
+  it('fails clearly when the log program ends before any drop', async () => {
+    const { kmsg } = await kernelLog([]);
+    await expect(
+      followKernelLog({ netns: 'ctr-x-i', inode: '1', kmsg, command: ['node', '-e', 'process.exit(3)'] }),
+    ).rejects.toThrow(/ended \(exit 3\) before any drop/);
   });
 });
