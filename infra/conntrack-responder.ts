@@ -16,6 +16,7 @@ import {
   type SdkRetryConfig,
 } from '../functions/adapters/aws-retry.js';
 import { IAM_APPROVAL_ENVIRONMENT } from '../functions/core/chatops/iam-approval.js';
+import { DEFAULTS } from '../functions/core/defaults.js';
 import {
   DEFAULT_FORECAST_SETTINGS,
   HORIZON_MINUTES_RANGE,
@@ -586,28 +587,28 @@ type ResolvedProps = Required<
 
 /** Applies the defaults and rejects what would only fail at deploy time, naming the prop. */
 function resolveProps(props: ConntrackResponderProps): ResolvedProps {
-  const workflowTimeout = props.workflowTimeout ?? Duration.hours(4);
+  const workflowTimeout = props.workflowTimeout ?? Duration.hours(DEFAULTS.workflowTimeoutHours);
   const resolved: ResolvedProps = {
     logGroupNames: props.logGroupNames ?? [],
     createdLogGroupName: props.createdLogGroupName ?? '/conntrack-responder/kernel',
     subscriptionFilterName: props.subscriptionFilterName ?? 'conntrack-responder',
     instanceIdPattern: props.instanceIdPattern ?? DEFAULT_INSTANCE_ID_PATTERN,
-    cooldownMinutes: props.cooldownMinutes ?? 30,
-    defaultMode: props.defaultMode ?? 'approve',
-    evidenceRetentionDays: props.evidenceRetentionDays ?? 365,
+    cooldownMinutes: props.cooldownMinutes ?? DEFAULTS.cooldownMinutes,
+    defaultMode: props.defaultMode ?? DEFAULTS.defaultMode,
+    evidenceRetentionDays: props.evidenceRetentionDays ?? DEFAULTS.evidenceRetentionDays,
     objectLock: props.objectLock ?? false,
     objectLockMode: props.objectLockMode ?? 'GOVERNANCE',
     documentNamePrefix: props.documentNamePrefix ?? 'ConntrackResponder-',
     runbookDirectory: props.runbookDirectory ?? REPOSITORY_RUNBOOKS,
-    incidentRetentionDays: props.incidentRetentionDays ?? 90,
+    incidentRetentionDays: props.incidentRetentionDays ?? DEFAULTS.incidentRetentionDays,
     logRetention: props.logRetention ?? logs.RetentionDays.THREE_MONTHS,
     hostSampler: props.hostSampler ?? true,
-    hostSamplerIntervalSeconds: props.hostSamplerIntervalSeconds ?? 60,
+    hostSamplerIntervalSeconds: props.hostSamplerIntervalSeconds ?? DEFAULTS.hostSamplerIntervalSeconds,
     nearFullHorizonMinutes: props.nearFullHorizonMinutes ?? DEFAULT_FORECAST_SETTINGS.horizonSeconds / 60,
     nearFullUsagePercent: props.nearFullUsagePercent ?? DEFAULT_FORECAST_SETTINGS.usageThreshold * 100,
     hostSampleMetrics: props.hostSampleMetrics ?? true,
     workflowTimeout,
-    approvalTimeoutMinutes: props.approvalTimeoutMinutes ?? 30,
+    approvalTimeoutMinutes: props.approvalTimeoutMinutes ?? DEFAULTS.approvalTimeoutMinutes,
     soak: props.soak ?? DEFAULT_SOAK,
     policy: props.policy ?? {},
     approverRoleArns: props.approverRoleArns ?? [],

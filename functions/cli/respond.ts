@@ -2,7 +2,7 @@ import { createPrivateKey } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { type ManifestSigner, privateKeySigner } from '../core/evidence/signature.js';
-import { RESPONSE_MODES, type ResponseMode } from '../core/workflow/incident.js';
+import { RESPONSE_MODES, type ResponseMode } from '../core/incident/settings.js';
 import { localEvidenceWriter } from '../local/twin/evidence.js';
 import type { LocalApproval } from '../local/twin/local-functions.js';
 import { type RespondOptions, type RespondResult, respond, SETTLED_OUTCOMES } from '../local/twin/respond.js';

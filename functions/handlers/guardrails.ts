@@ -6,9 +6,8 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { sdkRetryConfig } from '../adapters/aws-retry.js';
 import { GuardrailStore } from '../adapters/guardrail-store.js';
 import { readCalendarState, readModeTag } from '../adapters/instance-policy.js';
-import { guardrailSettingsFromEnvironment } from '../core/guardrails/settings.js';
+import { guardrailFunctionSettingsFrom } from '../core/guardrails/settings.js';
 import { type GuardrailPorts, type GuardrailState, runGuardrailStep } from '../core/guardrails/steps.js';
-import { checkWholeNumberInRange, INCIDENT_RETENTION_DAYS_RANGE } from '../core/incident/settings.js';
 import { withPowertools } from './middleware.js';
 import { logger, metrics, tracer } from './powertools.js';
 
@@ -19,14 +18,11 @@ import { logger, metrics, tracer } from './powertools.js';
  * release state (aborted, timed out, failed).
  */
 
-const settings = guardrailSettingsFromEnvironment(process.env);
-const tableName = process.env.INCIDENT_TABLE_NAME?.trim() ?? '';
-if (tableName === '') throw new Error('environment variable INCIDENT_TABLE_NAME is not set');
-const retentionDays = checkWholeNumberInRange(
-  'environment variable INCIDENT_RETENTION_DAYS',
-  Number(process.env.INCIDENT_RETENTION_DAYS ?? '90'),
-  INCIDENT_RETENTION_DAYS_RANGE,
-);
+const {
+  guardrails: settings,
+  incidentTableName: tableName,
+  incidentRetentionDays: retentionDays,
+} = guardrailFunctionSettingsFrom(process.env);
 
 const retry = sdkRetryConfig(process.env);
 const store = new GuardrailStore(

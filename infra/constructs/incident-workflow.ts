@@ -6,6 +6,7 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
+import { DEFAULTS } from '../../functions/core/defaults.js';
 import { resolvePolicy } from '../../functions/core/plan/policy.js';
 import { SOAK_SECONDS_RANGE } from '../../functions/core/workflow/settings.js';
 import {
@@ -70,7 +71,7 @@ export interface IncidentWorkflowSettings {
   readonly polling?: IncidentDefinitionProps['polling'];
 }
 
-export const DEFAULT_SOAK = Duration.minutes(2);
+export const DEFAULT_SOAK = Duration.seconds(DEFAULTS.soakSeconds);
 /** Approval waits of more than a week help nobody; the change would be planned on stale diagnostics. */
 export const APPROVAL_TIMEOUT_SECONDS_RANGE = { min: 60, max: 7 * 86_400 } as const;
 /**

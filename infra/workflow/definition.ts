@@ -3,6 +3,7 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import type { Construct } from 'constructs';
+import { DEFAULTS } from '../../functions/core/defaults.js';
 import { HOST_ACTION_KINDS } from '../../functions/core/plan/policy.js';
 import { DOCUMENT } from '../../functions/core/workflow/documents.js';
 import { OUTCOMES } from '../../functions/core/workflow/outcome.js';
@@ -41,7 +42,7 @@ export interface IncidentDefinitionProps {
 }
 
 export const DEFAULT_POLLING: SsmPolling = { intervalSeconds: 3, maxPolls: 60, deliveryTimeoutSeconds: 60 };
-export const DEFAULT_APPROVAL_TIMEOUT = Duration.minutes(30);
+export const DEFAULT_APPROVAL_TIMEOUT = Duration.minutes(DEFAULTS.approvalTimeoutMinutes);
 
 /**
  * How long a change waits for a remediation slot: 12 retries from 20 s apart, doubling up to 5 min,
@@ -149,8 +150,8 @@ export const LAMBDA_RETRY: sfn.RetryProps = {
 export function buildIncidentDefinition(scope: Construct, props: IncidentDefinitionProps): sfn.IChainable {
   const polling = { ...DEFAULT_POLLING, ...props.polling };
   const approvalTimeout = props.approvalTimeout ?? DEFAULT_APPROVAL_TIMEOUT;
-  const sampleSeconds = props.diagnostics?.sampleSeconds ?? 3;
-  const topN = props.diagnostics?.topN ?? 10;
+  const sampleSeconds = props.diagnostics?.sampleSeconds ?? DEFAULTS.diagnostics.sampleSeconds;
+  const topN = props.diagnostics?.topN ?? DEFAULTS.diagnostics.topN;
   const { functions, documents } = props;
 
   const outcome = (name: string, value: (typeof OUTCOMES)[keyof typeof OUTCOMES]) =>

@@ -344,6 +344,11 @@ export const IAM_APPROVAL_ENVIRONMENT = {
   approvalUrl: 'APPROVAL_URL',
 } as const;
 
+/** The approval URL the approval request and the escalation print in their commands, when the stack has one. */
+export function approvalUrlFrom(env: Readonly<Record<string, string | undefined>>): string | null {
+  return env[IAM_APPROVAL_ENVIRONMENT.approvalUrl] ?? null;
+}
+
 export function iamApproversFrom(
   env: Readonly<Record<string, string | undefined>>,
   accountId: string,

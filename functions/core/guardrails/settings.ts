@@ -1,4 +1,10 @@
-import { checkWholeNumberInRange, RESPONSE_MODES } from '../incident/settings.js';
+import { DEFAULTS } from '../defaults.js';
+import {
+  checkWholeNumberInRange,
+  DETECT_ENVIRONMENT,
+  INCIDENT_RETENTION_DAYS_RANGE,
+  RESPONSE_MODES,
+} from '../incident/settings.js';
 
 /**
  * The fleet guardrails' settings, shared by the CDK construct (which writes them as environment
@@ -196,4 +202,28 @@ export function guardrailSettingsFromEnvironment(
     minAgentVersion: text(E.minSsmAgentVersion) ?? D.minAgentVersion,
   };
   return checkGuardrailSettings(settings, (field) => `environment variable ${E[field]}`);
+}
+
+/** Everything the `guardrails` function reads from its environment (the Guardrails construct writes it). */
+export interface GuardrailFunctionSettings {
+  readonly guardrails: GuardrailSettings;
+  /** Where the breaker, the slots and the last changes are kept. */
+  readonly incidentTableName: string;
+  /** Days a last-change record is kept (DynamoDB TTL), as for the incident records. */
+  readonly incidentRetentionDays: number;
+}
+
+export function guardrailFunctionSettingsFrom(
+  env: Readonly<Record<string, string | undefined>>,
+): GuardrailFunctionSettings {
+  const guardrails = guardrailSettingsFromEnvironment(env);
+  const tableName = env[DETECT_ENVIRONMENT.incidentTableName]?.trim() ?? '';
+  if (tableName === '')
+    throw new Error(`environment variable ${DETECT_ENVIRONMENT.incidentTableName} is not set`);
+  const retentionDays = checkWholeNumberInRange(
+    `environment variable ${DETECT_ENVIRONMENT.incidentRetentionDays}`,
+    Number(env[DETECT_ENVIRONMENT.incidentRetentionDays] ?? String(DEFAULTS.incidentRetentionDays)),
+    INCIDENT_RETENTION_DAYS_RANGE,
+  );
+  return { guardrails, incidentTableName: tableName, incidentRetentionDays: retentionDays };
 }

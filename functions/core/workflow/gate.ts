@@ -1,15 +1,9 @@
 import { z } from 'zod';
 import { ENI_TIMEOUTS_DOCUMENT } from '../allowance/eni-change.js';
+import { RESPONSE_MODES, type ResponseMode } from '../incident/settings.js';
 import type { ActionMode, Plan, PlannedAction } from '../plan/index.js';
 import { DOCUMENT, isRemediationDocument } from './documents.js';
-import {
-  parseWith,
-  RESPONSE_MODES,
-  type ResponseMode,
-  stricterMode,
-  WorkflowIncidentSchema,
-  WorkflowInputError,
-} from './incident.js';
+import { parseWith, stricterMode, WorkflowIncidentSchema, WorkflowInputError } from './incident.js';
 import type { WorkflowSettings } from './settings.js';
 
 /**

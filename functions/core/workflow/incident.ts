@@ -1,10 +1,8 @@
 import { z } from 'zod';
 import { ResponderError, TASK_ERROR } from '../errors.js';
+import { RESPONSE_MODES, type ResponseMode } from '../incident/settings.js';
 import type { Alert } from '../plan/index.js';
 import { formatIssues } from '../zod-issues.js';
-
-export const RESPONSE_MODES = ['auto', 'approve', 'dry-run'] as const;
-export type ResponseMode = (typeof RESPONSE_MODES)[number];
 
 /** Incident ids are Step Functions execution names: 1 to 80 of these characters. */
 export const INCIDENT_ID_PATTERN = /^[A-Za-z0-9_-]{1,80}$/;

@@ -1,3 +1,4 @@
+import { DEFAULTS } from '../defaults.js';
 import { type Policy, resolvePolicy } from '../plan/index.js';
 
 /**
@@ -27,7 +28,7 @@ export function requiredSetting(
   return value;
 }
 
-export const DEFAULT_SOAK_SECONDS = 120;
+export const DEFAULT_SOAK_SECONDS = DEFAULTS.soakSeconds;
 export const SOAK_SECONDS_RANGE = { min: 0, max: 86_400 } as const;
 
 export interface WorkflowSettings {

@@ -9,7 +9,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SNSClient } from '@aws-sdk/client-sns';
 import type { Context } from 'aws-lambda';
 import { SnsPublisher } from '../../adapters/sns-publisher.js';
-import { IAM_APPROVAL_ENVIRONMENT } from '../../core/chatops/iam-approval.js';
+import { approvalUrlFrom } from '../../core/chatops/iam-approval.js';
 import { notifyOutcome } from '../../core/chatops/outcome.js';
 import { evidenceReferenceOf } from '../../core/evidence/reference.js';
 import { incidentNotification, type WorkflowState } from '../../core/workflow/notify.js';
@@ -20,6 +20,7 @@ import { accountOf } from './account.js';
 import { workflowHandler } from './middleware.js';
 
 const topicArn = requiredSetting(process.env, 'notificationTopicArn');
+const approvalUrl = approvalUrlFrom(process.env);
 const sns = new SnsPublisher(tracer.captureAWSv3Client(new SNSClient({})), topicArn);
 const runtime = slackConfigured(process.env)
   ? chatopsRuntimeFrom(process.env, tracer.captureAWSv3Client(new DynamoDBClient({})), (message, fields) =>
@@ -29,9 +30,7 @@ const runtime = slackConfigured(process.env)
 
 export const lambdaHandler = async (event: unknown, context?: Context) => {
   const state = event as WorkflowState;
-  const notification = incidentNotification(state, {
-    approvalUrl: process.env[IAM_APPROVAL_ENVIRONMENT.approvalUrl] ?? null,
-  });
+  const notification = incidentNotification(state, { approvalUrl });
   const delivery = await notifyOutcome(
     event,
     notification,

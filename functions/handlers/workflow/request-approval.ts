@@ -12,7 +12,7 @@ import { SNSClient } from '@aws-sdk/client-sns';
 import type { Context } from 'aws-lambda';
 import { DynamoApprovalStore } from '../../adapters/approval-store.js';
 import { SnsPublisher } from '../../adapters/sns-publisher.js';
-import { IAM_APPROVAL_ENVIRONMENT } from '../../core/chatops/iam-approval.js';
+import { approvalUrlFrom } from '../../core/chatops/iam-approval.js';
 import { openApproval } from '../../core/chatops/open-approval.js';
 import { requiredSetting } from '../../core/workflow/settings.js';
 import { chatopsRuntimeFrom, slackConfigured } from '../chatops.js';
@@ -22,6 +22,7 @@ import { workflowHandler } from './middleware.js';
 
 const tableName = requiredSetting(process.env, 'incidentTableName');
 const topicArn = requiredSetting(process.env, 'notificationTopicArn');
+const approvalUrl = approvalUrlFrom(process.env);
 const dynamo = tracer.captureAWSv3Client(new DynamoDBClient({}));
 const warn = (message: string, fields: Record<string, unknown>) => logger.warn(message, fields);
 const runtime = slackConfigured(process.env) ? chatopsRuntimeFrom(process.env, dynamo, warn) : null;
@@ -36,7 +37,7 @@ export const lambdaHandler = async (event: unknown, context?: Context) => {
     now: () => new Date(),
     newApprovalId: randomUUID,
     account: accountOf(event, context),
-    approvalUrl: process.env[IAM_APPROVAL_ENVIRONMENT.approvalUrl] ?? null,
+    approvalUrl,
   });
   logger.info('Approval requested', { ...opened });
   return opened;

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ResponderError } from '../../core/errors.js';
-import type { ResponseMode } from '../../core/workflow/incident.js';
+import type { ResponseMode } from '../../core/incident/settings.js';
 import { verifyEvidenceBundleAt } from '../evidence-writer.js';
 import { applyHostFirewall, type FirewallBackend } from '../firewall.js';
 import { createLabHosts, type LabHosts, withConntrackMax } from '../netns.js';

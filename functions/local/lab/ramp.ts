@@ -3,7 +3,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { type Forecast, formatDuration, formatRate } from '../../core/forecast/index.js';
-import type { ResponseMode } from '../../core/workflow/incident.js';
+import type { ResponseMode } from '../../core/incident/settings.js';
 import { applyHostFirewall, type FirewallBackend } from '../firewall.js';
 import { createLabHosts, type LabHosts, withConntrackMax } from '../netns.js';
 import {

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { RESPONSE_MODES, type ResponseMode } from '../../core/workflow/incident.js';
+import { RESPONSE_MODES, type ResponseMode } from '../../core/incident/settings.js';
 import { FIREWALL_BACKENDS, type FirewallBackend } from '../firewall.js';
 import { restoreCrashedConntrackMax } from '../netns.js';
 import { LabAbortedError, labSummary, runLab } from './lab.js';

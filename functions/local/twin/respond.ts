@@ -1,8 +1,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
+import type { ResponseMode } from '../../core/incident/settings.js';
 import { resolvePolicy, withMode } from '../../core/plan/index.js';
-import type { ResponseMode } from '../../core/workflow/incident.js';
 import { OUTCOME_STATUSES, type Outcome } from '../../core/workflow/outcome.js';
 import { workflowSettingsFrom } from '../../core/workflow/settings.js';
 import { askOnTerminal, startLocalChatops } from '../chatops/local-chatops.js';
