@@ -7,8 +7,12 @@ import { DEFAULTS } from '../../functions/core/defaults.js';
 import { HOST_ACTION_KINDS } from '../../functions/core/plan/policy.js';
 import { DOCUMENT } from '../../functions/core/workflow/documents.js';
 import { OUTCOMES } from '../../functions/core/workflow/outcome.js';
+import {
+  STATE,
+  WORKFLOW_ERROR,
+  type WorkflowFunctionRole,
+} from '../../functions/core/workflow/state-names.js';
 import { type SsmPolling, ssmCommandLoop, throttlingRetry } from './ssm-command.js';
-import { STATE, WORKFLOW_ERROR, type WorkflowFunctionRole } from './state-names.js';
 
 /** The Lambda functions behind the workflow's Task states (thin handlers in functions/handlers/workflow/). */
 export type IncidentWorkflowFunctions = Readonly<Record<WorkflowFunctionRole, lambda.IFunction>>;
@@ -191,11 +195,11 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
   // notification SNS did not take: both are what an alarm on failed executions should see.
   const done = new sfn.Succeed(scope, STATE.done);
   const evidenceNotWritten = new sfn.Fail(scope, STATE.evidenceNotWritten, {
-    error: 'EvidenceNotWritten',
+    error: WORKFLOW_ERROR.evidenceNotWritten,
     cause: 'The incident was handled, but its evidence bundle could not be written (see $.evidenceError).',
   });
   const notificationNotSent = new sfn.Fail(scope, STATE.notificationNotSent, {
-    error: 'NotificationNotSent',
+    error: WORKFLOW_ERROR.notificationNotSent,
     cause: 'The incident was handled and its evidence kept, but the notification was not published.',
   });
   const closed = new sfn.Choice(scope, STATE.evidenceAndNotification)

@@ -9,8 +9,8 @@ import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { EVIDENCE_PREFIX } from '../../functions/adapters/evidence-store.js';
 import { WORKFLOW_ENVIRONMENT } from '../../functions/core/workflow/settings.js';
+import type { WorkflowFunctionRole } from '../../functions/core/workflow/state-names.js';
 import { responderFunctionProps } from '../constructs/responder-function.js';
-import type { WorkflowFunctionRole } from './state-names.js';
 
 /** The roles this construct makes functions for; the guardrails function is the Guardrails construct's. */
 export type WorkflowOwnRole = Exclude<WorkflowFunctionRole, 'guardrails'>;

@@ -2,7 +2,7 @@ import { Duration, Stack } from 'aws-cdk-lib';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import type { Construct } from 'constructs';
-import { INVOCATION_DOES_NOT_EXIST, WORKFLOW_ERROR } from './state-names.js';
+import { INVOCATION_DOES_NOT_EXIST, WORKFLOW_ERROR } from '../../functions/core/workflow/state-names.js';
 
 /** An SSM Command document as the workflow knows it: the repository's file name and its name in AWS. */
 export interface WorkflowDocument {

@@ -2,6 +2,12 @@ import { Duration } from 'aws-cdk-lib';
 import { Capture, Match, Template } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
 import {
+  INVOCATION_DOES_NOT_EXIST,
+  SSM_BLOCK,
+  STATE,
+  WORKFLOW_ERROR,
+} from '../../functions/core/workflow/state-names.js';
+import {
   type AslMachine,
   type AslState,
   allStates,
@@ -10,12 +16,6 @@ import {
 } from '../../functions/local/twin/asl.js';
 import { onlyStateMachine } from '../../functions/local/twin/template.js';
 import { DEFAULT_POLLING } from '../../infra/workflow/definition.js';
-import {
-  INVOCATION_DOES_NOT_EXIST,
-  SSM_BLOCK,
-  STATE,
-  WORKFLOW_ERROR,
-} from '../../infra/workflow/state-names.js';
 import { workflowTestStack } from './support/workflow-stack.js';
 
 function synth(overrides: Parameters<typeof workflowTestStack>[0] = {}) {

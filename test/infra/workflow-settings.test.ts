@@ -3,9 +3,9 @@ import { Capture, type Template } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_POLICY } from '../../functions/core/plan/policy.js';
 import { WORKFLOW_ENVIRONMENT, workflowSettingsFrom } from '../../functions/core/workflow/settings.js';
+import { STATE } from '../../functions/core/workflow/state-names.js';
 import { onlyStateMachine } from '../../functions/local/twin/template.js';
 import { appSettingsFromContext } from '../../infra/context.js';
-import { STATE } from '../../infra/workflow/state-names.js';
 import { logicalIdOf, synthesize } from './support.js';
 
 /**

@@ -9,7 +9,7 @@ import { ResponderError, TASK_ERROR } from '../../functions/core/errors.js';
 import { GuardrailInputError, RemediationSlotsBusyError } from '../../functions/core/guardrails/steps.js';
 import { DiagnosticsUnreadableError } from '../../functions/core/workflow/assess.js';
 import { WorkflowInputError } from '../../functions/core/workflow/incident.js';
-import { WORKFLOW_ERROR } from '../../infra/workflow/state-names.js';
+import { WORKFLOW_ERROR } from '../../functions/core/workflow/state-names.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 

@@ -27,6 +27,12 @@ describe('layers', () => {
     expect(leaks).toEqual([]);
   });
 
+  it("the functions deployed to Lambda import nothing from the CDK app: the workflow's vocabulary is the core's", () => {
+    const imports = ['functions/core', 'functions/adapters', 'functions/handlers'].flatMap(importsBelow);
+    expect(imports.some(({ target }) => target === 'functions/core/workflow/state-names.js')).toBe(true);
+    expect(imports.filter(({ target }) => target.startsWith('infra/'))).toEqual([]);
+  });
+
   it('the CDK app reads nothing from the local twin or the lab', () => {
     const imports = importsBelow('infra');
     expect(imports.some(({ target }) => target.startsWith('functions/core/'))).toBe(true);

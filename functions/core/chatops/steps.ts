@@ -1,4 +1,4 @@
-import { STATE } from '../../../infra/workflow/state-names.js';
+import { STATE } from '../workflow/state-names.js';
 import type { StepStatus } from './messages.js';
 
 /**

@@ -1,10 +1,10 @@
 import { z } from 'zod';
-import { STATE } from '../../../infra/workflow/state-names.js';
 import { type DiagnosticsReport, readDiagnosticsReport } from '../diagnostics/report.js';
 import type { GuardrailDecision } from '../guardrails/decisions.js';
 import type { Plan } from '../plan/types.js';
 import type { VerificationResult } from '../plan/verify.js';
 import { OUTCOME_STATUSES, type Outcome } from '../workflow/outcome.js';
+import { STATE } from '../workflow/state-names.js';
 import { formatIssues } from '../zod-issues.js';
 import type {
   ApprovalRecord,

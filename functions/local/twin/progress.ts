@@ -1,4 +1,4 @@
-import { STATE } from '../../../infra/workflow/state-names.js';
+import { STATE } from '../../core/workflow/state-names.js';
 import type { WorkflowEvent } from './runner.js';
 
 /**

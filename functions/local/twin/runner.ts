@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { StateMachine } from 'aws-local-stepfunctions';
-import { LAMBDA_TASK_STATES, STATE, type WorkflowFunctionRole } from '../../../infra/workflow/state-names.js';
+import { LAMBDA_TASK_STATES, STATE, type WorkflowFunctionRole } from '../../core/workflow/state-names.js';
 import { type AslMachine, allStates } from './asl.js';
 
 /**

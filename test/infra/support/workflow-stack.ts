@@ -2,11 +2,14 @@ import { App, Stack } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import {
+  LAMBDA_TASK_STATES,
+  type WorkflowFunctionRole,
+} from '../../../functions/core/workflow/state-names.js';
+import {
   buildIncidentDefinition,
   type IncidentDefinitionProps,
   type IncidentWorkflowFunctions,
 } from '../../../infra/workflow/definition.js';
-import { LAMBDA_TASK_STATES, type WorkflowFunctionRole } from '../../../infra/workflow/state-names.js';
 
 /**
  * A stack holding only the incident workflow, with inline stand-in functions (the definition is

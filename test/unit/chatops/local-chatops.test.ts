@@ -9,8 +9,8 @@ import {
 } from '../../../functions/core/chatops/block-kit.js';
 import { summaryOf } from '../../../functions/core/chatops/notification.js';
 import { OUTCOMES } from '../../../functions/core/workflow/outcome.js';
+import { STATE } from '../../../functions/core/workflow/state-names.js';
 import { type LocalChatops, startLocalChatops } from '../../../functions/local/chatops/local-chatops.js';
-import { STATE } from '../../../infra/workflow/state-names.js';
 import { approvalTaskPayload } from '../../support/approval-task.js';
 import { blockActionsPayload, SLACK, signedForm } from '../../support/slack-payloads.js';
 import { type SlackRecorder, startSlackRecorder } from '../../support/slack-recorder.js';

@@ -10,13 +10,13 @@ import type { IncidentEvidence } from '../../../functions/core/evidence/incident
 import { toBuffer, verifyBundleFiles } from '../../../functions/core/evidence/manifest.js';
 import { buildTimeline } from '../../../functions/core/evidence/timeline.js';
 import { resolvePolicy, withMode } from '../../../functions/core/plan/index.js';
+import { STATE } from '../../../functions/core/workflow/state-names.js';
 import type { RunDocumentRequest, RunDocumentResult } from '../../../functions/local/ssm-executor.js';
 import type { AslMachine } from '../../../functions/local/twin/asl.js';
 import { type LocalApproval, localFunctions } from '../../../functions/local/twin/local-functions.js';
 import { localSsm } from '../../../functions/local/twin/local-ssm.js';
 import { type LocalRun, runWorkflowLocally } from '../../../functions/local/twin/runner.js';
 import { onlyStateMachine } from '../../../functions/local/twin/template.js';
-import { STATE } from '../../../infra/workflow/state-names.js';
 import { workflowTestStack } from '../../infra/support/workflow-stack.js';
 import { ReportBuilder } from '../../support/report-builder.js';
 

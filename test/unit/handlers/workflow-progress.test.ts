@@ -5,7 +5,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DynamoApprovalStore } from '../../../functions/adapters/approval-store.js';
 import { blockKitProblems, type SlackMessage } from '../../../functions/core/chatops/block-kit.js';
-import { STATE } from '../../../infra/workflow/state-names.js';
+import { STATE } from '../../../functions/core/workflow/state-names.js';
 import {
   LOCAL_CREDENTIALS,
   LOCAL_REGION,

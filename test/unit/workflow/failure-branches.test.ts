@@ -3,13 +3,13 @@ import { Template } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_GUARDRAILS } from '../../../functions/core/guardrails/settings.js';
 import { runGuardrailStep } from '../../../functions/core/guardrails/steps.js';
+import { STATE } from '../../../functions/core/workflow/state-names.js';
 import type { RunDocumentRequest, RunDocumentResult } from '../../../functions/local/ssm-executor.js';
 import type { AslMachine } from '../../../functions/local/twin/asl.js';
 import { type LocalGuardrails, localGuardrails } from '../../../functions/local/twin/guardrails.js';
 import { localSsm, SsmError } from '../../../functions/local/twin/local-ssm.js';
 import { type LambdaBindings, runWorkflowLocally } from '../../../functions/local/twin/runner.js';
 import { onlyStateMachine } from '../../../functions/local/twin/template.js';
-import { STATE } from '../../../infra/workflow/state-names.js';
 import { workflowTestStack } from '../../infra/support/workflow-stack.js';
 
 /**

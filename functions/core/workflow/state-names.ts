@@ -1,4 +1,4 @@
-import { TASK_ERROR } from '../../functions/core/errors.js';
+import { TASK_ERROR } from '../errors.js';
 
 /**
  * The names of the incident workflow's states. They read as sentences in the Step Functions
@@ -78,13 +78,17 @@ export const SSM_BLOCK = {
   rollBack: STATE.rollBack,
 } as const;
 
-/** Error names raised by the workflow itself (Fail states inside SSM blocks). */
+/** Error names raised by the workflow itself (its Fail states) and the one a task raises to be retried. */
 export const WORKFLOW_ERROR = {
   commandFailed: 'SsmCommandFailed',
   commandTimedOut: 'SsmCommandTimedOut',
   unknownDocument: 'UnknownRemediationDocument',
   /** Every remediation slot is taken (thrown by the guardrails function; retried, then escalated). */
   slotsBusy: TASK_ERROR.slotsBusy,
+  /** The incident was handled but its evidence bundle was not written (the execution fails). */
+  evidenceNotWritten: 'EvidenceNotWritten',
+  /** The incident was handled and its evidence kept, but SNS did not take the notification. */
+  notificationNotSent: 'NotificationNotSent',
 } as const;
 
 /**
