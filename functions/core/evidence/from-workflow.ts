@@ -1,8 +1,10 @@
 import { z } from 'zod';
 import { type DiagnosticsReport, readDiagnosticsReport } from '../diagnostics/report.js';
-import type { GuardrailDecision } from '../guardrails/decisions.js';
+import { GUARDRAIL_NAMES, GUARDRAIL_STEPS, type GuardrailDecision } from '../guardrails/decisions.js';
+import { RESPONSE_MODES } from '../incident/settings.js';
 import type { Plan } from '../plan/types.js';
 import type { VerificationResult } from '../plan/verify.js';
+import { WorkflowIncidentSchema } from '../workflow/incident.js';
 import { OUTCOME_STATUSES, type Outcome } from '../workflow/outcome.js';
 import { STATE } from '../workflow/state-names.js';
 import { formatIssues } from '../zod-issues.js';
@@ -36,16 +38,17 @@ export interface WorkflowEvidenceInput {
   readonly closedAt: string;
 }
 
-const IncidentSchema = z.looseObject({
+/**
+ * The incident as the workflow's own schema (WorkflowIncidentSchema) reads it, with what the
+ * evidence must still accept when the workflow itself could not: the bundle is written after a
+ * failure too, so the id need not be an execution name, the instance may be missing, a log event's
+ * time may be text, the forecast is read on its own below, and the mode (which the guardrails'
+ * decisions record) is not read here at all.
+ */
+const IncidentSchema = WorkflowIncidentSchema.omit({ mode: true }).extend({
   incidentId: z.string().min(1),
-  instanceId: z.string().nullable().optional(),
-  kind: z.enum(['table-full', 'expect-table-full', 'ec2-allowance', 'near-full']),
-  openedAt: z.string().optional(),
-  trigger: z.looseObject({
-    netns: z.string().nullable(),
-    dropLines: z.number().int().nonnegative(),
-    suppressed: z.number().int().nonnegative(),
-    firstSeen: z.string().nullable().optional(),
+  instanceId: WorkflowIncidentSchema.shape.instanceId.optional(),
+  trigger: WorkflowIncidentSchema.shape.trigger.extend({
     events: z
       .array(z.looseObject({ timestamp: z.union([z.number(), z.string()]), message: z.string() }))
       .default([]),
@@ -132,19 +135,12 @@ const VerificationSchema = z.looseObject({
   checks: z.array(z.looseObject({ name: z.string(), passed: z.boolean(), detail: z.string() })).default([]),
 });
 
+/** A guardrail decision (guardrails/decisions.ts): any guardrail, step and mode the guardrails know. */
 const GuardrailDecisionSchema = z.object({
-  guardrail: z.enum([
-    'dedupe',
-    'fleet-breaker',
-    'instance-policy',
-    'preconditions',
-    'change-calendar',
-    'remediation-cooldown',
-    'concurrency',
-  ]),
-  step: z.enum(['detect', 'before-ssm', 'before-change', 'end']),
+  guardrail: z.enum(GUARDRAIL_NAMES),
+  step: z.enum(GUARDRAIL_STEPS),
   effect: z.string(),
-  mode: z.enum(['auto', 'approve', 'dry-run']).optional(),
+  mode: z.enum(RESPONSE_MODES).optional(),
   detail: z.string(),
   at: z.string(),
 });

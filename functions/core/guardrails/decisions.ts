@@ -16,14 +16,17 @@ import { isAtLeast } from './version.js';
  *   breaker tripped.
  */
 
-export type GuardrailName =
-  | 'dedupe'
-  | 'fleet-breaker'
-  | 'instance-policy'
-  | 'preconditions'
-  | 'change-calendar'
-  | 'remediation-cooldown'
-  | 'concurrency';
+/** Every guardrail that records decisions (the evidence bundle keeps the decisions of each one listed here). */
+export const GUARDRAIL_NAMES = [
+  'dedupe',
+  'fleet-breaker',
+  'instance-policy',
+  'preconditions',
+  'change-calendar',
+  'remediation-cooldown',
+  'concurrency',
+] as const;
+export type GuardrailName = (typeof GUARDRAIL_NAMES)[number];
 
 export type GuardrailEffect =
   /** Looked, found nothing to do. */
@@ -43,7 +46,9 @@ export type GuardrailEffect =
   | 'wait'
   | 'release';
 
-export type GuardrailStep = 'detect' | 'before-ssm' | 'before-change' | 'end';
+/** Where in an incident's life a guardrail decided. */
+export const GUARDRAIL_STEPS = ['detect', 'before-ssm', 'before-change', 'end'] as const;
+export type GuardrailStep = (typeof GUARDRAIL_STEPS)[number];
 
 export interface GuardrailDecision {
   readonly guardrail: GuardrailName;

@@ -8,9 +8,16 @@ import type { SizingResult } from './sizing.js';
 
 export const PLAN_SCHEMA_VERSION = 1 as const;
 
+/**
+ * What can open an incident: a kernel log line (a full conntrack or expectation table), the host
+ * sampler's EC2 allowance counters, or (`near-full`) the host sampler's forecast of a filling table.
+ */
+export const ALERT_KINDS = ['table-full', 'expect-table-full', 'ec2-allowance', 'near-full'] as const;
+export type AlertKind = (typeof ALERT_KINDS)[number];
+
 /** What detection claimed (a kernel log line, or the host sampler's counters); never trusted on its own. */
 export interface Alert {
-  readonly kind: 'table-full' | 'expect-table-full' | 'ec2-allowance' | 'near-full';
+  readonly kind: AlertKind;
   /** Inode the kernel named ("table full in netns N", kernels >= 6.17); null when the line names none. */
   readonly netns: string | null;
   /** Matching log lines, and the repeats the kernel's ratelimit suppressed (an upper bound, shared by all callers). */

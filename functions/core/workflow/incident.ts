@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ResponderError, TASK_ERROR } from '../errors.js';
 import { RESPONSE_MODES, type ResponseMode } from '../incident/settings.js';
-import type { Alert } from '../plan/index.js';
+import { ALERT_KINDS, type Alert } from '../plan/types.js';
 import { formatIssues } from '../zod-issues.js';
 
 /** Incident ids are Step Functions execution names: 1 to 80 of these characters. */
@@ -23,11 +23,8 @@ export const WorkflowIncidentSchema = z.looseObject({
   host: z.string().optional(),
   /** Null when the host is not an EC2 instance (the workflow escalates it). */
   instanceId: z.string().nullable(),
-  /**
-   * What opened the incident: a kernel log line, the host sampler's EC2 allowance counters, or
-   * (`near-full`) the host sampler's forecast of a filling table.
-   */
-  kind: z.enum(['table-full', 'expect-table-full', 'ec2-allowance', 'near-full']),
+  /** What opened the incident (ALERT_KINDS). */
+  kind: z.enum(ALERT_KINDS),
   /** The most the workflow may do on its own for this incident (a ceiling over the policy's modes). */
   mode: z.enum(RESPONSE_MODES).default('auto'),
   openedAt: z.string().optional(),

@@ -9,7 +9,11 @@ import { evidenceFromWorkflow } from '../../../functions/core/evidence/from-work
 import type { IncidentEvidence } from '../../../functions/core/evidence/incident.js';
 import { toBuffer, verifyBundleFiles } from '../../../functions/core/evidence/manifest.js';
 import { buildTimeline } from '../../../functions/core/evidence/timeline.js';
+import { GUARDRAIL_NAMES, GUARDRAIL_STEPS } from '../../../functions/core/guardrails/decisions.js';
+import { RESPONSE_MODES } from '../../../functions/core/incident/settings.js';
 import { resolvePolicy, withMode } from '../../../functions/core/plan/index.js';
+import { ALERT_KINDS } from '../../../functions/core/plan/types.js';
+import { WorkflowIncidentSchema } from '../../../functions/core/workflow/incident.js';
 import { STATE } from '../../../functions/core/workflow/state-names.js';
 import type { RunDocumentRequest, RunDocumentResult } from '../../../functions/local/ssm-executor.js';
 import type { AslMachine } from '../../../functions/local/twin/asl.js';
@@ -297,6 +301,44 @@ describe('evidenceFromWorkflow and the guardrails', () => {
     });
     expect(evidence.guardrails).toEqual([]);
     expect(buildEvidenceBundle(evidence).files.has('guardrails.json')).toBe(false);
+  });
+
+  it('keeps the decision of every guardrail, at every step and in every mode the guardrails know', () => {
+    const decisions = GUARDRAIL_NAMES.flatMap((guardrail) =>
+      GUARDRAIL_STEPS.flatMap((step) =>
+        RESPONSE_MODES.map((mode) => ({
+          guardrail,
+          step,
+          effect: 'cap-mode',
+          mode,
+          detail: `${guardrail} at ${step} capped to ${mode}`,
+          at: '2026-03-13T20:22:00.000Z',
+        })),
+      ),
+    );
+    expect(decisions).toHaveLength(GUARDRAIL_NAMES.length * GUARDRAIL_STEPS.length * RESPONSE_MODES.length);
+    const evidence = evidenceFromWorkflow({
+      state: state(decisions),
+      history: [],
+      closedAt: '2026-03-13T20:23:00.000Z',
+    });
+    expect((evidence.notes ?? []).filter((note) => note.startsWith('guardrails.'))).toEqual([]);
+    expect(evidence.guardrails).toEqual(decisions);
+    expect(JSON.parse(String(buildEvidenceBundle(evidence).files.get('guardrails.json')))).toEqual(decisions);
+  });
+
+  it('makes a bundle for every kind of incident the workflow takes', () => {
+    for (const kind of ALERT_KINDS) {
+      const incident = { ...state(undefined).incident, kind };
+      expect(WorkflowIncidentSchema.safeParse(incident).success).toBe(true);
+      const evidence = evidenceFromWorkflow({
+        state: { ...state(undefined), incident },
+        history: [],
+        closedAt: '2026-03-13T20:23:00.000Z',
+      });
+      expect(evidence.alert.kind).toBe(kind);
+      expect(buildEvidenceBundle(evidence).files.has('postmortem.md')).toBe(true);
+    }
   });
 });
 
