@@ -11,6 +11,7 @@
 # - `host-sampler.sh run`: the sampler itself, a loop of shell builtins (no process is started
 #   per sample: reading a few /proc files and printing a line; its CPU cost per sample is
 #   measured by bench/sampler). `host-sampler.sh once` prints one sample and exits.
+#   The one exception: on an EC2 instance, one `ethtool -S` per ENA interface per sample (below).
 #
 # The line (format version 1; readers ignore keys they do not know, so keys may be added without a
 # new version; a changed meaning of a key gets a new version):
@@ -23,10 +24,26 @@
 # a reboot); ns: the network namespace's inode. Without nf_conntrack only `loaded=0` follows ns.
 # The table itself is never read.
 #
+# EC2's own connection tracking (issue 14), after the rest of any of those lines, per ENA interface
+# (at most 8, numbered from 0 in the order written):
+#   ena.0=eth0 ena.0.exceeded=41 ena.0.available=136812
+# conntrack_allowance_exceeded and conntrack_allowance_available as the ENA driver counts them
+# (cumulative since the driver was last reset; `available` only on Nitro with ENA >= 2.8.1: a
+# counter the driver lacks is left out, and an interface with neither is not written). The driver
+# has no sysfs file for them: `ethtool -S` (no privilege needed to read statistics) is the source,
+# run for the interfaces whose device's driver is `ena` (device/uevent), found at start and again
+# every ENA_DISCOVER_EVERY samples (an ENI attached later). Interface names outside
+# [A-Za-z0-9._-] are skipped (EC2's are eth*, ens*, enp*s*, enX*). Nothing is written on a host
+# without ENA or without ethtool.
+#
 # Not parameters (lab, tests and bench): CONNTRACK_RESPONDER_PROC (a directory laid out like /proc
 # to read instead of it), CONNTRACK_SAMPLER_INTERVAL (seconds, fractions allowed; default 60),
 # CONNTRACK_SAMPLER_SAMPLES (stop after this many samples; default 0: never),
-# CONNTRACK_RESPONDER_ROOT (install under this directory; systemctl is then left alone).
+# CONNTRACK_RESPONDER_ROOT (install under this directory; systemctl is then left alone),
+# CONNTRACK_RESPONDER_SYS (a directory laid out like /sys to read instead of it),
+# CONNTRACK_RESPONDER_ENA_STATS (as in collect-diagnostics: a directory holding, per interface name,
+# what `ethtool -S` prints for it: the ENA counter source of hosts without an ENA device, the lab
+# and the twin; every interface of the namespace with a file there is read instead of ethtool).
 # shellcheck disable=SC2317 # lib/common.sh defines helpers that not every script calls
 set -euo pipefail
 set -o errtrace
@@ -43,10 +60,17 @@ readonly UNIT_FILE=/etc/systemd/system/$UNIT_NAME
 readonly WANTS_LINK=/etc/systemd/system/multi-user.target.wants/$UNIT_NAME
 readonly UNIT_MARKER='# conntrack-responder host sampler'
 readonly MAX_INTERVAL_SECONDS=3600
+readonly MAX_ENA_INTERFACES=8
+readonly ENA_DISCOVER_EVERY=10
 
 # ---- the sampler ---------------------------------------------------------------------------------
 
 proc=${CONNTRACK_RESPONDER_PROC:-/proc}
+sys=${CONNTRACK_RESPONDER_SYS:-/sys}
+ena_stats=${CONNTRACK_RESPONDER_ENA_STATS:-}
+# The interfaces whose allowance counters are read each sample (see discover_ena).
+ena_devices=()
+ena_source=none
 boot=''
 netns=''
 seq=0
@@ -74,6 +98,66 @@ read_stat_header() {
   [ -n "$col_drop" ]
 }
 
+# Which interfaces have ENA counters: those driven by `ena` (ethtool's source), or, with
+# CONNTRACK_RESPONDER_ENA_STATS, those with a file there. Builtins only: a glob and a read each.
+discover_ena() {
+  local path name line driver
+  ena_devices=()
+  [ "$ena_source" != none ] || return 0
+  for path in "$sys"/class/net/*; do
+    [ "${#ena_devices[@]}" -lt "$MAX_ENA_INTERFACES" ] || break
+    name=${path##*/}
+    if [ "$name" = lo ] || ! [[ $name =~ ^[A-Za-z0-9._-]{1,15}$ ]]; then continue; fi
+    if [ "$ena_source" = files ]; then
+      if [ -f "$ena_stats/$name" ]; then ena_devices+=("$name"); fi
+      continue
+    fi
+    driver=''
+    if [ -r "$path/device/uevent" ]; then
+      while IFS= read -r line; do
+        case $line in DRIVER=*) driver=${line#DRIVER=} && break ;; esac
+      done 2>/dev/null <"$path/device/uevent" || true
+    fi
+    if [ "$driver" = ena ]; then ena_devices+=("$name"); fi
+  done
+}
+
+# Reads `ethtool -S` output on standard input into exceeded/available (empty when absent).
+read_ena_counters() {
+  local key value rest
+  while read -r key value rest; do
+    case $key in
+      conntrack_allowance_exceeded:) exceeded=$value ;;
+      conntrack_allowance_available:) available=$value ;;
+    esac
+  done
+}
+
+# Sets ena_text to the ENA part of a line (with its leading space), or nothing. Not printed into
+# a command substitution: that would start a process per sample and forget what discover_ena found.
+ena_text=''
+ena_fields() {
+  local name index=0 text='' exceeded available
+  if [ "$ena_source" != none ] && [ $(((seq - 1) % ENA_DISCOVER_EVERY)) = 0 ]; then discover_ena; fi
+  for name in ${ena_devices[@]+"${ena_devices[@]}"}; do
+    exceeded='' available=''
+    if [ "$ena_source" = files ]; then
+      read_ena_counters 2>/dev/null <"$ena_stats/$name" || true
+    else
+      read_ena_counters < <(ethtool -S "$name" 2>/dev/null) || true
+    fi
+    # 15 digits: every reader takes it as an exact number; a value it would refuse is left out.
+    [[ $exceeded =~ ^[0-9]{1,15}$ ]] || exceeded=''
+    [[ $available =~ ^[0-9]{1,15}$ ]] || available=''
+    [ -n "$exceeded$available" ] || continue
+    text+=" ena.$index=$name"
+    [ -z "$exceeded" ] || text+=" ena.$index.exceeded=$exceeded"
+    [ -z "$available" ] || text+=" ena.$index.available=$available"
+    index=$((index + 1))
+  done
+  ena_text=$text
+}
+
 # Prints one sample line. Only builtins: one `read` or `mapfile` per file, arithmetic in the shell.
 sample_once() {
   local count='' max='' lines=() line drop=0 early_drop=0 insert_failed=0 search_restart=0 cpus=0 t d e i r
@@ -83,17 +167,20 @@ sample_once() {
   else
     printf -v t '%(%s)T' -1
   fi
-  local head="$SAMPLE_TAG v=$FORMAT_VERSION seq=$seq t=$t boot=$boot ns=$netns"
+  local head="$SAMPLE_TAG v=$FORMAT_VERSION seq=$seq t=$t boot=$boot ns=$netns" ena
+  # EC2 tracks connections whether or not the guest does: every form of the line carries them.
+  ena_fields
+  ena=$ena_text
   # `|| true`: a value without a final newline is still read (read only reports the missing end).
   read -r count 2>/dev/null <"$proc/sys/net/netfilter/nf_conntrack_count" || true
   read -r max 2>/dev/null <"$proc/sys/net/netfilter/nf_conntrack_max" || true
   if ! is_count "$count" || ! is_count "$max"; then
-    printf '%s loaded=0\n' "$head"
+    printf '%s loaded=0%s\n' "$head" "$ena"
     return 0
   fi
   if [ -z "$col_drop" ] && ! read_stat_header; then
     # CONFIG_NF_CONNTRACK_PROCFS off: the count and the limit are still worth a line.
-    printf '%s count=%s max=%s\n' "$head" "$count" "$max"
+    printf '%s count=%s max=%s%s\n' "$head" "$count" "$max" "$ena"
     return 0
   fi
   # One line per CPU after the header; the per-line work is what grows with the CPU count, so it
@@ -116,7 +203,7 @@ sample_once() {
   [ "$col_early_drop" = 999 ] || counters+=" early_drop=$early_drop"
   [ "$col_insert_failed" = 999 ] || counters+=" insert_failed=$insert_failed"
   [ "$col_search_restart" = 999 ] || counters+=" search_restart=$search_restart"
-  printf '%s count=%s max=%s %s cpus=%s\n' "$head" "$count" "$max" "$counters" "$cpus"
+  printf '%s count=%s max=%s %s cpus=%s%s\n' "$head" "$count" "$max" "$counters" "$cpus" "$ena"
 }
 
 sampler_identity() {
@@ -142,6 +229,11 @@ run_sampler() {
     exit 2
   fi
   sampler_identity
+  if [ -n "$ena_stats" ]; then
+    ena_source=files
+  elif command -v ethtool >/dev/null 2>&1; then
+    ena_source=ethtool
+  fi
   trap 'exit 0' TERM INT
   # `read -t` on a pipe nobody writes to is a sleep without starting a process every interval.
   exec {sleep_fd}<> <(:)

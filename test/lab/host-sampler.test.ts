@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -162,6 +162,30 @@ describe.skipIf(labUnavailable)('host-sampler on the real kernel', () => {
       const sample = fields(stdout.trim());
       expect(sample.ns).toBe(inode);
       expect(Number(sample.count)).toBe(await conntrackCount(hosts.instance));
+      // A veth has no ENA device: nothing of EC2's allowance unless counters are injected.
+      expect(Object.keys(sample).filter((key) => key.startsWith('ena.'))).toEqual([]);
+
+      // The lab has no ENA device: the counters come from CONNTRACK_RESPONDER_ENA_STATS, and the
+      // interfaces are the namespace's own (its /sys/class/net), not the machine's.
+      const { stdout: links } = await execInNetns(hosts.instance, 'ls', ['/sys/class/net']);
+      const veth = links.split(/\s+/).find((name) => name !== '' && name !== 'lo') ?? '';
+      const stats = join(work, 'ena-stats');
+      await mkdir(stats);
+      await writeFile(
+        join(stats, veth),
+        'NIC statistics:\n     conntrack_allowance_exceeded: 41\n     conntrack_allowance_available: 12\n',
+      );
+      await writeFile(join(stats, 'eth9'), 'NIC statistics:\n     conntrack_allowance_exceeded: 1\n');
+      const { stdout: injected } = await execInNetns(hosts.instance, 'bash', [copy, 'once'], {
+        env: { CONNTRACK_RESPONDER_ENA_STATS: stats },
+      });
+      const withEna = fields(injected.trim());
+      expect(withEna.ns).toBe(inode);
+      expect(Object.entries(withEna).filter(([key]) => key.startsWith('ena.'))).toEqual([
+        ['ena.0', veth],
+        ['ena.0.exceeded', '41'],
+        ['ena.0.available', '12'],
+      ]);
 
       const removed = await runDocument({
         name: 'host-sampler',

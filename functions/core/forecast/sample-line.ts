@@ -1,12 +1,16 @@
+import type { InterfaceCounters } from '../allowance/counters.js';
+
 /**
  * The host sampler's line (runbooks/scripts/host-sampler.sh), read back. Pure.
  *
  *   conntrack-responder-sample v=1 seq=12 t=1763700000.123 boot=1f0e2d3c ns=4026531840 count=1234
  *     max=262144 drop=0 early_drop=0 insert_failed=0 search_restart=0 cpus=2
+ *     ena.0=eth0 ena.0.exceeded=41 ena.0.available=136812
  *
  * Format version 1: space-separated `key=value` pairs after the tag. Keys this reader does not know
- * are ignored (later samplers may add some: issue 14's ENA counters), a missing counter is null, a
- * version above 1 is refused (its keys may mean something else). Anyone on a host can write such a
+ * are ignored (later samplers may add some; the ENA counters of issue 14 came that way, so a line
+ * without them is an older sampler or a host without ENA), a missing counter is null, a version
+ * above 1 is refused (its keys may mean something else). Anyone on a host can write such a
  * line, so a sample is only ever a reason to look (docs/forecast.md): nothing here is trusted, every
  * value is bounded, and a line that is not exactly this shape is refused with a reason, never
  * half-read.
@@ -24,6 +28,13 @@ const KEY = /^[a-z][a-z0-9_.]{0,63}$/;
 const VALUE = /^[A-Za-z0-9._:-]{0,64}$/;
 const DECIMAL = /^(0|[1-9][0-9]{0,15})$/;
 const HEX_ID = /^[0-9a-f]{8}$/;
+/** `ena.<index>` names an interface; `ena.<index>.<counter>` is one of its counters. */
+const ENA_INTERFACE_KEY = /^ena\.([0-9]{1,2})$/;
+const ENA_COUNTER_KEY = /^ena\.([0-9]{1,2})\.(exceeded|available)$/;
+/** Linux interface names (IFNAMSIZ 16 with the NUL), in the characters the sampler writes. */
+const INTERFACE_NAME = /^[A-Za-z0-9._-]{1,15}$/;
+/** The sampler writes at most 8; a few more are tolerated, never an unbounded number. */
+export const MAX_SAMPLE_ENA_INTERFACES = 16;
 /** Seconds since the epoch, optionally with up to 6 decimals (bash's EPOCHREALTIME or %(%s)T). */
 const EPOCH = /^([1-9][0-9]{8,10})(?:\.([0-9]{1,6}))?$/;
 
@@ -47,6 +58,11 @@ export interface HostSample {
   readonly insertFailed: number | null;
   readonly searchRestart: number | null;
   readonly cpus: number | null;
+  /**
+   * EC2's connection-tracking allowance counters of each ENA interface, in the sampler's order
+   * (empty: no ENA interface, or a sampler older than issue 14). Untrusted like the rest.
+   */
+  readonly ena: readonly InterfaceCounters[];
 }
 
 export type SampleParse =
@@ -139,6 +155,8 @@ export function parseSampleLine(line: string): SampleParse {
     return fail('loaded=0 with a count or a limit');
   }
   if (loadedField !== '0' && !loaded) return fail('no count and limit (count=, max=) and not loaded=0');
+  const ena = enaInterfaces(values);
+  if (typeof ena === 'string') return fail(ena);
   const boot = values.get('boot');
   const netns = values.get('ns');
   return {
@@ -157,6 +175,45 @@ export function parseSampleLine(line: string): SampleParse {
       insertFailed: numbers.insert_failed ?? null,
       searchRestart: numbers.search_restart ?? null,
       cpus: numbers.cpus ?? null,
+      ena,
     },
   };
+}
+
+/** The `ena.*` fields as interfaces, or why they are not a sampler's. */
+function enaInterfaces(values: ReadonlyMap<string, string>): InterfaceCounters[] | string {
+  const byIndex = new Map<number, { name: string; exceeded: number | null; available: number | null }>();
+  const counters: { index: number; counter: 'exceeded' | 'available'; key: string; text: string }[] = [];
+  for (const [key, text] of values) {
+    const named = ENA_INTERFACE_KEY.exec(key);
+    if (named) {
+      const index = Number(named[1]);
+      if (index >= MAX_SAMPLE_ENA_INTERFACES)
+        return `field ${key}: more than ${MAX_SAMPLE_ENA_INTERFACES} ENA interfaces`;
+      if (!INTERFACE_NAME.test(text)) return `field ${key} is not an interface name`;
+      byIndex.set(index, { name: text, exceeded: null, available: null });
+      continue;
+    }
+    const counter = ENA_COUNTER_KEY.exec(key);
+    if (counter) {
+      counters.push({
+        index: Number(counter[1]),
+        counter: counter[2] as 'exceeded' | 'available',
+        key,
+        text,
+      });
+    }
+  }
+  for (const { index, counter, key, text } of counters) {
+    const entry = byIndex.get(index);
+    if (entry === undefined) return `field ${key} without ena.${index}`;
+    if (!DECIMAL.test(text) || !Number.isSafeInteger(Number(text)))
+      return `field ${key} is not a whole number`;
+    entry[counter] = Number(text);
+  }
+  const interfaces = [...byIndex.entries()].sort(([a], [b]) => a - b).map(([, entry]) => entry);
+  if (new Set(interfaces.map((entry) => entry.name)).size < interfaces.length) {
+    return 'an ENA interface is named twice';
+  }
+  return interfaces;
 }

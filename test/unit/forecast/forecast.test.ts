@@ -200,6 +200,7 @@ function hostSample(timeMs: number, count: number, extra: Partial<HostSample> = 
     insertFailed: 0,
     searchRestart: 0,
     cpus: 2,
+    ena: [],
     ...extra,
   };
 }

@@ -46,8 +46,42 @@ describe('the sample line', () => {
         insertFailed: 2,
         searchRestart: 3,
         cpus: 2,
+        ena: [],
       },
     });
+  });
+
+  it("reads each ENA interface's allowance counters, in the sampler's order, on any form of the line", () => {
+    const ena = 'ena.1=ens6 ena.1.exceeded=0 ena.0=enX0 ena.0.exceeded=41 ena.0.available=12 ena.0.future=3';
+    expect(parseSampleLine(`${LINE} ${ena}`)).toMatchObject({
+      ok: true,
+      sample: {
+        count: 1234,
+        ena: [
+          { name: 'enX0', exceeded: 41, available: 12 },
+          { name: 'ens6', exceeded: 0, available: null },
+        ],
+      },
+    });
+    // EC2 tracks connections whether or not the guest loaded nf_conntrack.
+    expect(
+      parseSampleLine(`conntrack-responder-sample v=1 t=1763700000 loaded=0 ena.0=eth0 ena.0.available=900`),
+    ).toMatchObject({
+      ok: true,
+      sample: { loaded: false, ena: [{ name: 'eth0', exceeded: null, available: 900 }] },
+    });
+  });
+
+  it.each([
+    ['ena.0.exceeded=4', /ena.0.exceeded without ena.0/],
+    ['ena.0=eth0 ena.0.exceeded=4x', /ena.0.exceeded is not a whole number/],
+    ['ena.0=eth0 ena.0.available=99999999999999999', /ena.0.available is not a whole number/],
+    ['ena.0=eth0 ena.1=eth0', /named twice/],
+    ['ena.0=averyveryverylongname', /ena.0 is not an interface name/],
+    ['ena.16=eth0', /more than 16 ENA interfaces/],
+  ])('refuses ENA fields %j with a reason', (fields, reason) => {
+    const parsed = parseSampleLine(`${LINE} ${fields}`);
+    expect(parsed.ok ? '' : parsed.reason).toMatch(reason);
   });
 
   it('ignores keys it does not know (later samplers add some) and leaves missing counters null', () => {
@@ -264,7 +298,20 @@ describe('what the real sampler prints reads back exactly', () => {
       ].join('\n'),
     );
     const before = Date.now();
-    const { stdout } = await execFile('bash', [script, 'once'], { env: { CONNTRACK_RESPONDER_PROC: proc } });
+    // ENA counters as `ethtool -S` prints them, for the one interface the fake /sys has.
+    await mkdir(join(work, 'sys/class/net/ens5'), { recursive: true });
+    await mkdir(join(work, 'ena'), { recursive: true });
+    await writeFile(
+      join(work, 'ena/ens5'),
+      'NIC statistics:\n     tx_timeout: 0\n     conntrack_allowance_exceeded: 7\n     linklocal_allowance_exceeded: 0\n     conntrack_allowance_available: 136812\n',
+    );
+    const { stdout } = await execFile('bash', [script, 'once'], {
+      env: {
+        CONNTRACK_RESPONDER_PROC: proc,
+        CONNTRACK_RESPONDER_SYS: join(work, 'sys'),
+        CONNTRACK_RESPONDER_ENA_STATS: join(work, 'ena'),
+      },
+    });
     const parsed = parseSampleText(stdout);
     expect(parsed).toMatchObject({
       ok: true,
@@ -281,6 +328,7 @@ describe('what the real sampler prints reads back exactly', () => {
         insertFailed: 3,
         searchRestart: 5,
         cpus: 2,
+        ena: [{ name: 'ens5', exceeded: 7, available: 136812 }],
       },
     });
     const timeMs = parsed?.ok ? parsed.sample.timeMs : 0;

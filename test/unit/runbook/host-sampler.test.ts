@@ -67,8 +67,11 @@ async function makeProc(root: string, fake: FakeProc): Promise<string> {
 describe('host-sampler', () => {
   let work: string;
   let script: string;
+  let emptySys: string;
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'ctr-unit-sampler-'));
+    emptySys = join(work, 'empty-sys');
+    await mkdir(join(emptySys, 'class/net'), { recursive: true });
     const { document } = await loadRunbook('host-sampler');
     script = join(work, 'host-sampler.sh');
     await writeFile(script, `${document.mainSteps[0].inputs.runCommand.join('\n')}\n`);
@@ -80,7 +83,8 @@ describe('host-sampler', () => {
   async function sample(fake: FakeProc, extraEnv: Record<string, string> = {}) {
     const proc = await makeProc(work, fake);
     const result = await execFile('bash', [script, 'once'], {
-      env: { CONNTRACK_RESPONDER_PROC: proc, ...extraEnv },
+      // An empty /sys unless a test gives one: the machine's own interfaces never leak in.
+      env: { CONNTRACK_RESPONDER_PROC: proc, CONNTRACK_RESPONDER_SYS: emptySys, ...extraEnv },
       allowFailure: true,
     });
     expect(result.code, result.stderr).toBe(0);
@@ -188,6 +192,7 @@ describe('host-sampler', () => {
     const { stdout } = await execFile('bash', [script, 'run'], {
       env: {
         CONNTRACK_RESPONDER_PROC: proc,
+        CONNTRACK_RESPONDER_SYS: emptySys,
         CONNTRACK_SAMPLER_INTERVAL: '0.05',
         CONNTRACK_SAMPLER_SAMPLES: '4',
       },
@@ -196,6 +201,129 @@ describe('host-sampler', () => {
     expect(lines.map((line) => fields(line).seq)).toEqual(['1', '2', '3', '4']);
     const times = lines.map((line) => Number(fields(line).t));
     expect((times[3] ?? 0) - (times[0] ?? 0)).toBeGreaterThanOrEqual(0.1);
+  });
+
+  describe("EC2's allowance counters (ENA), per interface", () => {
+    const LOADED: FakeProc = { count: '5', max: '100', stat: [HEADER_5_15, cpuLine({})] };
+    let sys: string;
+    let stats: string;
+
+    /** A fake /sys with these interfaces; `ena` ones have a PCI device driven by ena. */
+    async function makeSys(interfaces: Record<string, 'ena' | 'ixgbe' | 'virtual'>) {
+      sys = join(work, 'sys');
+      await rm(sys, { recursive: true, force: true });
+      for (const [name, kind] of Object.entries(interfaces)) {
+        const dir = join(sys, 'class/net', name);
+        await mkdir(kind === 'virtual' ? dir : join(dir, 'device'), { recursive: true });
+        if (kind !== 'virtual') {
+          await writeFile(
+            join(dir, 'device/uevent'),
+            `DRIVER=${kind}\nPCI_CLASS=20000\nPCI_SLOT_NAME=0000:00:05.0\n`,
+          );
+        }
+      }
+    }
+
+    /** What `ethtool -S` prints for an ENA interface, with these allowance counters. */
+    function ethtoolText(counters: { exceeded?: string; available?: string }) {
+      return [
+        'NIC statistics:',
+        '     tx_timeout: 0',
+        '     bw_in_allowance_exceeded: 0',
+        ...(counters.exceeded === undefined
+          ? []
+          : [`     conntrack_allowance_exceeded: ${counters.exceeded}`]),
+        '     linklocal_allowance_exceeded: 0',
+        ...(counters.available === undefined
+          ? []
+          : [`     conntrack_allowance_available: ${counters.available}`]),
+        '     queue_0_tx_cnt: 123',
+        '',
+      ].join('\n');
+    }
+
+    async function writeStats(files: Record<string, string>) {
+      stats = join(work, 'ena-stats');
+      await rm(stats, { recursive: true, force: true });
+      await mkdir(stats, { recursive: true });
+      for (const [name, text] of Object.entries(files)) await writeFile(join(stats, name), text);
+    }
+
+    it('reads the injected counters of every interface that has a file, on every form of the line', async () => {
+      await makeSys({ lo: 'virtual', ens5: 'virtual', ens6: 'virtual', veth9: 'virtual' });
+      await writeStats({
+        ens5: ethtoolText({ exceeded: '41', available: '12' }),
+        ens6: ethtoolText({ exceeded: '3' }),
+        // Neither counter (an ENA driver older than 2.2.10): not written.
+        veth9: ethtoolText({}),
+        lo: ethtoolText({ exceeded: '1' }),
+        // No such interface here: never read.
+        eth7: ethtoolText({ exceeded: '1' }),
+      });
+      const env = { CONNTRACK_RESPONDER_SYS: sys, CONNTRACK_RESPONDER_ENA_STATS: stats };
+      const ena = 'ena.0=ens5 ena.0.exceeded=41 ena.0.available=12 ena.1=ens6 ena.1.exceeded=3';
+      expect(await sample(LOADED, env)).toMatch(new RegExp(` cpus=1 ${ena}$`));
+      expect(await sample({}, env)).toMatch(new RegExp(` loaded=0 ${ena}$`));
+      expect(await sample({ count: '5', max: '100' }, env)).toMatch(new RegExp(` max=100 ${ena}$`));
+    });
+
+    it('leaves out values it cannot vouch for instead of printing them', async () => {
+      await makeSys({ ens5: 'virtual', 'we;ird': 'virtual' });
+      await writeStats({
+        ens5: ethtoolText({ exceeded: '12;reboot', available: '1234567890123456' }),
+        'we;ird': ethtoolText({ exceeded: '1' }),
+      });
+      const line = await sample(LOADED, {
+        CONNTRACK_RESPONDER_SYS: sys,
+        CONNTRACK_RESPONDER_ENA_STATS: stats,
+      });
+      expect(line).toMatch(/ cpus=1$/);
+    });
+
+    it('asks ethtool -S about the interfaces driven by ena only, at most 8', async () => {
+      const interfaces: Record<string, 'ena' | 'ixgbe' | 'virtual'> = {
+        eth0: 'ena',
+        docker0: 'virtual',
+        ens9: 'ixgbe',
+      };
+      for (let index = 1; index <= 9; index++) interfaces[`enX${index}`] = 'ena';
+      await makeSys(interfaces);
+      // ethtool as a program on PATH, printing what the driver would and noting whom it was asked about.
+      const bin = join(work, 'bin');
+      await mkdir(bin, { recursive: true });
+      const asked = join(work, 'ethtool-asked');
+      await rm(asked, { force: true });
+      await writeFile(
+        join(bin, 'ethtool'),
+        `#!/bin/sh\n[ "$1" = -S ] || exit 1\necho "$2" >>'${asked}'\nprintf '${ethtoolText({ exceeded: '5', available: '900' }).replace(/\n/g, '\\n')}'\n`,
+        { mode: 0o755 },
+      );
+      const line = await sample(LOADED, {
+        CONNTRACK_RESPONDER_SYS: sys,
+        PATH: `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}`,
+      });
+      const named = [...line.matchAll(/ ena\.(\d)=(\S+) ena\.\d\.exceeded=5 ena\.\d\.available=900/g)].map(
+        (match) => match[2],
+      );
+      expect(named).toHaveLength(8);
+      expect(named.every((name) => interfaces[name ?? ''] === 'ena')).toBe(true);
+      expect((await readFile(asked, 'utf8')).trim().split('\n').sort()).toEqual([...named].sort());
+    });
+
+    it('writes no ENA field on a host without ethtool or without ENA', async () => {
+      await makeSys({ eth0: 'ena' });
+      // A PATH with bash and readlink only.
+      const bin = join(work, 'bin-without-ethtool');
+      await mkdir(bin, { recursive: true });
+      for (const tool of ['bash', 'readlink']) {
+        const { stdout } = await execFile('sh', ['-c', `command -v ${tool}`]);
+        await symlink(stdout.trim(), join(bin, tool)).catch(() => undefined);
+      }
+      const line = await sample(LOADED, { CONNTRACK_RESPONDER_SYS: sys, PATH: bin });
+      expect(line).toMatch(/ cpus=1$/);
+      await makeSys({ docker0: 'virtual', ens9: 'ixgbe' });
+      expect(await sample(LOADED, { CONNTRACK_RESPONDER_SYS: sys })).toMatch(/ cpus=1$/);
+    });
   });
 
   it.each([
