@@ -16,12 +16,14 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import middy from '@middy/core';
 import type { CloudWatchLogsEvent, Context } from 'aws-lambda';
 import type { z } from 'zod';
+import { AllowanceBaselineStore } from '../adapters/allowance-baseline-store.js';
 import { sdkRetryConfig } from '../adapters/aws-retry.js';
 import { escalateBreakerOnce } from '../adapters/fleet-escalation.js';
 import { GuardrailStore } from '../adapters/guardrail-store.js';
 import { IncidentStore, type RecordingOutcome } from '../adapters/incident-store.js';
 import { type StartOutcome, startIncidentWorkflow } from '../adapters/incident-workflow.js';
 import { SampleWindowStore } from '../adapters/sample-window-store.js';
+import { DEFAULT_ALLOWANCE_DETECT_SETTINGS } from '../core/allowance/detect.js';
 import { detectInSubscription, type SubscriptionDetection } from '../core/detect/index.js';
 import { ResponderError } from '../core/errors.js';
 import { forecastSettingsFromEnvironment, hostMetricsFromEnvironment } from '../core/forecast/index.js';
@@ -30,7 +32,7 @@ import { guardrailSettingsFromEnvironment } from '../core/guardrails/settings.js
 import { type DropObservation, type IncidentPolicy, mayStartWorkflow } from '../core/incident/incident.js';
 import { detectSettingsFromEnvironment } from '../core/incident/settings.js';
 import { formatIssues } from '../core/zod-issues.js';
-import { nearFullObservations } from './host-samples.js';
+import { hostSampleObservations } from './host-samples.js';
 import { IGNORED_DROP_TEXT_METRICS } from './metric-names.js';
 import { logger, METRICS_NAMESPACE, metrics, SERVICE_NAME, tracer } from './powertools.js';
 
@@ -64,6 +66,11 @@ const documents = DynamoDBDocumentClient.from(tracer.captureAWSv3Client(new Dyna
 const store = new IncidentStore(documents, settings.incidentTableName);
 const guardrailStore = new GuardrailStore(documents, settings.incidentTableName, guardrails);
 const sampleStore = new SampleWindowStore(documents, settings.incidentTableName, forecastSettings);
+const allowanceStore = new AllowanceBaselineStore(
+  documents,
+  settings.incidentTableName,
+  DEFAULT_ALLOWANCE_DETECT_SETTINGS,
+);
 const stepFunctions = tracer.captureAWSv3Client(new SFNClient(retry));
 const escalation = {
   sns: tracer.captureAWSv3Client(new SNSClient(retry)),
@@ -134,13 +141,15 @@ export const lambdaHandler = async (
     source: { owner: data.owner, logGroup: data.logGroup, logStream: data.logStream },
     events: detection.events[index] ?? [],
   }));
-  // The host sampler's lines: near-full forecasts open incidents the same way (docs/forecast.md).
+  // The host sampler's lines: near-full forecasts and EC2 allowance findings open incidents the
+  // same way (docs/forecast.md).
   observations.push(
-    ...(await nearFullObservations({
+    ...(await hostSampleObservations({
       data,
       now,
       instanceIdPattern: settings.instanceIdPattern,
       samples: sampleStore,
+      allowance: allowanceStore,
       incidents: store,
       policy,
       settings: forecastSettings,
@@ -186,7 +195,11 @@ export const lambdaHandler = async (
       if (workflow === 'held') metrics.addMetric('IncidentsHeld', MetricUnit.Count, 1);
     }
     logger.info(
-      observation.kind === 'near-full' ? 'Recorded a near-full forecast' : 'Recorded conntrack drops',
+      observation.kind === 'near-full'
+        ? 'Recorded a near-full forecast'
+        : observation.kind === 'ec2-allowance'
+          ? 'Recorded an exhausted EC2 allowance'
+          : 'Recorded conntrack drops',
       {
         incidentId: incident.incidentId,
         outcome: recorded.outcome,
@@ -198,6 +211,7 @@ export const lambdaHandler = async (
         dropLines: observation.dropLines,
         suppressed: observation.suppressed,
         ...(observation.forecast ? { forecast: observation.forecast.summary } : {}),
+        ...(observation.allowance ? { allowance: observation.allowance.summary } : {}),
       },
     );
     incidents.push({

@@ -1,6 +1,8 @@
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { AllowanceBaselineStore } from '../adapters/allowance-baseline-store.js';
 import type { IncidentStore } from '../adapters/incident-store.js';
 import type { RecordedSamples, SampleWindowStore } from '../adapters/sample-window-store.js';
+import { allowanceRecord } from '../core/allowance/detect.js';
 import type { CloudWatchLogsData } from '../core/detect/index.js';
 import {
   type ForecastSettings,
@@ -12,14 +14,16 @@ import type { DropObservation, IncidentPolicy } from '../core/incident/incident.
 import { logger } from './powertools.js';
 
 /**
- * The detect function's part for the host sampler's lines (issue 13, docs/forecast.md): each
- * host's samples go into its stored window, the forecast is made from it, and a host predicted to
- * fill within the horizon (or above the usage threshold) becomes a `near-full` observation, which
- * the handler opens, dedupes, admits past the breaker and starts exactly as it does drops. Each
- * sample is also published as per-instance metrics (embedded metric format).
+ * The detect function's part for the host sampler's lines (issues 13 and 14, docs/forecast.md):
+ * each host's samples go into its stored window, the forecast is made from it, and a host
+ * predicted to fill within the horizon (or above the usage threshold) becomes a `near-full`
+ * observation; its ENA counters, against its stored reading, become an `ec2-allowance` observation
+ * when EC2's allowance is exhausted or low. The handler opens, dedupes, admits past the breaker
+ * and starts both exactly as it does drops. Each sample is also published as per-instance metrics
+ * (embedded metric format).
  *
  * A sample only ever opens an incident: nothing is changed because of one (the workflow confirms
- * usage and growth on the host over SSM first).
+ * on the host's own counters over SSM first).
  */
 
 export interface HostSampleContext {
@@ -36,9 +40,11 @@ export interface HostSampleContext {
   readonly hostMetrics: Metrics | null;
   /** Hosts with drop lines in this same delivery: the table-full incident covers them. */
   readonly hostsWithDrops: ReadonlySet<string>;
+  /** Each host's last ENA allowance reading (the baseline of the counters' rise). */
+  readonly allowance: AllowanceBaselineStore;
 }
 
-export async function nearFullObservations(context: HostSampleContext): Promise<DropObservation[]> {
+export async function hostSampleObservations(context: HostSampleContext): Promise<DropObservation[]> {
   const { data, now, metrics } = context;
   const sampled = samplesInSubscription(data, { instanceIdPattern: context.instanceIdPattern });
   const rejected = Object.values(sampled.rejected).reduce((sum, count) => sum + count, 0);
@@ -50,6 +56,9 @@ export async function nearFullObservations(context: HostSampleContext): Promise<
   const observations: DropObservation[] = [];
   for (const group of sampled.groups) {
     metrics.addMetric('SamplesSeen', MetricUnit.Count, group.samples.length);
+    // EC2's allowance is another table: its incident neither covers nor is covered by the kernel's.
+    const allowance = await allowanceObservation(context, group);
+    if (allowance !== null) observations.push(allowance);
     const recorded = await context.samples.record(group, now);
     if (context.hostMetrics) publishHostMetrics(context.hostMetrics, group, now);
     const { forecast } = recorded;
@@ -76,6 +85,48 @@ export async function nearFullObservations(context: HostSampleContext): Promise<
     observations.push(observationOf(data, group, recorded, context.settings));
   }
   return observations;
+}
+
+/**
+ * An `ec2-allowance` observation when the group's ENA counters, against the host's stored
+ * reading, show conntrack_allowance_exceeded rising or conntrack_allowance_available low.
+ */
+async function allowanceObservation(
+  context: HostSampleContext,
+  group: SampleGroup,
+): Promise<DropObservation | null> {
+  const checked = await context.allowance.check(group, context.now);
+  if (checked.reading === null) return null;
+  logger.info('Checked EC2 allowance counters', {
+    host: group.host,
+    netns: group.netns,
+    interfaces: checked.rates.map((rate) => ({
+      name: rate.name,
+      exceededIncrease: rate.exceededIncrease,
+      coveredSeconds: rate.coveredSeconds,
+      available: rate.available,
+      resets: rate.resets,
+    })),
+    stored: checked.stored,
+    findings: checked.findings.length,
+  });
+  if (checked.findings.length === 0) return null;
+  context.metrics.addMetric('Ec2AllowanceFindings', MetricUnit.Count, 1);
+  const { data } = context;
+  const first = group.samples.find((sample) => sample.ena.length > 0);
+  const record = allowanceRecord(checked.findings, checked.reading.at, context.allowance.settings);
+  return {
+    host: group.host,
+    kind: 'ec2-allowance',
+    netns: group.netns,
+    dropLines: 0,
+    suppressed: 0,
+    firstSeen: first === undefined ? null : new Date(first.timeMs).toISOString(),
+    lastSeen: record.sampledAt,
+    source: { owner: data.owner, logGroup: data.logGroup, logStream: data.logStream },
+    events: group.events,
+    allowance: record,
+  };
 }
 
 /** A table-full incident already open for the host (or its drops in this delivery) covers it. */

@@ -11,6 +11,7 @@ import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
+import { ALLOWANCE_BASELINE_KEY_PREFIX } from '../../functions/adapters/allowance-baseline-store.js';
 import type { SdkRetryConfig } from '../../functions/adapters/aws-retry.js';
 import { GUARDRAIL_KEYS } from '../../functions/adapters/guardrail-store.js';
 import { INCIDENT_STORE_KEY_PREFIXES } from '../../functions/adapters/incident-store.js';
@@ -63,13 +64,15 @@ export interface DetectionProps {
 /**
  * The partition keys the detect function reads and writes (IAM `dynamodb:LeadingKeys` patterns):
  * its incidents and delivery markers (IncidentStore, plus each incident's admission and the fleet
- * view's reads), each host's window of samples (SampleWindowStore), and the breaker item with its window buckets (GuardrailStore.admit and the
- * escalation), all under the one partition key `guardrail#breaker`.
+ * view's reads), each host's window of samples (SampleWindowStore), each host's last ENA allowance
+ * reading (AllowanceBaselineStore), and the breaker item with its window buckets
+ * (GuardrailStore.admit and the escalation), all under the one partition key `guardrail#breaker`.
  */
 export const DETECT_LEADING_KEYS = [
   `${INCIDENT_STORE_KEY_PREFIXES.incident}*`,
   `${INCIDENT_STORE_KEY_PREFIXES.delivery}*`,
   `${SAMPLE_WINDOW_KEY_PREFIX}*`,
+  `${ALLOWANCE_BASELINE_KEY_PREFIX}*`,
   GUARDRAIL_KEYS.breaker.pk,
 ] as const;
 

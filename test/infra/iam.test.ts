@@ -125,7 +125,13 @@ describe('least privilege', () => {
     });
     // Assess: one statement holds every DynamoDB action, and it carries the condition.
     expect(table).toHaveLength(1);
-    expect(leadingKeys.asArray()).toEqual(['incident#*', 'delivery#*', 'samples#*', 'guardrail#breaker']);
+    expect(leadingKeys.asArray()).toEqual([
+      'incident#*',
+      'delivery#*',
+      'samples#*',
+      'allowance#*',
+      'guardrail#breaker',
+    ]);
     // What it may not touch although it shares the table: approvals, remediation slots, and the
     // instances' last changes (the remediation cooldown).
     const allowed = leadingKeys.asArray().map((pattern) => stringLike(String(pattern)));

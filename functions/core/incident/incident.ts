@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { AllowanceRecord } from '../allowance/detect.js';
 import type { ForecastRecord } from '../forecast/index.js';
 import type { IncidentAdmission } from '../guardrails/breaker.js';
 import type { ResponseMode } from './settings.js';
@@ -18,8 +19,10 @@ import type { ResponseMode } from './settings.js';
 /**
  * `near-full`: no drop yet; the host sampler's recent samples predict the table full within the
  * horizon, or show it above the usage threshold (functions/core/forecast, docs/forecast.md).
+ * `ec2-allowance`: the host sampler's ENA counters show EC2's own connection-tracking allowance
+ * exhausted (conntrack_allowance_exceeded rising) or low (functions/core/allowance/detect.ts).
  */
-export type DropKind = 'table-full' | 'expect-table-full' | 'near-full';
+export type DropKind = 'table-full' | 'expect-table-full' | 'near-full' | 'ec2-allowance';
 
 /** The incidents table's key and TTL attributes, shared by the CDK construct, the adapter and tests. */
 export const INCIDENT_TABLE = { partitionKey: 'pk', sortKey: 'sk', ttlAttribute: 'expiresAt' } as const;
@@ -46,6 +49,8 @@ export interface DropObservation {
   readonly events: readonly LogEvent[];
   /** For `near-full`: the forecast that opened it (untrusted: made from sample lines). */
   readonly forecast?: ForecastRecord;
+  /** For `ec2-allowance`: the interfaces and counters that opened it (untrusted: sample lines). */
+  readonly allowance?: AllowanceRecord;
 }
 
 /** What opened the incident; never changes afterwards, so the workflow input built from it doesn't either. */
@@ -63,6 +68,8 @@ export interface IncidentTrigger {
   readonly eventsOmitted: number;
   /** For `near-full`: the forecast that opened it, with its samples. */
   readonly forecast?: ForecastRecord;
+  /** For `ec2-allowance`: the interfaces whose allowance was exhausted or low, by the samples. */
+  readonly allowance?: AllowanceRecord;
 }
 
 export interface Incident {
@@ -115,6 +122,7 @@ const KIND_CODES: Record<DropKind, string> = {
   'table-full': 'full',
   'expect-table-full': 'expect',
   'near-full': 'near',
+  'ec2-allowance': 'ec2',
 };
 
 /** EC2 instance ids, and the `mi-` ids of SSM hybrid managed nodes, which Run Command reaches too. */
@@ -232,6 +240,7 @@ export function newIncident(observation: DropObservation, now: Date, policy: Inc
       events: kept,
       eventsOmitted: observation.events.length - kept.length,
       ...(observation.forecast === undefined ? {} : { forecast: observation.forecast }),
+      ...(observation.allowance === undefined ? {} : { allowance: observation.allowance }),
     },
     executionName: incidentId,
     executionStarted: false,
