@@ -1,4 +1,5 @@
-import type { PlannedAction, Recommendation } from '../plan/types.js';
+import type { Ec2AllowanceState, KernelTableState } from '../plan/ec2.js';
+import type { Plan, PlannedAction, Recommendation } from '../plan/types.js';
 import type { ImpactEstimate } from './impact.js';
 import type { IncidentEvidence } from './incident.js';
 import type { Timeline } from './timeline.js';
@@ -112,6 +113,7 @@ export function renderPostmortem(input: PostmortemInput): string {
     for (const statement of plan.confirmation) line(`- ${inline(statement)}`);
     line();
   }
+  if (plan?.tables) renderTables(plan, line);
   if (before && before.table.entries > 0) renderTableShape(evidence, line);
 
   const guardrails = evidence.guardrails ?? [];
@@ -296,6 +298,69 @@ function renderImpact(impact: ImpactEstimate, line: (text?: string) => void): vo
     `- Kernel log: ${impact.logLines.lines} drop lines and ${impact.logLines.suppressed} suppressed repeats. Not used for the estimate: the kernel ratelimits these messages (10 per 5 s) and counts the suppressed messages of every caller together.`,
   );
   for (const note of impact.notes) line(`- Note: ${inline(note)}.`);
+}
+
+const KERNEL_STATE: Record<KernelTableState, string> = {
+  full: '**full** (or at the near-full ratio)',
+  'not-full': 'not full',
+  'not-loaded': 'not loaded: the guest tracks nothing',
+};
+const EC2_STATE: Record<Ec2AllowanceState, string> = {
+  exhausted: '**exhausted**: conntrack_allowance_exceeded rose',
+  low: '**nearly exhausted**: conntrack_allowance_available low',
+  'not-exhausted': 'not exhausted',
+  'no-counters': 'unknown: no ENA allowance counters',
+};
+const TIMEOUT_SOURCE: Record<string, string> = {
+  eni: 'set on the ENI',
+  'instance-type': 'instance type default',
+  unknown: 'unknown',
+};
+
+/**
+ * Which of the two connection-tracking tables dropped packets, and on the EC2 side, which ENIs,
+ * which flows EC2 tracks at all, and their idle timeouts when the diagnosis was made.
+ */
+function renderTables(plan: Plan, line: (text?: string) => void): void {
+  const tables = plan.tables;
+  if (!tables) return;
+  line('### Which table');
+  line();
+  line(
+    'Two tables track connections on an EC2 instance: the kernel’s (nf_conntrack, inside the guest; it logs "table full") and EC2’s own per-instance allowance (outside the guest, for security groups; it logs nothing, only the ENA driver counts its drops).',
+  );
+  line();
+  line('| Table | At diagnosis |');
+  line('|---|---|');
+  line(`| Kernel (nf_conntrack) | ${KERNEL_STATE[tables.kernel]} |`);
+  line(`| EC2 allowance (ENA counters) | ${EC2_STATE[tables.ec2]} |`);
+  line();
+  line(inline(tables.summary));
+  line();
+  const ec2 = plan.ec2;
+  if (!ec2 || ec2.interfaces.length === 0) return;
+  line(
+    `The EC2 side${ec2.instanceType ? ` (instance type ${inline(ec2.instanceType)})` : ''}: EC2 does not track a TCP or UDP flow only when a security group rule allows it from anywhere and a rule of the other direction allows all traffic on every port to anywhere; everything else, and all ICMP, counts against the allowance.`,
+  );
+  line();
+  line(
+    '| Interface | MAC | ENI | Security groups | Flows EC2 tracks | TCP established | UDP stream | UDP | Allowance |',
+  );
+  line('|---|---|---|---|---|---|---|---|---|');
+  for (const view of ec2.interfaces) {
+    const timeout = (field: 'tcpEstablished' | 'udpStream' | 'udp') => {
+      const current = view.timeouts?.[field];
+      if (!current) return 'unknown';
+      return `${current.value === null ? 'unknown' : `${current.value} s`} (${TIMEOUT_SOURCE[current.source] ?? 'unknown'})`;
+    };
+    const groups = view.securityGroups;
+    line(
+      `| ${inline(view.interface)} | ${inline(view.mac ?? 'unknown')} | ${inline(view.networkInterfaceId ?? 'not described')} | ${groups == null ? 'unknown' : groups.length === 0 ? 'none' : inline(groups.join(', '))} | ${inline(view.tracking ?? 'unknown')} | ${timeout('tcpEstablished')} | ${timeout('udpStream')} | ${timeout('udp')} | ${inline(view.finding ?? 'quiet')} |`,
+    );
+  }
+  line();
+  for (const note of ec2.notes) line(`- Note: ${inline(note)}`);
+  if (ec2.notes.length > 0) line();
 }
 
 function renderTableShape(evidence: IncidentEvidence, line: (text?: string) => void): void {

@@ -38,6 +38,8 @@ export interface Ec2InterfaceView {
   /** The finding when this interface's allowance is exhausted or low; null when it is quiet. */
   readonly finding: string | null;
   readonly networkInterfaceId: string | null;
+  /** The ENI's security groups (their rules decide which flows EC2 tracks); null when not described. */
+  readonly securityGroups?: readonly string[] | null;
   readonly timeouts: Readonly<Record<keyof EniTimeouts, { value: number | null; source: string }>> | null;
   /** Which flows EC2 tracks on the ENI, in plain words; null when not known. */
   readonly tracking: string | null;
@@ -164,6 +166,7 @@ export function planEc2(input: Ec2PlanInput): Ec2Plan {
       mac: entry.mac ?? null,
       finding: finding?.detail ?? null,
       networkInterfaceId: eni?.networkInterfaceId ?? null,
+      securityGroups: eni ? eni.groups.map((group) => group.id) : null,
       timeouts: eni?.timeouts ?? null,
       tracking: eni?.tracking?.summary ?? null,
     });
