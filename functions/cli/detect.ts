@@ -10,6 +10,7 @@ import { mentionsKernelPhrase } from '../core/detect/messages.js';
 import { DetectionSession } from '../core/detect/session.js';
 import { isPlausibleTimeMs } from '../core/detect/text-line.js';
 import { TextLogScanner } from '../core/detect/text-scanner.js';
+import { ResponderError } from '../core/errors.js';
 import { GzipError, gunzipMembers } from './gunzip.js';
 import { type CliIo, type Command, UsageError } from './io.js';
 import { hasUnsafeCharacters, printable, terminalSafeJson } from './printable.js';
@@ -52,7 +53,8 @@ Exit status, as grep's:
   0  conntrack drops were found (at least one group), and every input was read
   1  no drops were found, and every input was read
   2  an input could not be read, or only in part (missing file, corrupt or truncated gzip,
-     trailing garbage), or a usage error; with --strict also when a line was named as above.
+     trailing garbage, compressed with xz, bzip2, zstd or lz4, a binary journald file), or a
+     usage error; with --strict also when a line was named as above.
      The report still covers everything that was read.
   141  standard output was closed early (| head): the command stops without a message
 `;
@@ -64,6 +66,47 @@ const PROBLEMS_SHOWN = 10;
 /** Characters of a host or namespace shown in the table (JSON has them whole). */
 const CELL_CHARS = 64;
 const GZIP_MAGIC = [0x1f, 0x8b];
+
+/**
+ * Inputs detect cannot read, by their first bytes: read as text they would hide every line
+ * (exit 1, "no drops"), so they are refused as unreadable instead (exit 2). Rotated logs are
+ * compressed with xz, bzip2 or zstd where logrotate's compresscmd says so, and journald's own
+ * files are binary (`journalctl --file F -o json` reads them).
+ */
+const UNREADABLE_FORMATS: readonly { readonly magic: readonly number[]; readonly what: string }[] = [
+  {
+    magic: [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00],
+    what: 'xz-compressed: decompress it first (xz -dc FILE | detect)',
+  },
+  { magic: [0x28, 0xb5, 0x2f, 0xfd], what: 'zstd-compressed: decompress it first (zstd -dc FILE | detect)' },
+  { magic: [0x04, 0x22, 0x4d, 0x18], what: 'lz4-compressed: decompress it first (lz4 -dc FILE | detect)' },
+  // "BZh", the block size digit, then the first block's magic (pi) or the end of stream (sqrt(pi)).
+  ...['1', '2', '3', '4', '5', '6', '7', '8', '9'].flatMap((digit) =>
+    [
+      [0x31, 0x41, 0x59, 0x26, 0x53, 0x59],
+      [0x17, 0x72, 0x45, 0x38, 0x50, 0x90],
+    ].map((block) => ({
+      magic: [0x42, 0x5a, 0x68, digit.charCodeAt(0), ...block],
+      what: 'bzip2-compressed: decompress it first (bzip2 -dc FILE | detect)',
+    })),
+  ),
+  {
+    magic: [...Buffer.from('LPKSHHRH')],
+    what: 'a binary journald file: read it with journalctl --file FILE -o json | detect',
+  },
+];
+
+class UnreadableInputError extends ResponderError {
+  override readonly name = 'UnreadableInputError';
+}
+
+/** Refuses an input whose first bytes say it is in a format detect cannot read. */
+function refuseUnreadableFormat(first: Buffer): void {
+  const known = UNREADABLE_FORMATS.find(
+    ({ magic }) => first.length >= magic.length && magic.every((byte, index) => first[index] === byte),
+  );
+  if (known !== undefined) throw new UnreadableInputError(`the input is ${known.what}`);
+}
 
 interface Problem {
   line: number | null;
@@ -365,6 +408,7 @@ function countNewlines(chunk: Buffer, end: number): number {
 
 function describeError(error: unknown): string {
   if (error instanceof GzipError) return `read only in part: ${error.message}; every line before it was read`;
+  if (error instanceof UnreadableInputError) return `not read: ${error.message}`;
   return `cannot read: ${(error as Error).message}`;
 }
 
@@ -380,6 +424,7 @@ async function processInput(name: string, session: DetectionSession, io: CliIo):
       const source = readStream(io.stdin);
       const first = await source.next();
       if (first.done) return outcome;
+      refuseUnreadableFormat(first.value);
       await scanInput(maybeGunzip(Buffer.from(first.value), source), session, outcome, true);
       return outcome;
     }
@@ -389,6 +434,7 @@ async function processInput(name: string, session: DetectionSession, io: CliIo):
       const source = readHandle(handle);
       const first = await source.next();
       if (first.done) return outcome;
+      refuseUnreadableFormat(first.value);
       compressed = first.value[0] === GZIP_MAGIC[0] && first.value[1] === GZIP_MAGIC[1];
       // A plain file can be re-read, so lines are numbered only when there is something to report.
       await scanInput(maybeGunzip(first.value, source), session, outcome, compressed);

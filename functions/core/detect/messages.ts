@@ -97,3 +97,14 @@ const KERNEL_PHRASE =
 export function mentionsKernelPhrase(text: string): boolean {
   return mentionsCandidate(text) && KERNEL_PHRASE.test(text);
 }
+
+const KERNEL_PHRASES = new RegExp(KERNEL_PHRASE.source, 'g');
+
+/** How many drop or suppression phrases `text` contains (lines of a value refused whole). */
+export function countKernelPhrases(text: string): number {
+  if (!mentionsCandidate(text)) return 0;
+  let count = 0;
+  KERNEL_PHRASES.lastIndex = 0;
+  while (KERNEL_PHRASES.exec(text) !== null) count++;
+  return count;
+}

@@ -10,7 +10,12 @@ import {
 } from './cloudwatch.js';
 import { LogInputError } from './errors.js';
 import { isJournalEntry, parseJournalEntry } from './journald.js';
-import { classifyKernelMessage, type KernelMessage, mentionsKernelPhrase } from './messages.js';
+import {
+  classifyKernelMessage,
+  countKernelPhrases,
+  type KernelMessage,
+  mentionsKernelPhrase,
+} from './messages.js';
 import { isPlausibleTimeMs, type LogLine, parseTextLine, type TextLineContext } from './text-line.js';
 
 export interface SessionOptions {
@@ -154,6 +159,10 @@ export class DetectionSession {
       return this.jsonObject(value);
     } catch (error) {
       if (!(error instanceof LogInputError)) throw error;
+      // Refused whole (a journald field of the wrong type, a payload that breaks its schema):
+      // the drop and suppression text in it counts as unreadable, as the caller names it.
+      const phrases = countKernelPhrases(phraseText(JSON.stringify(value) ?? ''));
+      for (let count = 0; count < phrases; count++) this.aggregator.unreadableLine();
       return [error.message];
     }
   }

@@ -449,14 +449,22 @@ function parsePriorityOnly(text: string): LogLine | null {
 }
 
 /**
- * Copy-paste damage that hides a line's start: blanks and no-break spaces in front (indented
- * code blocks, HTML), and e-mail quote markers (`> `, `>> `).
+ * Damage that hides a line's start: blanks and no-break spaces in front (indented code blocks,
+ * HTML), e-mail quote markers (`> `, `>> `), and NUL bytes (the zeroed blocks a syslog file keeps
+ * after an unclean shutdown run into the first line written after the reboot).
  */
 function undamaged(text: string): string {
   let cleaned = text.includes('\u00a0') ? text.replaceAll('\u00a0', ' ') : text;
   const first = cleaned.charCodeAt(0);
-  if (first === 0x20 || first === 0x09 || first === 0x3e /* > */ || first === 0xfeff || first === 0x3000) {
-    cleaned = cleaned.replace(/^[\s>]+/, '');
+  if (
+    first === 0x20 ||
+    first === 0x09 ||
+    first === 0x3e /* > */ ||
+    first === 0xfeff ||
+    first === 0x3000 ||
+    first === 0x00
+  ) {
+    cleaned = cleaned.replace(/^[\s>\0]+/, '');
   }
   return cleaned;
 }

@@ -245,8 +245,9 @@ export class TextLogScanner {
   private mayBeKernelLine(buffer: Buffer, start: number, end: number): boolean {
     const first = buffer[start] ?? 0;
     if (first === OPEN_BRACKET || first === LESS_THAN) return true;
-    // Damaged starts (indentation, no-break spaces, quote markers) are rare: let the parser look.
+    // Damaged starts (indentation, no-break spaces, quote markers, NUL bytes) are rare: let the parser look.
     if (
+      first === 0x00 ||
       first === SPACE_BYTE ||
       first === TAB ||
       first === GREATER_THAN ||

@@ -113,6 +113,36 @@ describe('one bad line or event never costs the report', () => {
     expect(result.code).toBe(0);
   });
 
+  it('counts a journald entry refused for a field of the wrong type as unreadable, and names it', async () => {
+    // journalctl writes every field as a string; a re-exported entry may carry a number.
+    const entry = JSON.parse(
+      journalEntry({
+        message: 'nf_conntrack: table full, dropping packet',
+        realtimeMicros: '1773433305000000',
+      }),
+    );
+    const numeric = JSON.stringify({ ...entry, __REALTIME_TIMESTAMP: 1773433305000000 });
+    const result = await detect(['--json'], `${numeric}\n`);
+    expect(JSON.parse(result.stdout).ignored.unreadable).toBe(1);
+    expect(result.stderr).toMatch(/\(stdin\):1: journald field __REALTIME_TIMESTAMP is neither a string/);
+    expect(result.code).toBe(1);
+    expect((await detect(['--json', '--strict'], `${numeric}\n`)).code).toBe(2);
+  });
+
+  it('reads the line an unclean shutdown wrote after a run of NUL bytes', async () => {
+    // After a crash a syslog file keeps the zeroed blocks it had allocated; the first line
+    // written after the reboot follows them on the same "line".
+    const text = `${'\0'.repeat(4096)}Dec  5 10:00:00 web-01 kernel: [    7.123456] nf_conntrack: table full, dropping packet\nDec  5 10:00:01 web-01 kernel: [    8.000001] nf_conntrack: table full, dropping packet\n`;
+    const result = await detect(['--json', '--now', '2025-12-06T00:00:00Z'], text);
+    expect(JSON.parse(result.stdout)).toEqual({
+      groups: [
+        expect.objectContaining({ host: 'web-01', dropLines: 2, firstSeen: '2025-12-05T10:00:00.000Z' }),
+      ],
+      ignored: { 'not-kernel': 0, unrelated: 0, unreadable: 0 },
+    });
+    expect(result.stderr).toBe('');
+  });
+
   it('refuses a text line whose date does not exist, and counts the lines beside it', async () => {
     const text = `${SEED_001_MESSAGES[1]}\nFeb 30 10:00:00 fashion kernel: nf_conntrack: table full, dropping packet.\n${SEED_001_MESSAGES[2]}\n`;
     const result = await detect(['--json', '--now', '2026-11-21T00:00:00Z'], text);
@@ -158,6 +188,72 @@ describe('one bad line or event never costs the report', () => {
     const result = await detect(['--json'], `${good}\n${deep}\n${good}\n[${good},${good}]\n`);
     expect(JSON.parse(result.stdout).groups[0]).toMatchObject({ dropLines: 4 });
     expect(result.stderr).toMatch(/\(stdin\):2: a JSON value nested deeper than 64 levels/);
+  });
+});
+
+describe('inputs in a format detect cannot read', () => {
+  // One drop line compressed by xz 5.4, bzip2 1.0.8, zstd 1.5 and lz4 1.9 (their real output), and
+  // the start of a binary journald file (signature "LPKSHHRH", systemd.io/JOURNAL_FILE_FORMAT).
+  // Read as text, each would hide its lines behind "no drops" (exit 1).
+  const compressed: [string, string, string][] = [
+    [
+      'xz',
+      '/Td6WFoAAATm1rRGAgAhARYAAAB0L+WjAQBIRGVjICA1IDEwOjAwOjAxIHdlYi0wMSBrZXJuZWw6IG5mX2Nvbm50cmFjazogdGFibGUgZnVsbCwgZHJvcHBpbmcgcGFja2V0CgAAAABqR9le/74r7AABYUn5FmBTH7bzfQEAAAAABFla',
+      'xz -dc FILE',
+    ],
+    [
+      'bzip2',
+      'QlpoOTFBWSZTWezMw+AAAA1fgAAQQAZiEAQAAAC/rdaAIABQpo0AaAACKehpNkmEbUPU9RrUkWDTkYLmPAytsYTWIX1hmuoiC1q/bXASE/IjumntP50MiQso4lTqH4u5IpwoSHZmYfAA',
+      'bzip2 -dc FILE',
+    ],
+    [
+      'zstd',
+      'KLUv/QRYJQIAkgQQFqC1OZAoSFmosVFqWfpt0U5QwQxUEa9Be0qzjGyylmKHBVUA8vWYZkxpWNtVaaA16pc9udxwHnA5vMMrJux8EQCuCp51',
+      'zstd -dc FILE',
+    ],
+    [
+      'lz4',
+      'BCJNGGRAp0kAAIBEZWMgIDUgMTA6MDA6MDEgd2ViLTAxIGtlcm5lbDogbmZfY29ubnRyYWNrOiB0YWJsZSBmdWxsLCBkcm9wcGluZyBwYWNrZXQKAAAAABV8d98=',
+      'lz4 -dc FILE',
+    ],
+    [
+      'journald',
+      Buffer.concat([Buffer.from('LPKSHHRH'), Buffer.alloc(200)]).toString('base64'),
+      'journalctl --file',
+    ],
+  ];
+
+  it.each(compressed)(
+    'refuses %s input as not read (exit 2), naming the file and what to run',
+    async (name, base64, hint) => {
+      const path = file(`kern.log.${name}`);
+      await writeFile(path, Buffer.from(base64, 'base64'));
+      const goodLine = 'Dec  5 10:00:02 web-02 kernel: nf_conntrack: table full, dropping packet\n';
+      await writeFile(file('good.log'), goodLine);
+      const result = await detect(['--json', '--now', '2025-12-06T00:00:00Z', path, file('good.log')]);
+      expect(result.stderr).toContain(`${path}: not read: the input is`);
+      expect(result.stderr).toContain(hint);
+      // The other input is still read.
+      expect(JSON.parse(result.stdout).groups).toEqual([
+        expect.objectContaining({ host: 'web-02', dropLines: 1 }),
+      ]);
+      expect(result.code).toBe(2);
+      // The same on standard input.
+      const piped = await detect(['--json'], Buffer.from(base64, 'base64'));
+      expect(piped.stderr).toContain('(stdin): not read: the input is');
+      expect(piped.code).toBe(2);
+    },
+  );
+
+  it('still reads a text file that merely starts with the same letters as a bzip2 header', async () => {
+    const result = await detect(
+      ['--json', '--now', '2025-12-06T00:00:00Z'],
+      'BZh9 Dec  5 10:00:02 web-02 kernel: nf_conntrack: table full, dropping packet\nDec  5 10:00:03 web-02 kernel: nf_conntrack: table full, dropping packet\n',
+    );
+    expect(result.stderr).not.toContain('not read');
+    expect(JSON.parse(result.stdout).groups).toEqual([
+      expect.objectContaining({ host: 'web-02', dropLines: 1 }),
+    ]);
   });
 });
 
