@@ -53,8 +53,8 @@ Exit status, as grep's:
   0  conntrack drops were found (at least one group), and every input was read
   1  no drops were found, and every input was read
   2  an input could not be read, or only in part (missing file, corrupt or truncated gzip,
-     trailing garbage, compressed with xz, bzip2, zstd or lz4, a binary journald file), or a
-     usage error; with --strict also when a line was named as above.
+     trailing garbage, compressed with xz, bzip2, zstd or lz4, a binary journald file, UTF-16
+     text), or a usage error; with --strict also when a line was named as above.
      The report still covers everything that was read.
   141  standard output was closed early (| head): the command stops without a message
 `;
@@ -68,7 +68,7 @@ const CELL_CHARS = 64;
 const GZIP_MAGIC = [0x1f, 0x8b];
 
 /**
- * Inputs detect cannot read, by their first bytes: read as text they would hide every line
+ * Inputs detect cannot read, by their first bytes: read as UTF-8 text they would hide every line
  * (exit 1, "no drops"), so they are refused as unreadable instead (exit 2). Rotated logs are
  * compressed with xz, bzip2 or zstd where logrotate's compresscmd says so, and journald's own
  * files are binary (`journalctl --file F -o json` reads them).
@@ -90,6 +90,9 @@ const UNREADABLE_FORMATS: readonly { readonly magic: readonly number[]; readonly
       what: 'bzip2-compressed: decompress it first (bzip2 -dc FILE | detect)',
     })),
   ),
+  // A log saved by a Windows tool (PowerShell 5's `>`) is UTF-16 with a byte-order mark.
+  { magic: [0xff, 0xfe], what: 'UTF-16 text: convert it first (iconv -f UTF-16 -t UTF-8 FILE | detect)' },
+  { magic: [0xfe, 0xff], what: 'UTF-16 text: convert it first (iconv -f UTF-16 -t UTF-8 FILE | detect)' },
   {
     magic: [...Buffer.from('LPKSHHRH')],
     what: 'a binary journald file: read it with journalctl --file FILE -o json | detect',

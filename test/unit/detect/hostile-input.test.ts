@@ -221,6 +221,12 @@ describe('inputs in a format detect cannot read', () => {
       Buffer.concat([Buffer.from('LPKSHHRH'), Buffer.alloc(200)]).toString('base64'),
       'journalctl --file',
     ],
+    // The same line saved as UTF-16LE with a byte-order mark and CRLF (iconv -t UTF-16LE).
+    [
+      'utf16',
+      '//5EAGUAYwAgACAANQAgADEAMAA6ADAAMAA6ADAAMQAgAHcAZQBiAC0AMAAxACAAawBlAHIAbgBlAGwAOgAgAG4AZgBfAGMAbwBuAG4AdAByAGEAYwBrADoAIAB0AGEAYgBsAGUAIABmAHUAbABsACwAIABkAHIAbwBwAHAAaQBuAGcAIABwAGEAYwBrAGUAdAANAAoA',
+      'iconv -f UTF-16',
+    ],
   ];
 
   it.each(compressed)(
