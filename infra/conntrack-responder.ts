@@ -587,8 +587,15 @@ type ResolvedProps = Required<
 
 /** Applies the defaults and rejects what would only fail at deploy time, naming the prop. */
 function resolveProps(props: ConntrackResponderProps): ResolvedProps {
+  const resolved = withDefaults(props);
+  checkResolvedProps(resolved, props.slack);
+  return resolved;
+}
+
+/** The props with every default applied (functions/core/defaults.ts and each concern's own). */
+function withDefaults(props: ConntrackResponderProps): ResolvedProps {
   const workflowTimeout = props.workflowTimeout ?? Duration.hours(DEFAULTS.workflowTimeoutHours);
-  const resolved: ResolvedProps = {
+  return {
     logGroupNames: props.logGroupNames ?? [],
     createdLogGroupName: props.createdLogGroupName ?? '/conntrack-responder/kernel',
     subscriptionFilterName: props.subscriptionFilterName ?? 'conntrack-responder',
@@ -638,6 +645,10 @@ function resolveProps(props: ConntrackResponderProps): ResolvedProps {
       value: props.managedInstanceTagValue ?? DEFAULT_MANAGED_INSTANCE_TAG.value,
     },
   };
+}
+
+/** Rejects what would only fail at deploy time (or do something nobody asked for), naming the prop. */
+function checkResolvedProps(resolved: ResolvedProps, slack: SlackProps | undefined): void {
   try {
     compileInstanceIdPattern(resolved.instanceIdPattern);
   } catch (error) {
@@ -697,7 +708,7 @@ function resolveProps(props: ConntrackResponderProps): ResolvedProps {
       `ConntrackResponder subscriptionFilterName '${resolved.subscriptionFilterName}' must be 1 to 512 characters without ':' or '*'`,
     );
   }
-  if (props.slack !== undefined) validateSlackProps(props.slack);
+  if (slack !== undefined) validateSlackProps(slack);
   checkManagedInstanceTag(resolved.managedInstanceTag, (field) =>
     field === 'key'
       ? 'ConntrackResponder managedInstanceTagKey'
@@ -738,5 +749,4 @@ function resolveProps(props: ConntrackResponderProps): ResolvedProps {
       `ConntrackResponder awsRetryMode must be one of ${RETRY_MODES.join(', ')}, got '${resolved.sdkRetry.retryMode}'`,
     );
   }
-  return resolved;
 }

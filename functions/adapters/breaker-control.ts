@@ -1,8 +1,9 @@
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { type FleetView, fleetEscalation } from '../core/guardrails/breaker.js';
 import { DEFAULT_GUARDRAILS, type GuardrailSettings } from '../core/guardrails/settings.js';
+import type { BreakerRecord } from './breaker-store.js';
 import { breakerCommands } from './fleet-escalation.js';
-import { type BreakerRecord, GuardrailStore } from './guardrail-store.js';
+import { GuardrailStore } from './guardrail-store.js';
 
 /**
  * What a person does with the fleet breaker, for every place a person can do it: the CLI

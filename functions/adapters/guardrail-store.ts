@@ -1,697 +1,96 @@
-import { setTimeout as sleep } from 'node:timers/promises';
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { FleetView, IncidentAdmission, PortCount } from '../core/guardrails/breaker.js';
+import type { LastChange } from '../core/guardrails/decisions.js';
+import type { GuardrailSettings } from '../core/guardrails/settings.js';
 import {
-  BatchGetCommand,
-  type DynamoDBDocumentClient,
-  GetCommand,
-  PutCommand,
-  UpdateCommand,
-} from '@aws-sdk/lib-dynamodb';
-import {
-  type Admission,
-  decideAdmission,
-  entriesOfWindowItem,
-  type FleetView,
-  fleetTopPorts,
-  hostsInWindow,
-  type IncidentAdmission,
-  type PortCount,
-  WINDOW_ENTRY_PREFIX,
-  type WindowEntry,
-  windowBuckets,
-} from '../core/guardrails/breaker.js';
-import type { BreakerStatus, LastChange } from '../core/guardrails/decisions.js';
-import { decideAcquire, type Holders, liveHolders } from '../core/guardrails/semaphore.js';
-import type { BreakerSettings, GuardrailSettings } from '../core/guardrails/settings.js';
+  type AdmissionResult,
+  type AdmissionSubject,
+  type BreakerRecord,
+  BreakerStore,
+} from './breaker-store.js';
+import { LastChangeStore } from './last-change-store.js';
+import { RemediationSlotStore, type SlotResult } from './remediation-slot-store.js';
 
 /**
- * The guardrails' records in the incidents table (generic `pk`/`sk` keys), each changed only by
- * single-item conditional writes:
- *
- * - `guardrail#breaker` / `state`: the fleet breaker (status, when and why it tripped, the fleet
- *   view of the episode, the escalation's delivery state, who reset it).
- * - `guardrail#breaker` / `window#<bucket start>`: one attribute `h#<host>` per host that opened an
- *   incident in that time bucket (its first opening there), expiring with TTL.
- * - `guardrail#remediations` / `slots`: the remediation slots (holder → lease end) and a version.
- * - `guardrail#instance#<instance id>` / `last-change`: the last change made on an instance.
- * - on each incident item: `admission` (the breaker's decision for it, written once) and
- *   `topPorts` (from its diagnostics, for the fleet view).
+ * The guardrails' records in the incidents table, one store per record type over a shared base
+ * (guardrail-table.ts, where the keys are listed): the fleet breaker (breaker-store.ts), the
+ * remediation slots (remediation-slot-store.ts) and each instance's last change
+ * (last-change-store.ts). This is the one object the functions and the command line are given.
  */
-
-export const GUARDRAIL_KEYS = {
-  breaker: { pk: 'guardrail#breaker', sk: 'state' },
-  window: (bucket: Date) => ({ pk: 'guardrail#breaker', sk: `window#${bucket.toISOString()}` }),
-  slots: { pk: 'guardrail#remediations', sk: 'slots' },
-  lastChange: (instanceId: string) => ({ pk: `guardrail#instance#${instanceId}`, sk: 'last-change' }),
-  incident: (incidentId: string) => ({ pk: `incident#${incidentId}`, sk: 'incident' }),
-} as const;
-
-/** Hosts and accounts kept by name in the breaker item (the counts stay exact beyond them). */
-export const FLEET_SAMPLE_LIMIT = 100;
-/**
- * How long one handler may take to publish the escalation before another may try again: longer
- * than the detect function's timeout (30 s), shorter than Lambda's first retry (about a minute),
- * so the retry of a claimer that died mid-way finds the claim expired and sends the message.
- */
-export const ESCALATION_CLAIM_SECONDS = 45;
-/** How often a write that lost a race with a concurrent writer is re-decided. */
-const MAX_ATTEMPTS = 25;
-
-export interface BreakerRecord extends BreakerStatus {
-  readonly status: 'open' | 'closed';
-  readonly episode: number;
-  readonly trippedAt: string | null;
-  readonly trippedBy: string | null;
-  readonly reason: string | null;
-  readonly resetAt: string | null;
-  readonly resetBy: string | null;
-  readonly resetReason: string | null;
-  /** Hosts in the window when it tripped (sample) and their number. */
-  readonly tripHosts: readonly string[];
-  readonly tripHostCount: number;
-  readonly heldCount: number;
-  readonly heldHosts: readonly string[];
-  readonly accounts: readonly string[];
-  readonly escalation: {
-    readonly status: 'none' | 'pending' | 'sending' | 'sent';
-    readonly sentAt: string | null;
-    readonly messageId: string | null;
-  };
-  /** The settings in force when it tripped (so a reader without them, like the CLI, has them). */
-  readonly settings: BreakerSettings | null;
-}
-
-export const CLOSED_BREAKER: BreakerRecord = {
-  status: 'closed',
-  episode: 0,
-  trippedAt: null,
-  trippedBy: null,
-  reason: null,
-  resetAt: null,
-  resetBy: null,
-  resetReason: null,
-  tripHosts: [],
-  tripHostCount: 0,
-  heldCount: 0,
-  heldHosts: [],
-  accounts: [],
-  escalation: { status: 'none', sentAt: null, messageId: null },
-  settings: null,
-};
-
-export interface AdmissionResult {
-  readonly admission: IncidentAdmission;
-  /** This call tripped the breaker (exactly one opening does per episode). */
-  readonly tripped: boolean;
-}
-
-export interface AdmissionSubject {
-  readonly incidentId: string;
-  readonly host: string;
-  /** The AWS account the log events came from. */
-  readonly account: string;
-}
-
-export type SlotResult =
-  | {
-      readonly granted: true;
-      readonly leaseEndsAt: number;
-      readonly alreadyHeld: boolean;
-      readonly holders: number;
-    }
-  | { readonly granted: false; readonly holders: readonly string[] };
-
-const epochSeconds = (time: Date) => Math.floor(time.getTime() / 1000);
-
-/** Full jitter: a random pause up to a doubling bound, so racing writers spread out. */
-const jitter = (attempt: number) => Math.floor(Math.random() * Math.min(200, 5 * 2 ** attempt));
-
 export class GuardrailStore {
-  constructor(
-    private readonly client: DynamoDBDocumentClient,
-    private readonly tableName: string,
-    private readonly settings: GuardrailSettings,
-  ) {}
+  readonly breaker: BreakerStore;
+  readonly slots: RemediationSlotStore;
+  readonly changes: LastChangeStore;
+
+  constructor(client: DynamoDBDocumentClient, tableName: string, settings: GuardrailSettings) {
+    this.breaker = new BreakerStore(client, tableName, settings.breaker);
+    this.slots = new RemediationSlotStore(client, tableName, settings);
+    this.changes = new LastChangeStore(client, tableName);
+  }
 
   // ---- the fleet breaker ------------------------------------------------------------------------
 
-  async getBreaker(): Promise<BreakerRecord> {
-    return toBreaker(await this.get(GUARDRAIL_KEYS.breaker));
+  getBreaker(): Promise<BreakerRecord> {
+    return this.breaker.getBreaker();
   }
 
-  /**
-   * The breaker's decision for a newly opened incident, made once: a retry, or a concurrent
-   * delivery for the same incident, gets the decision already stored.
-   */
-  async admit(
+  admit(
     subject: AdmissionSubject,
     stored: IncidentAdmission | undefined,
     now: Date,
   ): Promise<AdmissionResult> {
-    if (stored !== undefined) return { admission: stored, tripped: false };
-    const breaker = await this.getBreaker();
-    let decision: Admission;
-    let tripped = false;
-    if (breaker.status === 'open' || this.settings.breaker.maxInstances === 0) {
-      decision = decideAdmission({ breaker, hostsInWindow: 0, settings: this.settings.breaker });
-    } else {
-      const hosts = await this.recordInWindow(subject, breaker.resetAt, now);
-      decision = decideAdmission({ breaker, hostsInWindow: hosts.length, settings: this.settings.breaker });
-      if (decision.trip) tripped = await this.trip(subject.incidentId, decision.detail, hosts, now);
-    }
-    const episode = tripped ? breaker.episode + 1 : breaker.episode;
-    const trippedAt = tripped ? now.toISOString() : breaker.trippedAt;
-    const admission: IncidentAdmission = {
-      decision: decision.decision,
-      at: now.toISOString(),
-      detail: decision.detail,
-      ...(decision.decision === 'hold' ? { episode, ...(trippedAt ? { trippedAt } : {}) } : {}),
-    };
-    const existing = await this.storeAdmission(subject.incidentId, admission);
-    if (existing !== null) return { admission: existing, tripped };
-    if (admission.decision === 'hold') await this.recordHeld(subject);
-    return { admission, tripped };
+    return this.breaker.admit(subject, stored, now);
   }
 
-  /** Writes this host's opening into the current bucket and returns the hosts in the window. */
-  private async recordInWindow(
-    subject: AdmissionSubject,
-    resetAt: string | null,
-    now: Date,
-  ): Promise<WindowEntry[]> {
-    const { windowMinutes } = this.settings.breaker;
-    const [current, previous] = windowBuckets(now, windowMinutes);
-    const entry = { incidentId: subject.incidentId, account: subject.account, at: now.toISOString() };
-    const updated = await this.client.send(
-      new UpdateCommand({
-        TableName: this.tableName,
-        Key: GUARDRAIL_KEYS.window(current),
-        UpdateExpression: 'SET #host = if_not_exists(#host, :entry), expiresAt = :expiresAt',
-        ExpressionAttributeNames: { '#host': `${WINDOW_ENTRY_PREFIX}${subject.host}` },
-        ExpressionAttributeValues: {
-          ':entry': entry,
-          // Kept a day past the last moment it can count, for the status command.
-          ':expiresAt': epochSeconds(current) + 2 * windowMinutes * 60 + 86_400,
-        },
-        ReturnValues: 'ALL_NEW',
-      }),
-    );
-    let entries = entriesOfWindowItem(updated.Attributes);
-    if (hostsInWindow(entries, now, windowMinutes, resetAt).length <= this.settings.breaker.maxInstances) {
-      // Only when this bucket alone does not decide it: the previous bucket's recent openings count too.
-      entries = [...entries, ...entriesOfWindowItem(await this.get(GUARDRAIL_KEYS.window(previous)))];
-    }
-    return hostsInWindow(entries, now, windowMinutes, resetAt);
+  claimEscalation(now: Date): Promise<boolean> {
+    return this.breaker.claimEscalation(now);
   }
 
-  /** Opens a closed breaker; false when another opening (or a person) already did. */
-  private async trip(
-    trippedBy: string,
-    reason: string,
-    hosts: readonly WindowEntry[],
-    now: Date,
-  ): Promise<boolean> {
-    const accounts = [...new Set(hosts.map((host) => host.account).filter((a) => a !== ''))].slice(
-      0,
-      FLEET_SAMPLE_LIMIT,
-    );
-    try {
-      await this.client.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: GUARDRAIL_KEYS.breaker,
-          UpdateExpression: `SET #status = :open, episode = if_not_exists(episode, :zero) + :one, trippedAt = :now, trippedBy = :by, reason = :reason, tripHosts = :hosts, tripHostCount = :count, heldCount = :zero, escalation = :pending, tripSettings = :settings ${accounts.length > 0 ? ', accounts = :accounts' : ''} REMOVE heldHosts${accounts.length > 0 ? '' : ', accounts'}`,
-          ConditionExpression: 'attribute_not_exists(#status) OR #status = :closed',
-          ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: {
-            ':open': 'open',
-            ':closed': 'closed',
-            ':zero': 0,
-            ':one': 1,
-            ':now': now.toISOString(),
-            ':by': trippedBy,
-            ':reason': reason,
-            ':hosts': hosts.slice(0, FLEET_SAMPLE_LIMIT).map((host) => host.host),
-            ':count': hosts.length,
-            ':pending': { status: 'pending' },
-            ':settings': this.settings.breaker,
-            ...(accounts.length > 0 ? { ':accounts': new Set(accounts) } : {}),
-          },
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      throw error;
-    }
+  releaseEscalationClaim(): Promise<void> {
+    return this.breaker.releaseEscalationClaim();
   }
 
-  /** Stores the admission unless one is there; returns the stored one when it was. */
-  private async storeAdmission(
-    incidentId: string,
-    admission: IncidentAdmission,
-  ): Promise<IncidentAdmission | null> {
-    try {
-      await this.client.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: GUARDRAIL_KEYS.incident(incidentId),
-          UpdateExpression: 'SET admission = :admission',
-          ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(admission)',
-          ExpressionAttributeValues: { ':admission': admission },
-        }),
-      );
-      return null;
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-      const item = await this.get(GUARDRAIL_KEYS.incident(incidentId));
-      if (item?.admission === undefined) throw new Error(`incident ${incidentId} does not exist`);
-      return item.admission as IncidentAdmission;
-    }
+  markEscalationSent(now: Date, messageId: string | null): Promise<void> {
+    return this.breaker.markEscalationSent(now, messageId);
   }
 
-  /** Adds a held incident to the episode's fleet view: an exact count, names up to the sample limit. */
-  private async recordHeld(subject: AdmissionSubject): Promise<void> {
-    const withAccount = subject.account !== '';
-    const values = { ':one': 1, ...(withAccount ? { ':account': new Set([subject.account]) } : {}) };
-    const counted = `ADD heldCount :one${withAccount ? ', accounts :account' : ''}`;
-    const named = await this.updateIgnoringCondition({
-      Key: GUARDRAIL_KEYS.breaker,
-      UpdateExpression: `${counted}, heldHosts :host`,
-      ConditionExpression: 'attribute_not_exists(heldHosts) OR size(heldHosts) < :limit',
-      ExpressionAttributeValues: {
-        ...values,
-        ':host': new Set([subject.host]),
-        ':limit': FLEET_SAMPLE_LIMIT,
-      },
-    });
-    if (named) return;
-    // The sample is full: only count it (and keep its account: few accounts, many instances).
-    await this.client.send(
-      new UpdateCommand({
-        TableName: this.tableName,
-        Key: GUARDRAIL_KEYS.breaker,
-        UpdateExpression: counted,
-        ExpressionAttributeValues: values,
-      }),
-    );
+  openByHand(by: string, reason: string, now: Date): Promise<boolean> {
+    return this.breaker.openByHand(by, reason, now);
   }
 
-  /**
-   * Claims the sending of the episode's escalation: true for exactly one caller at a time; a claim
-   * that was not completed (the sender failed) can be taken again after a while.
-   */
-  async claimEscalation(now: Date): Promise<boolean> {
-    try {
-      await this.client.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: GUARDRAIL_KEYS.breaker,
-          UpdateExpression: 'SET escalation = :claim',
-          ConditionExpression:
-            '#status = :open AND (escalation.#state = :pending OR (escalation.#state = :sending AND escalation.claimUntil < :now))',
-          ExpressionAttributeNames: { '#status': 'status', '#state': 'status' },
-          ExpressionAttributeValues: {
-            ':open': 'open',
-            ':pending': 'pending',
-            ':sending': 'sending',
-            ':claim': { status: 'sending', claimUntil: epochSeconds(now) + ESCALATION_CLAIM_SECONDS },
-            ':now': epochSeconds(now),
-          },
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      throw error;
-    }
+  reset(by: string, reason: string, now: Date): Promise<boolean> {
+    return this.breaker.reset(by, reason, now);
   }
 
-  /** Gives a claim back after a failed send, so the next delivery (or the retry) sends it. */
-  async releaseEscalationClaim(): Promise<void> {
-    await this.updateIgnoringCondition({
-      Key: GUARDRAIL_KEYS.breaker,
-      UpdateExpression: 'SET escalation = :pending',
-      ConditionExpression: 'escalation.#state = :sending',
-      ExpressionAttributeNames: { '#state': 'status' },
-      ExpressionAttributeValues: { ':pending': { status: 'pending' }, ':sending': 'sending' },
-    });
+  fleetView(now: Date): Promise<FleetView> {
+    return this.breaker.fleetView(now);
   }
 
-  async markEscalationSent(now: Date, messageId: string | null): Promise<void> {
-    await this.client.send(
-      new UpdateCommand({
-        TableName: this.tableName,
-        Key: GUARDRAIL_KEYS.breaker,
-        UpdateExpression: 'SET escalation = :sent',
-        ExpressionAttributeValues: {
-          ':sent': { status: 'sent', sentAt: now.toISOString(), messageId },
-        },
-      }),
-    );
-  }
-
-  /** Opens the breaker by hand (a person stopping every automatic change). False if it was open. */
-  async openByHand(by: string, reason: string, now: Date): Promise<boolean> {
-    try {
-      await this.client.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: GUARDRAIL_KEYS.breaker,
-          UpdateExpression:
-            'SET #status = :open, episode = if_not_exists(episode, :zero) + :one, trippedAt = :now, trippedBy = :by, reason = :reason, tripHosts = :none, tripHostCount = :zero, heldCount = :zero, escalation = :sent REMOVE heldHosts, accounts',
-          ConditionExpression: 'attribute_not_exists(#status) OR #status = :closed',
-          ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: {
-            ':open': 'open',
-            ':closed': 'closed',
-            ':zero': 0,
-            ':one': 1,
-            ':now': now.toISOString(),
-            ':by': by,
-            ':reason': `opened by hand: ${reason}`,
-            ':none': [],
-            // A person opened it: they know, there is nobody to escalate to.
-            ':sent': { status: 'sent', sentAt: now.toISOString(), messageId: null },
-          },
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      throw error;
-    }
-  }
-
-  /**
-   * Closes an open breaker. The window only counts openings after the reset, so the storm that
-   * tripped it does not trip it again at once. False when it was not open.
-   */
-  async reset(by: string, reason: string, now: Date): Promise<boolean> {
-    try {
-      const updated = await this.client.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: GUARDRAIL_KEYS.breaker,
-          UpdateExpression: 'SET #status = :closed, resetAt = :now, resetBy = :by, resetReason = :reason',
-          ConditionExpression: '#status = :open',
-          ReturnValues: 'ALL_OLD',
-          ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: {
-            ':open': 'open',
-            ':closed': 'closed',
-            ':now': now.toISOString(),
-            ':by': by,
-            ':reason': reason,
-          },
-        }),
-      );
-      // An audit record per reset: who closed which episode, when and why (kept like incidents).
-      const old = toBreaker(updated.Attributes);
-      await this.client.send(
-        new PutCommand({
-          TableName: this.tableName,
-          Item: {
-            pk: GUARDRAIL_KEYS.breaker.pk,
-            sk: `reset#${now.toISOString()}`,
-            episode: old.episode,
-            trippedAt: old.trippedAt,
-            reason: old.reason,
-            heldCount: old.heldCount,
-            resetBy: by,
-            resetReason: reason,
-            expiresAt: epochSeconds(now) + 365 * 86_400,
-          },
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      throw error;
-    }
-  }
-
-  /** The breaker and its fleet view as they stand: what the escalation and `breaker status` show. */
-  async fleetView(now: Date): Promise<FleetView> {
-    const breaker = await this.getBreaker();
-    // While open, the window it tripped in; the configured one otherwise.
-    const breakerSettings = (breaker.status === 'open' ? breaker.settings : null) ?? this.settings.breaker;
-    const { windowMinutes } = breakerSettings;
-    const [current, previous] = windowBuckets(now, windowMinutes);
-    const windowItems = await Promise.all([
-      this.get(GUARDRAIL_KEYS.window(current)),
-      this.get(GUARDRAIL_KEYS.window(previous)),
-    ]);
-    // While open, the episode's view; while closed, the openings since the last reset.
-    const since = breaker.status === 'open' ? null : breaker.resetAt;
-    const recent = hostsInWindow(windowItems.flatMap(entriesOfWindowItem), now, windowMinutes, since);
-    const open = breaker.status === 'open';
-    // Instances: those in the window (at the trip and since), plus held ones not among them. Held
-    // incidents are counted exactly; their hosts are known by name up to the sample limit.
-    const counted = new Set<string>([
-      ...(open ? breaker.tripHosts : []),
-      ...recent.map((entry) => entry.host),
-    ]);
-    const baseCount = Math.max(open ? breaker.tripHostCount : 0, counted.size);
-    const heldHosts = open ? breaker.heldHosts : [];
-    const heldAlreadyCounted = heldHosts.filter((name) => counted.has(name)).length;
-    const count = baseCount + (open ? Math.max(0, breaker.heldCount - heldAlreadyCounted) : 0);
-    const hosts = new Set<string>([...counted, ...heldHosts]);
-    const accounts = new Set<string>(open ? breaker.accounts : []);
-    for (const entry of recent) if (entry.account !== '') accounts.add(entry.account);
-    const ports = await this.topPortsOf(recent.map((entry) => entry.incidentId));
-    return {
-      status: breaker.status,
-      trippedAt: breaker.trippedAt,
-      reason: breaker.reason,
-      settings: breakerSettings,
-      instances: {
-        count: Math.max(count, hosts.size),
-        sample: [...hosts].sort().slice(0, FLEET_SAMPLE_LIMIT),
-      },
-      accounts: [...accounts].sort(),
-      heldIncidents: open ? breaker.heldCount : 0,
-      topPorts: fleetTopPorts(ports),
-      diagnosedInstances: ports.length,
-      resetAt: breaker.resetAt,
-      resetBy: breaker.resetBy,
-    };
-  }
-
-  /** The top ports the incidents' workflows recorded (those that got as far as diagnostics). */
-  private async topPortsOf(incidentIds: readonly string[]): Promise<PortCount[][]> {
-    const found: PortCount[][] = [];
-    for (let i = 0; i < incidentIds.length; i += 100) {
-      let keys: Record<string, unknown>[] = incidentIds
-        .slice(i, i + 100)
-        .map((id) => GUARDRAIL_KEYS.incident(id));
-      for (let attempt = 0; keys.length > 0; attempt++) {
-        if (attempt > 0) await sleep(jitter(attempt));
-        const result = await this.client.send(
-          new BatchGetCommand({
-            RequestItems: {
-              [this.tableName]: { Keys: keys, ProjectionExpression: 'topPorts', ConsistentRead: true },
-            },
-          }),
-        );
-        for (const item of result.Responses?.[this.tableName] ?? []) {
-          if (Array.isArray(item.topPorts) && item.topPorts.length > 0)
-            found.push(item.topPorts as PortCount[]);
-        }
-        keys =
-          (result.UnprocessedKeys?.[this.tableName]?.Keys as Record<string, unknown>[] | undefined) ?? [];
-      }
-    }
-    return found;
-  }
-
-  /** Keeps an incident's top ports for the fleet view. */
-  async recordTopPorts(incidentId: string, ports: readonly PortCount[]): Promise<void> {
-    if (ports.length === 0) return;
-    await this.updateIgnoringCondition({
-      Key: GUARDRAIL_KEYS.incident(incidentId),
-      UpdateExpression: 'SET topPorts = :ports',
-      ConditionExpression: 'attribute_exists(pk)',
-      ExpressionAttributeValues: { ':ports': ports },
-    });
+  recordTopPorts(incidentId: string, ports: readonly PortCount[]): Promise<void> {
+    return this.breaker.recordTopPorts(incidentId, ports);
   }
 
   // ---- remediation slots ------------------------------------------------------------------------
 
-  /** Takes a remediation slot for `holder` (an incident id), or says who holds them all. */
-  async acquireSlot(holder: string, now: Date): Promise<SlotResult> {
-    const max = this.settings.maxConcurrentRemediations;
-    for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-      const item = await this.get(GUARDRAIL_KEYS.slots);
-      const holders = (item?.holders as Holders | undefined) ?? {};
-      const version = typeof item?.version === 'number' ? item.version : 0;
-      const nowSeconds = epochSeconds(now);
-      const decision = decideAcquire(holders, holder, nowSeconds, max, this.settings.slotLeaseSeconds);
-      if (decision.action === 'busy') return { granted: false, holders: decision.holders };
-      if (decision.action === 'held') {
-        return {
-          granted: true,
-          leaseEndsAt: decision.leaseEndsAt,
-          alreadyHeld: true,
-          holders: liveHolders(holders, nowSeconds).length,
-        };
-      }
-      try {
-        if (item === undefined) {
-          await this.client.send(
-            new PutCommand({
-              TableName: this.tableName,
-              Item: { ...GUARDRAIL_KEYS.slots, holders: { [holder]: decision.leaseEndsAt }, version: 1 },
-              ConditionExpression: 'attribute_not_exists(pk)',
-            }),
-          );
-        } else {
-          const names: Record<string, string> = { '#me': holder };
-          decision.expired.forEach((id, index) => {
-            names[`#x${index}`] = id;
-          });
-          const remove = decision.expired.map((_, index) => `holders.#x${index}`);
-          await this.client.send(
-            new UpdateCommand({
-              TableName: this.tableName,
-              Key: GUARDRAIL_KEYS.slots,
-              UpdateExpression: `SET holders.#me = :lease, version = :next${remove.length > 0 ? ` REMOVE ${remove.join(', ')}` : ''}`,
-              ConditionExpression: 'version = :version',
-              ExpressionAttributeNames: names,
-              ExpressionAttributeValues: {
-                ':lease': decision.leaseEndsAt,
-                ':version': version,
-                ':next': version + 1,
-              },
-            }),
-          );
-        }
-        return {
-          granted: true,
-          leaseEndsAt: decision.leaseEndsAt,
-          alreadyHeld: false,
-          holders: liveHolders(holders, nowSeconds).filter((id) => id !== holder).length + 1,
-        };
-      } catch (error) {
-        if (!(error instanceof ConditionalCheckFailedException)) throw error;
-        await sleep(jitter(attempt));
-      }
-    }
-    throw new Error(
-      `could not take a remediation slot for ${holder}: the slots changed concurrently ${MAX_ATTEMPTS} times`,
-    );
+  acquireSlot(holder: string, now: Date): Promise<SlotResult> {
+    return this.slots.acquireSlot(holder, now);
   }
 
-  /** Gives the slot back; false when `holder` did not hold one (already released, or never took one). */
-  async releaseSlot(holder: string): Promise<boolean> {
-    try {
-      await this.client.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: GUARDRAIL_KEYS.slots,
-          UpdateExpression: 'REMOVE holders.#me',
-          ConditionExpression: 'attribute_exists(holders.#me)',
-          ExpressionAttributeNames: { '#me': holder },
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      throw error;
-    }
+  releaseSlot(holder: string): Promise<boolean> {
+    return this.slots.releaseSlot(holder);
   }
 
-  async slotHolders(now: Date): Promise<{ live: string[]; max: number }> {
-    const item = await this.get(GUARDRAIL_KEYS.slots);
-    return {
-      live: liveHolders((item?.holders as Holders | undefined) ?? {}, epochSeconds(now)),
-      max: this.settings.maxConcurrentRemediations,
-    };
+  slotHolders(now: Date): Promise<{ live: string[]; max: number }> {
+    return this.slots.slotHolders(now);
   }
 
   // ---- the cooldown after a change --------------------------------------------------------------
 
-  /** Records a change on the instance, unless a later one is already recorded. */
-  async recordChange(instanceId: string, change: LastChange, retentionDays: number): Promise<void> {
-    await this.updateIgnoringCondition({
-      Key: GUARDRAIL_KEYS.lastChange(instanceId),
-      UpdateExpression: 'SET #at = :at, incidentId = :incidentId, outcome = :outcome, expiresAt = :expiresAt',
-      ConditionExpression: 'attribute_not_exists(#at) OR #at <= :at',
-      ExpressionAttributeNames: { '#at': 'at' },
-      ExpressionAttributeValues: {
-        ':at': change.at,
-        ':incidentId': change.incidentId,
-        ':outcome': change.outcome,
-        ':expiresAt': Math.floor(Date.parse(change.at) / 1000) + retentionDays * 86_400,
-      },
-    });
+  recordChange(instanceId: string, change: LastChange, retentionDays: number): Promise<void> {
+    return this.changes.recordChange(instanceId, change, retentionDays);
   }
 
-  async lastChange(instanceId: string): Promise<LastChange | null> {
-    const item = await this.get(GUARDRAIL_KEYS.lastChange(instanceId));
-    if (item === undefined || typeof item.at !== 'string') return null;
-    return { at: item.at, incidentId: String(item.incidentId), outcome: String(item.outcome) };
+  lastChange(instanceId: string): Promise<LastChange | null> {
+    return this.changes.lastChange(instanceId);
   }
-
-  // ---- helpers ----------------------------------------------------------------------------------
-
-  private async get(key: { pk: string; sk: string }): Promise<Record<string, unknown> | undefined> {
-    const result = await this.client.send(
-      new GetCommand({ TableName: this.tableName, Key: key, ConsistentRead: true }),
-    );
-    return result.Item;
-  }
-
-  /** A conditional update whose failed condition means "nothing to do". */
-  private async updateIgnoringCondition(
-    input: Omit<ConstructorParameters<typeof UpdateCommand>[0], 'TableName'>,
-  ): Promise<boolean> {
-    try {
-      await this.client.send(new UpdateCommand({ TableName: this.tableName, ...input }));
-      return true;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      throw error;
-    }
-  }
-}
-
-function toBreaker(item: Record<string, unknown> | undefined): BreakerRecord {
-  if (item === undefined) return CLOSED_BREAKER;
-  const text = (value: unknown) => (typeof value === 'string' ? value : null);
-  const strings = (value: unknown): string[] =>
-    value instanceof Set ? [...value].map(String).sort() : Array.isArray(value) ? value.map(String) : [];
-  const escalation = (item.escalation ?? {}) as Record<string, unknown>;
-  const escalationStatus = escalation.status;
-  return {
-    status: item.status === 'open' ? 'open' : 'closed',
-    episode: typeof item.episode === 'number' ? item.episode : 0,
-    trippedAt: text(item.trippedAt),
-    trippedBy: text(item.trippedBy),
-    reason: text(item.reason),
-    resetAt: text(item.resetAt),
-    resetBy: text(item.resetBy),
-    resetReason: text(item.resetReason),
-    tripHosts: strings(item.tripHosts),
-    tripHostCount: typeof item.tripHostCount === 'number' ? item.tripHostCount : 0,
-    heldCount: typeof item.heldCount === 'number' ? item.heldCount : 0,
-    heldHosts: strings(item.heldHosts),
-    accounts: strings(item.accounts),
-    escalation: {
-      status:
-        escalationStatus === 'pending' || escalationStatus === 'sending' || escalationStatus === 'sent'
-          ? escalationStatus
-          : 'none',
-      sentAt: text(escalation.sentAt),
-      messageId: text(escalation.messageId),
-    },
-    settings: breakerSettingsOf(item.tripSettings),
-  };
-}
-
-function breakerSettingsOf(value: unknown): BreakerSettings | null {
-  const { maxInstances, windowMinutes } = (value ?? {}) as Record<string, unknown>;
-  return typeof maxInstances === 'number' && typeof windowMinutes === 'number'
-    ? { maxInstances, windowMinutes }
-    : null;
 }

@@ -13,7 +13,7 @@ import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { ALLOWANCE_BASELINE_KEY_PREFIX } from '../../functions/adapters/allowance-baseline-store.js';
 import type { SdkRetryConfig } from '../../functions/adapters/aws-retry.js';
-import { GUARDRAIL_KEYS } from '../../functions/adapters/guardrail-store.js';
+import { GUARDRAIL_KEYS } from '../../functions/adapters/guardrail-table.js';
 import { INCIDENT_STORE_KEY_PREFIXES } from '../../functions/adapters/incident-store.js';
 import { SAMPLE_WINDOW_KEY_PREFIX } from '../../functions/adapters/sample-window-store.js';
 import { CONNTRACK_FILTER_PATTERN } from '../../functions/core/detect/index.js';

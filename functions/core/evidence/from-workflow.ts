@@ -149,11 +149,11 @@ const ErrorSchema = z.looseObject({ Error: z.string().optional(), Cause: z.strin
 
 const ERROR_FIELDS = ['error', 'rollbackError', 'persistError', 'notificationError'] as const;
 
+type WorkflowState = Record<string, unknown>;
+type Incident = z.infer<typeof IncidentSchema>;
+
 export function evidenceFromWorkflow(input: WorkflowEvidenceInput): IncidentEvidence {
-  const state = (typeof input.state === 'object' && input.state !== null ? input.state : {}) as Record<
-    string,
-    unknown
-  >;
+  const state = (typeof input.state === 'object' && input.state !== null ? input.state : {}) as WorkflowState;
   const parsedIncident = IncidentSchema.safeParse(state.incident);
   if (!parsedIncident.success) {
     throw new Error(
@@ -164,32 +164,81 @@ export function evidenceFromWorkflow(input: WorkflowEvidenceInput): IncidentEvid
   const notes: string[] = [];
   const history = new History(input.history);
 
-  const report = (field: 'before' | 'after'): DiagnosticsReport | null => {
-    if (state[field] === undefined) return null;
-    const output = CommandOutputSchema.safeParse(state[field]);
-    if (!output.success) {
-      notes.push(`the ${field} diagnostics command output has an unexpected shape`);
-      return null;
-    }
-    const reading = readDiagnosticsReport(output.data.stdout);
-    if (reading.ok) return reading.report;
-    notes.push(
-      reading.reason === 'not-json'
-        ? `the ${field} diagnostics are not JSON; their raw output is kept with the command`
-        : `the ${field} diagnostics do not follow the report contract; their raw output is kept with the command`,
-    );
-    return null;
-  };
-  const before = report('before');
-  const after = report('after');
+  const before = diagnosticsReportOf(state, 'before', notes);
+  const after = diagnosticsReportOf(state, 'after', notes);
+  const plan = planOf(state, notes);
+  const commands = commandsOf(state, history, plan, notes);
+  const approvals = approvalsOf(state, history, plan, notes);
+  const verification = verificationOf(state, notes);
+  const outcome = outcomeOf(state, commands, notes);
+  const { logEvents, forecast } = triggerOf(incident, notes);
 
+  return {
+    incidentId: incident.incidentId,
+    instanceId: incident.instanceId ?? null,
+    alert: {
+      kind: incident.kind,
+      netns: incident.trigger.netns,
+      dropLines: incident.trigger.dropLines,
+      suppressed: incident.trigger.suppressed,
+    },
+    detectedAt: incident.openedAt ?? history.started() ?? input.closedAt,
+    closedAt: input.closedAt,
+    outcome,
+    logEvents,
+    before,
+    after,
+    plan,
+    approvals,
+    commands,
+    verification,
+    executionHistory: input.history,
+    errors: errorsOf(state),
+    notes,
+    guardrails: guardrailsOf(state.guardrails, notes),
+    ...(forecast === undefined ? {} : { forecast }),
+  };
+}
+
+/** The diagnostics report collected before or after the change; one that cannot be read becomes a note. */
+function diagnosticsReportOf(
+  state: WorkflowState,
+  field: 'before' | 'after',
+  notes: string[],
+): DiagnosticsReport | null {
+  if (state[field] === undefined) return null;
+  const output = CommandOutputSchema.safeParse(state[field]);
+  if (!output.success) {
+    notes.push(`the ${field} diagnostics command output has an unexpected shape`);
+    return null;
+  }
+  const reading = readDiagnosticsReport(output.data.stdout);
+  if (reading.ok) return reading.report;
+  notes.push(
+    reading.reason === 'not-json'
+      ? `the ${field} diagnostics are not JSON; their raw output is kept with the command`
+      : `the ${field} diagnostics do not follow the report contract; their raw output is kept with the command`,
+  );
+  return null;
+}
+
+function planOf(state: WorkflowState, notes: string[]): Plan | null {
   const assessment = state.assessment as { plan?: Plan } | undefined;
   const plan = assessment?.plan && Array.isArray(assessment.plan.actions) ? assessment.plan : null;
   if (state.assessment !== undefined && plan === null) notes.push('the assessment holds no readable plan');
+  return plan;
+}
+
+/** Every SSM command the workflow ran, in the only order it can run them: diagnostics, changes, diagnostics, persist or rollback. */
+function commandsOf(
+  state: WorkflowState,
+  history: History,
+  plan: Plan | null,
+  notes: string[],
+): CommandRecord[] {
   const actionIdByChangeId = new Map(
     (plan?.actions ?? []).map((action) => [action.parameters.ChangeId ?? '', action.id] as const),
   );
-
   const commands: CommandRecord[] = [];
   const collect = (field: 'before' | 'after', step: CommandStep, stateName: string) => {
     const output = CommandOutputSchema.safeParse(state[field]);
@@ -249,8 +298,16 @@ export function evidenceFromWorkflow(input: WorkflowEvidenceInput): IncidentEvid
   collect('after', 'collect-after', STATE.collectDiagnosticsAfter);
   blocks('persisted', 'persist', STATE.persist);
   blocks('rollback', 'rollback', STATE.rollBack);
-  // Pushed in the only order the workflow can run them: diagnostics, changes, diagnostics, persist or rollback.
+  return commands;
+}
 
+/** A person's decision on the plan, and a wait that ended with none. */
+function approvalsOf(
+  state: WorkflowState,
+  history: History,
+  plan: Plan | null,
+  notes: string[],
+): ApprovalRecord[] {
   const approvals: ApprovalRecord[] = [];
   if (state.approval !== undefined) {
     const approval = ApprovalSchema.safeParse(state.approval);
@@ -290,31 +347,37 @@ export function evidenceFromWorkflow(input: WorkflowEvidenceInput): IncidentEvid
       channel: 'timeout',
     });
   }
+  return approvals;
+}
 
-  let verification: VerificationResult | null = null;
-  if (state.verification !== undefined) {
-    const parsed = VerificationSchema.safeParse(state.verification);
-    if (parsed.success) {
-      verification = {
-        passed: parsed.data.held,
-        reasons: parsed.data.reasons,
-        checks: parsed.data.checks as unknown as VerificationResult['checks'],
-      };
-    } else {
-      notes.push('the verification result has an unexpected shape');
-    }
+function verificationOf(state: WorkflowState, notes: string[]): VerificationResult | null {
+  if (state.verification === undefined) return null;
+  const parsed = VerificationSchema.safeParse(state.verification);
+  if (!parsed.success) {
+    notes.push('the verification result has an unexpected shape');
+    return null;
   }
+  return {
+    passed: parsed.data.held,
+    reasons: parsed.data.reasons,
+    checks: parsed.data.checks as unknown as VerificationResult['checks'],
+  };
+}
 
+/** The outcome the workflow recorded; without one, a failure that changed the host if a change ran. */
+function outcomeOf(state: WorkflowState, commands: readonly CommandRecord[], notes: string[]): Outcome {
   const parsedOutcome = OutcomeSchema.safeParse(state.outcome);
-  const outcome: Outcome = parsedOutcome.success
-    ? parsedOutcome.data
-    : {
-        status: 'failed',
-        hostChanged: commands.some((command) => command.step === 'apply'),
-        summary: 'The workflow ended without recording an outcome.',
-      };
-  if (!parsedOutcome.success) notes.push('the workflow recorded no outcome');
+  if (parsedOutcome.success) return parsedOutcome.data;
+  notes.push('the workflow recorded no outcome');
+  return {
+    status: 'failed',
+    hostChanged: commands.some((command) => command.step === 'apply'),
+    summary: 'The workflow ended without recording an outcome.',
+  };
+}
 
+/** The errors the workflow caught, by where it put them. */
+function errorsOf(state: WorkflowState): WorkflowError[] {
   const errors: WorkflowError[] = [];
   for (const field of ERROR_FIELDS) {
     const parsed = ErrorSchema.safeParse(state[field]);
@@ -326,75 +389,62 @@ export function evidenceFromWorkflow(input: WorkflowEvidenceInput): IncidentEvid
       });
     }
   }
+  return errors;
+}
 
+/**
+ * What opened the incident: the kernel's drop lines, or for a near-full incident the host sampler's
+ * forecast (whose lines go with it, not with the log events).
+ */
+function triggerOf(
+  incident: Incident,
+  notes: string[],
+): { logEvents: LogEvent[]; forecast: ForecastEvidence | undefined } {
   const logEvents: LogEvent[] = incident.trigger.events.map((event) => ({
     timestamp:
       typeof event.timestamp === 'number' ? new Date(event.timestamp).toISOString() : event.timestamp,
     message: event.message,
     source: 'CloudWatch Logs',
   }));
-  let forecast: ForecastEvidence | undefined;
   if (incident.kind === 'near-full') {
-    // The triggering events are host samples, not drop lines: they go with the forecast.
-    const parsed = ForecastSchema.safeParse(incident.trigger.forecast);
-    if (parsed.success) {
-      const f = parsed.data;
-      forecast = {
-        sampledAt: f.sampledAt,
-        count: f.count,
-        max: f.max,
-        usage: f.usage,
-        growthPerSecond: f.growthPerSecond,
-        secondsToFull: f.secondsToFull,
-        predictedFullAt: f.predictedFullAt,
-        horizonSeconds: f.horizonSeconds ?? null,
-        usageThreshold: f.usageThreshold ?? null,
-        trigger: f.trigger ?? null,
-        summary: f.summary,
-        samples: f.samples.map((sample) => ({
-          at: sample.at,
-          entries: sample.count,
-          max: sample.max,
-          drop: sample.drop,
-        })),
-        lines: logEvents.map((event) => ({ ...event, source: 'host sampler' })),
-      };
-    } else {
+    const forecast = forecastOf(incident.trigger.forecast, logEvents);
+    if (forecast === undefined)
       notes.push('the near-full forecast that opened the incident is missing or malformed: it is not shown');
-    }
-    logEvents.length = 0;
-  } else if (logEvents.length === 0 && incident.trigger.firstSeen) {
+    return { logEvents: [], forecast };
+  }
+  if (logEvents.length === 0 && incident.trigger.firstSeen) {
     notes.push('the triggering log events were not kept; the first drop time is the one detection recorded');
     logEvents.push({
       timestamp: incident.trigger.firstSeen,
       message: '(first drop line, as recorded by detection)',
     });
   }
+  return { logEvents, forecast: undefined };
+}
 
+function forecastOf(value: unknown, lines: readonly LogEvent[]): ForecastEvidence | undefined {
+  const parsed = ForecastSchema.safeParse(value);
+  if (!parsed.success) return undefined;
+  const f = parsed.data;
   return {
-    incidentId: incident.incidentId,
-    instanceId: incident.instanceId ?? null,
-    alert: {
-      kind: incident.kind,
-      netns: incident.trigger.netns,
-      dropLines: incident.trigger.dropLines,
-      suppressed: incident.trigger.suppressed,
-    },
-    detectedAt: incident.openedAt ?? history.started() ?? input.closedAt,
-    closedAt: input.closedAt,
-    outcome,
-    logEvents,
-    before,
-    after,
-    plan,
-    approvals,
-    commands,
-    verification,
-    executionHistory: input.history,
-    errors,
-    notes,
-    guardrails: guardrailsOf(state.guardrails, notes),
-    ...(forecast === undefined ? {} : { forecast }),
+    sampledAt: f.sampledAt,
+    count: f.count,
+    max: f.max,
+    usage: f.usage,
+    growthPerSecond: f.growthPerSecond,
+    secondsToFull: f.secondsToFull,
+    predictedFullAt: f.predictedFullAt,
+    horizonSeconds: f.horizonSeconds ?? null,
+    usageThreshold: f.usageThreshold ?? null,
+    trigger: f.trigger ?? null,
+    summary: f.summary,
+    samples: f.samples.map((sample) => ({
+      at: sample.at,
+      entries: sample.count,
+      max: sample.max,
+      drop: sample.drop,
+    })),
+    lines: lines.map((event) => ({ ...event, source: 'host sampler' })),
   };
 }
 

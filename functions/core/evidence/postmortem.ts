@@ -36,12 +36,33 @@ export interface PostmortemInput {
   readonly chartPath: string;
 }
 
+type Line = (text?: string) => void;
+
 export function renderPostmortem(input: PostmortemInput): string {
   const { evidence, timeline, impact } = input;
-  const { plan, before } = evidence;
   const out: string[] = [];
-  const line = (text = '') => out.push(text);
+  const line: Line = (text = '') => out.push(text);
+  renderHeader(evidence, timeline, line);
+  renderSummary(evidence, line);
+  if (evidence.forecast) renderForecast(evidence, timeline, impact, line);
+  line('## Impact');
+  line();
+  renderImpact(impact, line);
+  line();
+  renderTimeline(timeline, input.chartPath, line);
+  renderRootCause(evidence, line);
+  renderGuardrails(evidence, line);
+  renderActions(evidence, line);
+  renderVerification(evidence, line);
+  renderErrorsAndGaps(evidence, line);
+  renderFollowUps(evidence, line);
+  renderFiles(input.files, line);
+  return out.join('\n');
+}
 
+/** The title and the table of facts at the top. */
+function renderHeader(evidence: IncidentEvidence, timeline: Timeline, line: Line): void {
+  const { plan, before } = evidence;
   line(`# Postmortem: conntrack incident ${inline(evidence.incidentId)}`);
   line();
   line('| | |');
@@ -62,7 +83,10 @@ export function renderPostmortem(input: PostmortemInput): string {
     `| Window | ${start ?? '?'} → ${evidence.closedAt}${start ? ` (${duration((Date.parse(evidence.closedAt) - Date.parse(start)) / 1000)})` : ''} |`,
   );
   line();
+}
 
+function renderSummary(evidence: IncidentEvidence, line: Line): void {
+  const { plan } = evidence;
   line('## Summary');
   line();
   const summary = [plan ? inline(plan.summary) : 'No diagnostics could be collected, so no plan was made.'];
@@ -76,14 +100,10 @@ export function renderPostmortem(input: PostmortemInput): string {
   }
   line(summary.join(' '));
   line();
+}
 
-  if (evidence.forecast) renderForecast(evidence, timeline, impact, line);
-
-  line('## Impact');
-  line();
-  renderImpact(impact, line);
-  line();
-
+function renderTimeline(timeline: Timeline, chartPath: string, line: Line): void {
+  const start = timeline.events[0]?.at;
   line('## Timeline');
   line();
   line('| Time (UTC) | T+ | Event | Source |');
@@ -100,9 +120,12 @@ export function renderPostmortem(input: PostmortemInput): string {
     for (const problem of timeline.problems) line(`> - ${inline(problem)}`);
     line();
   }
-  line(`![Conntrack entries against the limit, and the drop rate, over the incident](${input.chartPath})`);
+  line(`![Conntrack entries against the limit, and the drop rate, over the incident](${chartPath})`);
   line();
+}
 
+function renderRootCause(evidence: IncidentEvidence, line: Line): void {
+  const { plan, before } = evidence;
   line('## Root cause');
   line();
   line(plan ? (CLASSIFICATION_STORY[plan.classification] ?? '') : 'Unknown: no diagnostics were collected.');
@@ -115,7 +138,9 @@ export function renderPostmortem(input: PostmortemInput): string {
   }
   if (plan?.tables) renderTables(plan, line);
   if (before && before.table.entries > 0) renderTableShape(evidence, line);
+}
 
+function renderGuardrails(evidence: IncidentEvidence, line: Line): void {
   const guardrails = evidence.guardrails ?? [];
   if (guardrails.length > 0) {
     line('## Guardrails');
@@ -130,7 +155,10 @@ export function renderPostmortem(input: PostmortemInput): string {
     }
     line();
   }
+}
 
+function renderActions(evidence: IncidentEvidence, line: Line): void {
+  const { plan } = evidence;
   line('## Actions taken');
   line();
   if (!plan || plan.actions.length === 0) {
@@ -154,7 +182,9 @@ export function renderPostmortem(input: PostmortemInput): string {
       line(`- **${inline(refusal.considered)}**: ${inline(refusal.reason)}`);
     line();
   }
+}
 
+function renderVerification(evidence: IncidentEvidence, line: Line): void {
   line('## Verification');
   line();
   if (!evidence.verification) {
@@ -164,7 +194,9 @@ export function renderPostmortem(input: PostmortemInput): string {
       line(`- ${check.passed ? '✅' : '❌'} ${check.name}: ${inline(check.detail)}`);
   }
   line();
+}
 
+function renderErrorsAndGaps(evidence: IncidentEvidence, line: Line): void {
   const errors = evidence.errors ?? [];
   const notes = evidence.notes ?? [];
   if (errors.length > 0 || notes.length > 0) {
@@ -179,7 +211,10 @@ export function renderPostmortem(input: PostmortemInput): string {
     for (const note of notes) line(`- ${inline(note)}`);
     line();
   }
+}
 
+function renderFollowUps(evidence: IncidentEvidence, line: Line): void {
+  const { plan } = evidence;
   line('## Follow-ups');
   line();
   const recommendations = plan?.recommendations ?? [];
@@ -201,16 +236,17 @@ export function renderPostmortem(input: PostmortemInput): string {
     line();
     for (const recommendation of others) renderRecommendation(recommendation, line);
   }
+}
 
+function renderFiles(files: readonly string[], line: Line): void {
   line('## Evidence in this bundle');
   line();
   line(
     'Every file below is listed with its sha256 in `manifest.json`; check them with `npx conntrack-responder bundle verify <this folder or its .tar.gz>`.',
   );
   line();
-  for (const file of input.files) line(`- ${codeSpan(file)}`);
+  for (const file of files) line(`- ${codeSpan(file)}`);
   line();
-  return out.join('\n');
 }
 
 /** The story ahead of the outage: what was predicted, when the fix landed, how much lead it had. */

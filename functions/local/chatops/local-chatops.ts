@@ -138,49 +138,16 @@ export async function startLocalChatops(options: LocalChatopsOptions): Promise<L
 
   // Slack mode: clicks resolve the waiting approval through the same verification as on AWS.
   const waiting = new Map<string, (output: Record<string, unknown>) => void>();
-  let server: FunctionUrlServer | null = null;
-  if (settings !== null) {
-    const signingSecret = options.env[CHATOPS_ENVIRONMENT.signingSecret]?.trim() ?? '';
-    const config: InteractivityConfig = {
-      app: settings.app,
-      approvers: settings.approvers,
-      channelId: settings.channelId,
-    };
-    const groups = new GroupMembershipCache(
-      (groupId) => (slack as SlackWebApi).userGroupMembers(groupId),
-      settings.groupCacheSeconds * 1000,
-    );
-    const followUp = (work: FollowUp) => enqueue(`follow-up ${work.kind}`, () => chat.followUp(work));
-    server = await serveFunctionUrl(
-      async (event: FunctionUrlEvent) => {
-        const outcome = await handleInteraction(rawRequestFromEvent(event), config, {
-          signingSecrets: async () => parseSigningSecrets(signingSecret),
+  const server =
+    settings === null
+      ? null
+      : await serveInteractivity(options, settings, {
           store,
-          groupMembers: groups.members,
           now,
-          newAttemptId: randomUUID,
-          workflow: {
-            succeed: async (token, output) => {
-              const resolve = waiting.get(token);
-              if (resolve === undefined)
-                return { resumed: false, detail: 'the local workflow no longer waits' };
-              waiting.delete(token);
-              resolve(output);
-              return { resumed: true };
-            },
-          },
+          waiting,
+          userGroupMembers: (groupId) => (slack as SlackWebApi).userGroupMembers(groupId),
+          followUp: (work) => enqueue(`follow-up ${work.kind}`, () => chat.followUp(work)),
         });
-        options.say(`slack: ${outcome.result} (${outcome.response.statusCode}): ${outcome.detail}`);
-        if (outcome.followUp !== null) followUp(outcome.followUp);
-        return outcome.response;
-      },
-      {
-        host: options.env.SLACK_INTERACTIVITY_HOST?.trim() || '127.0.0.1',
-        port: Number(options.env.SLACK_INTERACTIVITY_PORT ?? 3000),
-        onError: (error) => options.say(`slack: the endpoint failed: ${(error as Error).message}`),
-      },
-    );
-  }
 
   let incident: IncidentView | null = null;
   let notifications = 0;
@@ -191,44 +158,6 @@ export async function startLocalChatops(options: LocalChatopsOptions): Promise<L
     await writeFile(path, `${JSON.stringify(value, null, 2)}\n`);
     return path;
   };
-
-  async function decideLocally(record: ApprovalRecord, text: string): Promise<Record<string, unknown>> {
-    let choice: ButtonDecision;
-    if (options.decision === 'prompt') {
-      const alternative = record.alternative;
-      const answer = (
-        await options.ask(
-          `\n${text}\n${alternative ? `Type "yes" to approve everything, "${alternative.label.toLowerCase()}" (or "alt") for that only; anything else rejects: ` : 'Apply these changes? Type "yes" to approve, anything else rejects: '}`,
-        )
-      )
-        .trim()
-        .toLowerCase();
-      choice =
-        answer === 'yes'
-          ? 'approve'
-          : alternative && (answer === 'alt' || answer === alternative.label.toLowerCase())
-            ? 'alternative'
-            : 'reject';
-    } else {
-      choice = options.decision === 'approve' ? 'approve' : 'reject';
-    }
-    const approver: Approver = {
-      id: options.env.SUDO_USER ?? options.env.USER ?? 'local-operator',
-      name: null,
-      teamId: null,
-      via: options.decision === 'prompt' ? 'terminal' : 'flag',
-      basis: 'local-operator',
-    };
-    const decided = await store.decide(
-      record.approvalId,
-      decisionFor(record, choice, approver, now(), randomUUID()),
-      now(),
-    );
-    if (decided.outcome !== 'decided' || decided.record.decision === null) {
-      throw new Error(`approval ${record.approvalId} could not be decided locally: ${decided.outcome}`);
-    }
-    return taskOutputOf(decided.record, decided.record.decision);
-  }
 
   return {
     mode: settings === null ? 'files' : 'slack',
@@ -271,7 +200,7 @@ export async function startLocalChatops(options: LocalChatopsOptions): Promise<L
         );
         output = await clicked;
       } else {
-        output = await decideLocally(record, text);
+        output = await decideLocally(record, text, options, store, now);
         enqueue('settling the approval', () => chat.settleApproval(record.approvalId));
       }
       await writeJson(folder, `${record.approvalId}.decision.json`, output);
@@ -329,4 +258,103 @@ export async function startLocalChatops(options: LocalChatopsOptions): Promise<L
       await server?.close();
     },
   };
+}
+
+interface InteractivityParts {
+  readonly store: MemoryApprovalStore;
+  readonly now: () => Date;
+  /** The approvals waiting for a click, by task token: a click resolves one. */
+  readonly waiting: Map<string, (output: Record<string, unknown>) => void>;
+  readonly userGroupMembers: (groupId: string) => Promise<string[]>;
+  readonly followUp: (work: FollowUp) => void;
+}
+
+/** The local interactivity endpoint: Slack's clicks, verified and decided as the Lambda does. */
+async function serveInteractivity(
+  options: LocalChatopsOptions,
+  settings: NonNullable<ReturnType<typeof slackSettingsFrom>>,
+  parts: InteractivityParts,
+): Promise<FunctionUrlServer> {
+  const { store, now, waiting, followUp } = parts;
+  const signingSecret = options.env[CHATOPS_ENVIRONMENT.signingSecret]?.trim() ?? '';
+  const config: InteractivityConfig = {
+    app: settings.app,
+    approvers: settings.approvers,
+    channelId: settings.channelId,
+  };
+  const groups = new GroupMembershipCache(parts.userGroupMembers, settings.groupCacheSeconds * 1000);
+  return serveFunctionUrl(
+    async (event: FunctionUrlEvent) => {
+      const outcome = await handleInteraction(rawRequestFromEvent(event), config, {
+        signingSecrets: async () => parseSigningSecrets(signingSecret),
+        store,
+        groupMembers: groups.members,
+        now,
+        newAttemptId: randomUUID,
+        workflow: {
+          succeed: async (token, output) => {
+            const resolve = waiting.get(token);
+            if (resolve === undefined)
+              return { resumed: false, detail: 'the local workflow no longer waits' };
+            waiting.delete(token);
+            resolve(output);
+            return { resumed: true };
+          },
+        },
+      });
+      options.say(`slack: ${outcome.result} (${outcome.response.statusCode}): ${outcome.detail}`);
+      if (outcome.followUp !== null) followUp(outcome.followUp);
+      return outcome.response;
+    },
+    {
+      host: options.env.SLACK_INTERACTIVITY_HOST?.trim() || '127.0.0.1',
+      port: Number(options.env.SLACK_INTERACTIVITY_PORT ?? 3000),
+      onError: (error) => options.say(`slack: the endpoint failed: ${(error as Error).message}`),
+    },
+  );
+}
+
+/** The approval decided on this machine: asked on the terminal, or as the command line's flag says. */
+async function decideLocally(
+  record: ApprovalRecord,
+  text: string,
+  options: LocalChatopsOptions,
+  store: MemoryApprovalStore,
+  now: () => Date,
+): Promise<Record<string, unknown>> {
+  let choice: ButtonDecision;
+  if (options.decision === 'prompt') {
+    const alternative = record.alternative;
+    const answer = (
+      await options.ask(
+        `\n${text}\n${alternative ? `Type "yes" to approve everything, "${alternative.label.toLowerCase()}" (or "alt") for that only; anything else rejects: ` : 'Apply these changes? Type "yes" to approve, anything else rejects: '}`,
+      )
+    )
+      .trim()
+      .toLowerCase();
+    choice =
+      answer === 'yes'
+        ? 'approve'
+        : alternative && (answer === 'alt' || answer === alternative.label.toLowerCase())
+          ? 'alternative'
+          : 'reject';
+  } else {
+    choice = options.decision === 'approve' ? 'approve' : 'reject';
+  }
+  const approver: Approver = {
+    id: options.env.SUDO_USER ?? options.env.USER ?? 'local-operator',
+    name: null,
+    teamId: null,
+    via: options.decision === 'prompt' ? 'terminal' : 'flag',
+    basis: 'local-operator',
+  };
+  const decided = await store.decide(
+    record.approvalId,
+    decisionFor(record, choice, approver, now(), randomUUID()),
+    now(),
+  );
+  if (decided.outcome !== 'decided' || decided.record.decision === null) {
+    throw new Error(`approval ${record.approvalId} could not be decided locally: ${decided.outcome}`);
+  }
+  return taskOutputOf(decided.record, decided.record.decision);
 }
