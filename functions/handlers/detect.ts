@@ -26,6 +26,7 @@ import { SampleWindowStore } from '../adapters/sample-window-store.js';
 import { DEFAULT_ALLOWANCE_DETECT_SETTINGS } from '../core/allowance/detect.js';
 import { detectInSubscription, type SubscriptionDetection } from '../core/detect/index.js';
 import { ResponderError } from '../core/errors.js';
+import { eventsAtOpening } from '../core/events/lifecycle.js';
 import { forecastSettingsFromEnvironment, hostMetricsFromEnvironment } from '../core/forecast/index.js';
 import type { IncidentAdmission } from '../core/guardrails/breaker.js';
 import { guardrailSettingsFromEnvironment } from '../core/guardrails/settings.js';
@@ -33,6 +34,7 @@ import { type DropObservation, type IncidentPolicy, mayStartWorkflow } from '../
 import { detectSettingsFromEnvironment } from '../core/incident/settings.js';
 import { formatIssues } from '../core/zod-issues.js';
 import { hostSampleObservations } from './host-samples.js';
+import { putLifecycleEvents } from './lifecycle-events.js';
 import { IGNORED_DROP_TEXT_METRICS } from './metric-names.js';
 import { logger, METRICS_NAMESPACE, metrics, SERVICE_NAME, tracer } from './powertools.js';
 
@@ -193,6 +195,8 @@ export const lambdaHandler = async (
     if (recorded.outcome === 'opened') {
       metrics.addMetric('IncidentsOpened', MetricUnit.Count, 1);
       if (workflow === 'held') metrics.addMetric('IncidentsHeld', MetricUnit.Count, 1);
+      // Never throws: an event EventBridge did not take is logged and counted, the delivery goes on.
+      await putLifecycleEvents(eventsAtOpening(incident, admitted.admission, now));
     }
     logger.info(
       observation.kind === 'near-full'

@@ -26,6 +26,7 @@ import {
   SERVICE_NAME,
 } from '../../functions/handlers/metric-names.js';
 import { guardrailFunctionEnvironment } from './guardrails.js';
+import { allowPuttingLifecycleEvents } from './lifecycle-events.js';
 import { responderFunctionProps } from './responder-function.js';
 
 /**
@@ -166,6 +167,8 @@ export class Detection extends Construct {
       }),
     );
     props.alarmTopic.grantPublish(role);
+    // The opened and held lifecycle events.
+    allowPuttingLifecycleEvents(role);
     Validations.of(role).acknowledge({
       id: 'AwsSolutions-IAM5[Action::kms:GenerateDataKey*]',
       reason:

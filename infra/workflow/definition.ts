@@ -101,8 +101,8 @@ export interface WorkflowTimeBudget {
  *   loop (maxPolls checks intervalSeconds apart; the delivery timeout ends inside that loop),
  *   plus a minute for SendCommand with its throttling retries and the checks' own calls.
  * - Lambda steps: check the guardrails, assess, check the policy (twice on that path), request
- *   and settle the approval, take the slot (twice), verify, release the slot, write the evidence,
- *   notify. Each function's timeout is 15 to 90 s and they return in well under a second: a
+ *   and settle the approval, take the slot (twice), announce the change, verify, release the slot,
+ *   write the evidence, notify. Each function's timeout is 15 to 90 s and they return in well under a second: a
  *   minute each.
  *
  * Not counted: a service that keeps failing (throttling retries beyond the first minute); such
@@ -112,7 +112,7 @@ export function workflowTimeBudget(polling: SsmPolling = DEFAULT_POLLING): Workf
   const slotWait = 2 * slotWaitSeconds();
   const ssmCommands = 1 + HOST_ACTION_KINDS.length + 1 + HOST_ACTION_KINDS.length;
   const secondsPerSsmCommand = polling.maxPolls * polling.intervalSeconds + 60;
-  const lambdaSteps = 12;
+  const lambdaSteps = 13;
   return {
     slotWaitSeconds: slotWait,
     ssmCommands,
@@ -309,6 +309,8 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
       functions.assess,
       sfn.TaskInput.fromObject({
         incident: sfn.JsonPath.objectAt('$.incident'),
+        // For the lifecycle events this step puts.
+        execution: sfn.JsonPath.objectAt('$.execution'),
         diagnostics: sfn.JsonPath.objectAt('$.before'),
       }),
       '$.assessment',
@@ -323,6 +325,8 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
       functions.policyGate,
       sfn.TaskInput.fromObject({
         incident: sfn.JsonPath.objectAt('$.incident'),
+        // For the lifecycle events this step puts.
+        execution: sfn.JsonPath.objectAt('$.execution'),
         assessment: sfn.JsonPath.objectAt('$.assessment'),
         guardrails: sfn.JsonPath.objectAt('$.guardrails'),
       }),
@@ -363,6 +367,8 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
       functions.policyGate,
       sfn.TaskInput.fromObject({
         incident: sfn.JsonPath.objectAt('$.incident'),
+        // For the lifecycle events this step puts.
+        execution: sfn.JsonPath.objectAt('$.execution'),
         assessment: sfn.JsonPath.objectAt('$.assessment'),
         guardrails: sfn.JsonPath.objectAt('$.guardrails'),
         approval: sfn.JsonPath.objectAt('$.approval'),
@@ -393,6 +399,22 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
 
   const soak = new sfn.Wait(scope, STATE.soak, { time: sfn.WaitTime.secondsPath('$.gate.soakSeconds') });
 
+  // The applied lifecycle event (README "Lifecycle events"), the one state change no other function
+  // sees as it happens. It never fails the incident: the function does not throw, and if Lambda
+  // itself fails the soak starts anyway.
+  const announceChange = invoke(
+    STATE.announceChange,
+    functions.announce,
+    sfn.TaskInput.fromObject({
+      incident: sfn.JsonPath.objectAt('$.incident'),
+      execution: sfn.JsonPath.objectAt('$.execution'),
+      gate: sfn.JsonPath.objectAt('$.gate'),
+      applied: sfn.JsonPath.listAt('$.applied'),
+    }),
+    '$.announced',
+  );
+  announceChange.addCatch(soak, { errors: [sfn.Errors.ALL], resultPath: '$.announceError' });
+
   const collectAfter = afterChange(
     collectDiagnostics(scope, STATE.collectDiagnosticsAfter, '$.after', {
       awsName: documents.collectDiagnostics,
@@ -408,6 +430,8 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
       functions.verify,
       sfn.TaskInput.fromObject({
         incident: sfn.JsonPath.objectAt('$.incident'),
+        // For the lifecycle events this step puts.
+        execution: sfn.JsonPath.objectAt('$.execution'),
         assessment: sfn.JsonPath.objectAt('$.assessment'),
         gate: sfn.JsonPath.objectAt('$.gate'),
         applied: sfn.JsonPath.listAt('$.applied'),
@@ -455,7 +479,7 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
       .when(sfn.Condition.booleanEquals('$.verification.held', true), persist)
       .otherwise(rollBack),
   );
-  applyRemediation.next(soak).next(collectAfter).next(verify);
+  applyRemediation.next(announceChange).next(soak).next(collectAfter).next(verify);
 
   takeSlot.next(
     new sfn.Choice(scope, STATE.slotTaken)

@@ -10,6 +10,7 @@ import { Construct } from 'constructs';
 import { EVIDENCE_PREFIX } from '../../functions/adapters/evidence-store.js';
 import { WORKFLOW_ENVIRONMENT } from '../../functions/core/workflow/settings.js';
 import type { WorkflowFunctionRole } from '../../functions/core/workflow/state-names.js';
+import { allowPuttingLifecycleEvents } from '../constructs/lifecycle-events.js';
 import { responderFunctionProps } from '../constructs/responder-function.js';
 
 /** The roles this construct makes functions for; the guardrails function is the Guardrails construct's. */
@@ -80,6 +81,13 @@ export class WorkflowFunctions extends Construct {
         timeout: Duration.seconds(30),
         environment: {},
       },
+      announce: {
+        entry: 'announce.ts',
+        description: 'Puts the lifecycle event of a change applied on the host',
+        memorySize: 256,
+        timeout: Duration.seconds(15),
+        environment: {},
+      },
       notify: {
         entry: 'notify.ts',
         description: "Publishes an incident's outcome",
@@ -134,6 +142,10 @@ export class WorkflowFunctions extends Construct {
     }
 
     // Least privilege, per function.
+    // The lifecycle events each step puts (functions/core/events/lifecycle.ts EVENTS_AFTER_STEP).
+    for (const role of ['assess', 'policyGate', 'requestApproval', 'announce', 'verify', 'notify'] as const) {
+      allowPuttingLifecycleEvents(roles[role]);
+    }
     const approvalItems = new iam.PolicyStatement({
       sid: 'StorePendingApprovals',
       actions: ['dynamodb:PutItem'],

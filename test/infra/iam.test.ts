@@ -39,6 +39,22 @@ const NO_RESOURCE_LEVEL_ACTIONS = new Set([
   'ec2:DescribeTags',
 ]);
 
+/** The account's default event bus in the stack's region, as the template names it. */
+const DEFAULT_EVENT_BUS = {
+  'Fn::Join': [
+    '',
+    [
+      'arn:',
+      { Ref: 'AWS::Partition' },
+      ':events:',
+      { Ref: 'AWS::Region' },
+      ':',
+      { Ref: 'AWS::AccountId' },
+      ':event-bus/default',
+    ],
+  ],
+};
+
 describe('least privilege', () => {
   const { template } = synthesize();
   const functionRoleId = logicalIdOf(template, 'AWS::IAM::Role', 'Detection/FunctionRole/Resource');
@@ -100,9 +116,11 @@ describe('least privilege', () => {
           effect: 'Allow',
         },
         { actions: ['xray:PutTelemetryRecords', 'xray:PutTraceSegments'], resource: '*', effect: 'Allow' },
+        // The opened and held lifecycle events, on the default bus (test/infra/lifecycle-events.test.ts).
+        { actions: ['events:PutEvents'], resource: DEFAULT_EVENT_BUS, effect: 'Allow' },
       ]),
     );
-    expect(statements).toHaveLength(7);
+    expect(statements).toHaveLength(8);
   });
 
   it("scopes detect's table access to its incidents, delivery markers, host sample windows and the breaker's partition", () => {

@@ -256,6 +256,8 @@ describe('incident workflow definition', () => {
     expect(catchAll(STATE.releaseSlot)?.Next).toBe(STATE.writeEvidence);
     expect(catchAll(STATE.writeEvidence)?.Next).toBe(STATE.notify);
     expect(catchAll(STATE.notify)?.Next).toBe(STATE.evidenceAndNotification);
+    // The applied lifecycle event never fails the incident, nor rolls back a change for itself.
+    expect(catchAll(STATE.announceChange)?.Next).toBe(STATE.soak);
 
     const uncaught = Object.entries(definition.States)
       .filter(([, each]) => ['Task', 'Parallel', 'Map'].includes(each.Type))
@@ -369,6 +371,22 @@ describe('incident workflow definition', () => {
       ItemsPath: '$.gate.toPersist',
       Next: STATE.remediated,
       Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.persistError', Next: STATE.remediated }],
+    });
+  });
+
+  it('announces a change right after applying it and soaks whatever the announcement did', () => {
+    expect(state(definition, STATE.applyRemediation).Next).toBe(STATE.announceChange);
+    expect(state(definition, STATE.announceChange)).toMatchObject({
+      Type: 'Task',
+      Next: STATE.soak,
+      ResultPath: '$.announced',
+      Parameters: {
+        'incident.$': '$.incident',
+        'execution.$': '$.execution',
+        'gate.$': '$.gate',
+        'applied.$': '$.applied',
+      },
+      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.announceError', Next: STATE.soak }],
     });
   });
 

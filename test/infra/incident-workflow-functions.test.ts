@@ -26,13 +26,32 @@ function actionsOf(role: string): string[] {
 }
 
 describe('incident workflow functions', () => {
-  it('gives the pure functions (assess, gate, verify) nothing beyond their logs and traces', () => {
-    for (const role of ['assess', 'policyGate', 'verify']) expect(actionsOf(role), role).toEqual([]);
+  it('gives the pure functions (assess, gate, verify) and announce nothing beyond their logs, traces and lifecycle events', () => {
+    for (const role of ['assess', 'policyGate', 'verify', 'announce'])
+      expect(actionsOf(role), role).toEqual(['events:PutEvents']);
+  });
+
+  it('lets exactly the steps that put lifecycle events put them, on the default bus, with our source only', () => {
+    const emitting = ['assess', 'policyGate', 'requestApproval', 'announce', 'verify', 'notify'];
+    for (const role of [...emitting, 'writeEvidence']) {
+      const puts = statementsOf(role).filter((statement) =>
+        [statement.Action].flat().includes('events:PutEvents'),
+      );
+      if (!emitting.includes(role)) {
+        expect(puts, role).toEqual([]);
+        continue;
+      }
+      expect(puts, role).toHaveLength(1);
+      expect(JSON.stringify(puts[0]?.Resource), role).toMatch(/:event-bus\/default"\]\]\}$/);
+      // https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-conditions.html (events:source)
+      expect(puts[0]?.Condition, role).toEqual({ StringEquals: { 'events:source': 'conntrack-responder' } });
+    }
   });
 
   it('lets the approval function write approval items only, and publish', () => {
     expect(actionsOf('requestApproval')).toEqual([
       'dynamodb:PutItem',
+      'events:PutEvents',
       'kms:Decrypt',
       'kms:GenerateDataKey*',
       'sns:Publish',

@@ -387,3 +387,17 @@ export function eventsAtClose(state: unknown, now: Date): LifecycleEvent[] {
   );
   return events;
 }
+
+/**
+ * The events each workflow function puts after its step, by the function's role in the workflow
+ * (infra/workflow/state-names.ts LAMBDA_TASK_STATES): the Lambda handlers and the local twin both
+ * read this, so they put the same events. `announce` is the one step that only puts an event.
+ */
+export const EVENTS_AFTER_STEP = {
+  assess: eventsAfterAssess,
+  policyGate: eventsAfterPolicyGate,
+  requestApproval: eventsAfterApprovalRequest,
+  announce: (state: unknown, _result: unknown, now: Date) => eventsAfterApply(state, now),
+  verify: eventsAfterVerify,
+  notify: (state: unknown, _result: unknown, now: Date) => eventsAtClose(state, now),
+} as const satisfies Record<string, (input: unknown, result: unknown, now: Date) => LifecycleEvent[]>;

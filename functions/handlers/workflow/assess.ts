@@ -1,8 +1,10 @@
 /** "Confirm the drops and plan the remediation". */
 
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { EVENTS_AFTER_STEP } from '../../core/events/lifecycle.js';
 import { assessIncident } from '../../core/workflow/assess.js';
 import { workflowSettingsFrom } from '../../core/workflow/settings.js';
+import { putLifecycleEvents } from '../lifecycle-events.js';
 import { logger, metrics } from '../powertools.js';
 import { workflowHandler } from './middleware.js';
 
@@ -17,6 +19,7 @@ export const lambdaHandler = async (event: unknown) => {
   });
   metrics.addDimension('classification', assessment.classification);
   metrics.addMetric('IncidentsAssessed', MetricUnit.Count, 1);
+  await putLifecycleEvents(EVENTS_AFTER_STEP.assess(event, assessment, new Date()));
   return assessment;
 };
 

@@ -11,10 +11,12 @@ import type { Context } from 'aws-lambda';
 import { SnsPublisher } from '../../adapters/sns-publisher.js';
 import { approvalUrlFrom } from '../../core/chatops/iam-approval.js';
 import { notifyOutcome } from '../../core/chatops/outcome.js';
+import { EVENTS_AFTER_STEP } from '../../core/events/lifecycle.js';
 import { evidenceReferenceOf } from '../../core/evidence/reference.js';
 import { incidentNotification, type WorkflowState } from '../../core/workflow/notify.js';
 import { requiredSetting } from '../../core/workflow/settings.js';
 import { chatopsRuntimeFrom, slackConfigured } from '../chatops.js';
+import { putLifecycleEvents } from '../lifecycle-events.js';
 import { logger, tracer } from '../powertools.js';
 import { accountOf } from './account.js';
 import { workflowHandler } from './middleware.js';
@@ -30,6 +32,9 @@ const runtime = slackConfigured(process.env)
 
 export const lambdaHandler = async (event: unknown, context?: Context) => {
   const state = event as WorkflowState;
+  // Before SNS, so that a notification SNS refuses (which fails the execution) does not cost the
+  // events; putting them never throws.
+  const events = await putLifecycleEvents(EVENTS_AFTER_STEP.notify(event, null, new Date()));
   const notification = incidentNotification(state, { approvalUrl });
   const delivery = await notifyOutcome(
     event,
@@ -44,7 +49,7 @@ export const lambdaHandler = async (event: unknown, context?: Context) => {
     messageId,
     slack: delivery.slack,
   });
-  return { channel: 'sns', messageId, subject: notification.subject, slack: delivery.slack };
+  return { channel: 'sns', messageId, subject: notification.subject, slack: delivery.slack, events };
 };
 
 export const handler = workflowHandler(lambdaHandler);

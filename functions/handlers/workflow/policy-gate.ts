@@ -1,7 +1,9 @@
 /** "Check the policy" and "Settle the approved changes". */
 
+import { EVENTS_AFTER_STEP } from '../../core/events/lifecycle.js';
 import { gateIncident } from '../../core/workflow/gate.js';
 import { workflowSettingsFrom } from '../../core/workflow/settings.js';
+import { putLifecycleEvents } from '../lifecycle-events.js';
 import { logger } from '../powertools.js';
 import { workflowHandler } from './middleware.js';
 
@@ -13,6 +15,7 @@ export const lambdaHandler = async (event: unknown) => {
     decision: decision.decision,
     toApply: decision.toApply.map((action) => action.id),
   });
+  await putLifecycleEvents(EVENTS_AFTER_STEP.policyGate(event, decision, new Date()));
   return decision;
 };
 

@@ -14,8 +14,10 @@ import { DynamoApprovalStore } from '../../adapters/approval-store.js';
 import { SnsPublisher } from '../../adapters/sns-publisher.js';
 import { approvalUrlFrom } from '../../core/chatops/iam-approval.js';
 import { openApproval } from '../../core/chatops/open-approval.js';
+import { EVENTS_AFTER_STEP } from '../../core/events/lifecycle.js';
 import { requiredSetting } from '../../core/workflow/settings.js';
 import { chatopsRuntimeFrom, slackConfigured } from '../chatops.js';
+import { putLifecycleEvents } from '../lifecycle-events.js';
 import { logger, tracer } from '../powertools.js';
 import { accountOf } from './account.js';
 import { workflowHandler } from './middleware.js';
@@ -40,6 +42,7 @@ export const lambdaHandler = async (event: unknown, context?: Context) => {
     approvalUrl,
   });
   logger.info('Approval requested', { ...opened });
+  await putLifecycleEvents(EVENTS_AFTER_STEP.requestApproval(event, opened, new Date()));
   return opened;
 };
 

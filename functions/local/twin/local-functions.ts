@@ -1,10 +1,12 @@
 import type { Readable, Writable } from 'node:stream';
+import { EVENTS_AFTER_STEP } from '../../core/events/lifecycle.js';
 import { assessIncident } from '../../core/workflow/assess.js';
 import { gateIncident } from '../../core/workflow/gate.js';
 import type { WorkflowSettings } from '../../core/workflow/settings.js';
 import { verifyFix } from '../../core/workflow/verify.js';
 import { askOnTerminal, type LocalChatops, startLocalChatops } from '../chatops/local-chatops.js';
 import { type LocalGuardrails, localGuardrails } from './guardrails.js';
+import { eventsFileBus, type LocalEventBus } from './lifecycle-events.js';
 import type { LambdaBindings } from './runner.js';
 
 /**
@@ -33,6 +35,11 @@ export interface LocalFunctionsOptions {
    * @default files under outDir, the decision from the terminal or the flag
    */
   readonly chatops?: LocalChatops;
+  /**
+   * Where the lifecycle events go (README "Lifecycle events").
+   * @default events.jsonl under outDir
+   */
+  readonly events?: LocalEventBus;
 }
 
 export function localFunctions(options: LocalFunctionsOptions): LambdaBindings {
@@ -52,13 +59,29 @@ export function localFunctions(options: LocalFunctionsOptions): LambdaBindings {
         });
     return started;
   };
+  const bus = options.events ?? eventsFileBus(options.outDir);
+  // The same events the Lambda handlers put after the same steps (EVENTS_AFTER_STEP).
+  const emitting =
+    <T>(role: keyof typeof EVENTS_AFTER_STEP, step: (payload: unknown) => Promise<T>) =>
+    async (payload: unknown): Promise<T> => {
+      const result = await step(payload);
+      await bus(EVENTS_AFTER_STEP[role](payload, result, now()));
+      return result;
+    };
   return {
     guardrails: guardrails.step,
-    assess: async (payload) => assessIncident(payload, options.settings),
-    policyGate: async (payload) => gateIncident(payload, options.settings),
-    verify: async (payload) => verifyFix(payload),
-    requestApproval: async (payload) => (await chatops()).requestApproval(payload),
-    notify: async (payload) => (await chatops()).notify(payload),
+    assess: emitting('assess', async (payload) => assessIncident(payload, options.settings)),
+    policyGate: emitting('policyGate', async (payload) => gateIncident(payload, options.settings)),
+    verify: emitting('verify', async (payload) => verifyFix(payload)),
+    requestApproval: emitting('requestApproval', async (payload) =>
+      (await chatops()).requestApproval(payload),
+    ),
+    announce: emitting('announce', async () => ({ channel: 'events.jsonl' })),
+    // Before the notification, as on AWS.
+    notify: async (payload) => {
+      await bus(EVENTS_AFTER_STEP.notify(payload, null, now()));
+      return (await chatops()).notify(payload);
+    },
     writeEvidence: async (payload) => options.writeEvidence(payload),
   };
 }

@@ -1,4 +1,5 @@
 import { gzipSync } from 'node:zlib';
+import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import {
   ExecutionAlreadyExists,
   SFNClient,
@@ -46,6 +47,9 @@ describe('detect handler', () => {
   let detect: typeof import('../../../functions/handlers/detect.js');
   let powertools: typeof import('../../../functions/handlers/powertools.js');
   const stepFunctions = mockClient(SFNClient);
+  const eventBridge = mockClient(EventBridgeClient);
+  /** Lifecycle events EventBridge took (README "Lifecycle events"). */
+  let putEvents: PutEventsRequestEntry[];
   /** Executions Step Functions accepted, by name: a second start under a name is refused, as on AWS. */
   let executions: Map<string, StartExecutionCommandInput>;
   /** How many coming StartExecution calls fail as if Step Functions were unavailable. */
@@ -86,6 +90,12 @@ describe('detect handler', () => {
     vi.setSystemTime(new Date('2026-03-13T20:22:00Z'));
     executions = new Map();
     unavailableForNextStarts = 0;
+    putEvents = [];
+    eventBridge.reset();
+    eventBridge.on(PutEventsCommand).callsFake((input: { Entries: PutEventsRequestEntry[] }) => {
+      putEvents.push(...input.Entries);
+      return { FailedEntryCount: 0, Entries: input.Entries.map((_, n) => ({ EventId: `event-${n}` })) };
+    });
     stepFunctions.reset();
     stepFunctions.on(StartExecutionCommand).callsFake((input: StartExecutionCommandInput) => {
       if (unavailableForNextStarts > 0) {
@@ -370,5 +380,45 @@ describe('detect handler', () => {
     await detect.handler(subscriptionEvent(kernelEvents(4), INSTANCE), lambdaContext);
     expect(addMetric).toHaveBeenCalledWith('IncidentsOpened', 'Count', 1);
     expect(addMetric).toHaveBeenCalledWith('DropLinesSeen', 'Count', 3);
+  });
+
+  it('puts the opened lifecycle event once per incident, on the default bus, never the kernel lines', async () => {
+    const event = subscriptionEvent(kernelEvents(3), INSTANCE);
+    await detect.handler(event, lambdaContext);
+    await detect.handler(event, lambdaContext); // the retry opens nothing and puts nothing
+    await detect.handler(subscriptionEvent(kernelEvents(5), INSTANCE), lambdaContext); // a repeat
+    expect(putEvents).toHaveLength(1);
+    const [opened] = putEvents;
+    expect(opened).toMatchObject({ Source: 'conntrack-responder', DetailType: 'Incident Opened' });
+    expect(opened?.EventBusName).toBeUndefined();
+    expect(JSON.parse(String(opened?.Detail))).toMatchObject({
+      schemaVersion: '1',
+      state: 'opened',
+      incidentId: `${INSTANCE}-full-20260313T2000Z`,
+      instanceId: INSTANCE,
+      kind: 'table-full',
+      mode: 'approve',
+      facts: { dropLines: 2, suppressed: 30 },
+    });
+    expect(String(opened?.Detail)).not.toContain('dropping packet');
+  });
+
+  it('opens the incident and starts its workflow when EventBridge refuses the event, and counts the failure', async () => {
+    const addMetric = vi.spyOn(powertools.metrics, 'addMetric');
+    eventBridge.reset();
+    eventBridge.on(PutEventsCommand).resolves({
+      FailedEntryCount: 1,
+      Entries: [{ ErrorCode: 'InternalFailure', ErrorMessage: 'try again' }],
+    });
+    const result = await detect.handler(subscriptionEvent(kernelEvents(3), INSTANCE), lambdaContext);
+    expect(result.incidents).toEqual([expect.objectContaining({ outcome: 'opened', workflow: 'started' })]);
+    expect(addMetric).toHaveBeenCalledWith('LifecycleEventsFailed', 'Count', 1);
+
+    eventBridge.reset();
+    eventBridge.on(PutEventsCommand).rejects(new Error('AccessDeniedException'));
+    vi.setSystemTime(new Date('2026-03-13T20:52:30Z'));
+    const later = await detect.handler(subscriptionEvent(kernelEvents(3), INSTANCE), lambdaContext);
+    expect(later.incidents).toEqual([expect.objectContaining({ outcome: 'opened', workflow: 'started' })]);
+    expect(executions.size).toBe(2);
   });
 });

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { GetObjectCommand, PutObjectCommand, type PutObjectCommandInput, S3Client } from '@aws-sdk/client-s3';
 import { GetExecutionHistoryCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { PublishCommand, type PublishCommandInput, SNSClient } from '@aws-sdk/client-sns';
@@ -77,6 +78,8 @@ describe('workflow handlers', () => {
   const sns = mockClient(SNSClient);
   const s3 = mockClient(S3Client);
   const stepFunctions = mockClient(SFNClient);
+  // The lifecycle events: test/unit/handlers/lifecycle-events.test.ts checks them.
+  mockClient(EventBridgeClient).on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [] });
   let published: PublishCommandInput[];
   let objects: Map<string, PutObjectCommandInput>;
   let handlers: {

@@ -147,6 +147,7 @@ async function runScenario(scenario: Scenario = {}) {
     },
     requestApproval: async () => ({ decision: 'approved', approver: { id: 'tester', via: 'test' } }),
     verify: async () => ({ held: true, checks: [] }),
+    announce: async () => ({ sent: 1, failed: 0 }),
     notify: async () => ({ published: true }),
     writeEvidence: async () => ({ location: 'out/inc-1', manifestSha256: DIGEST }),
   };
@@ -209,6 +210,31 @@ describe('incident workflow branches, run locally from the synthesized definitio
       run.output.applied.map((each: { invocation: { status: string } }) => each.invocation.status),
     ).toEqual(['Success', 'Success']);
     expect(run.output.persistError).toBeUndefined();
+    expectNotifiedAndBundled(run);
+  });
+
+  it('announces the change right after applying it, with the applied commands, before the soak', async () => {
+    const run = await runScenario();
+    const at = (state: string) => run.entered.indexOf(state);
+    expect(at(STATE.announceChange)).toBeGreaterThan(at(STATE.applyRemediation));
+    expect(at(STATE.soak)).toBe(at(STATE.announceChange) + 1);
+    expect(run.calls.announce).toHaveLength(1);
+    const [payload] = run.calls.announce as [Record<string, unknown>];
+    expect(Object.keys(payload).sort()).toEqual(['applied', 'execution', 'gate', 'incident']);
+    expect((payload.applied as unknown[]).length).toBe(2);
+  });
+
+  it('goes on to the soak and the verification when announcing the change fails (an event never fails the incident)', async () => {
+    const run = await runScenario({
+      lambdas: {
+        announce: async () => {
+          throw new Error('Lambda could not be invoked');
+        },
+      },
+    });
+    expect(run.output.outcome.status).toBe('remediated');
+    expect(run.output.announceError).toMatchObject({ Error: 'Error' });
+    expect(run.entered).toContain(STATE.verify);
     expectNotifiedAndBundled(run);
   });
 
@@ -372,6 +398,7 @@ describe('incident workflow branches, run locally from the synthesized definitio
           policyGate: never,
           requestApproval: never,
           verify: never,
+          announce: never,
           notify: async () => ({}),
           writeEvidence: async () => ({}),
           guardrails: localGuardrails().step,
