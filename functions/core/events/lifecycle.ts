@@ -390,7 +390,7 @@ export function eventsAtClose(state: unknown, now: Date): LifecycleEvent[] {
 
 /**
  * The events each workflow function puts after its step, by the function's role in the workflow
- * (infra/workflow/state-names.ts LAMBDA_TASK_STATES): the Lambda handlers and the local twin both
+ * (functions/core/workflow/state-names.ts LAMBDA_TASK_STATES): the Lambda handlers and the local twin both
  * read this, so they put the same events. `announce` is the one step that only puts an event.
  */
 export const EVENTS_AFTER_STEP = {
