@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { Duration } from 'aws-cdk-lib';
+import { Duration, Names } from 'aws-cdk-lib';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
@@ -40,7 +40,7 @@ import {
 } from '../functions/core/incident/settings.js';
 import type { PolicyOverrides } from '../functions/core/plan/policy.js';
 import { ApprovalUrl, validateApproverProps } from './constructs/approval-url.js';
-import { Detection } from './constructs/detection.js';
+import { Detection, LOG_GROUP_NAME } from './constructs/detection.js';
 import { EvidenceBucket } from './constructs/evidence-bucket.js';
 import { EvidenceSigning, type EvidenceSigningProps } from './constructs/evidence-signing.js';
 import { Guardrails } from './constructs/guardrails.js';
@@ -77,9 +77,12 @@ export interface ConntrackResponderProps {
   readonly logGroupNames?: readonly string[];
 
   /**
-   * Name of the kernel log group created when `logGroupNames` is empty.
+   * Name of the kernel log group created when `logGroupNames` is empty. The group is kept when
+   * the stack is deleted (its lines are the hosts' own record of the outage), so with a fixed
+   * name a second deployment after a delete fails with "already exists" until the kept group is
+   * deleted, or subscribed instead with `logGroupNames`. The default name avoids that.
    *
-   * @default '/conntrack-responder/kernel'
+   * @default - a name CloudFormation generates (stack output KernelLogGroups), new on every deployment
    */
   readonly createdLogGroupName?: string;
 
@@ -151,10 +154,12 @@ export interface ConntrackResponderProps {
   readonly evidenceSigning?: EvidenceSigningProps;
 
   /**
-   * Prefix of every SSM document's name; the rest is the runbook's file name
-   * (`runbooks/ssm/raise-limits.yaml` becomes `ConntrackResponder-raise-limits`).
+   * Prefix of every SSM document's name (and of the State Manager associations' names); the rest
+   * is the runbook's file name (`runbooks/ssm/raise-limits.yaml` becomes `<prefix>raise-limits`).
+   * Document names are unique in an account and region, so two deployments need two prefixes.
    *
-   * @default 'ConntrackResponder-'
+   * @default - the stack name, the construct's path in it and a hash of both, then `-`
+   *   (`ConntrackResponder-9903E448-` in the app; stack output DocumentNamePrefix)
    */
   readonly documentNamePrefix?: string;
 
@@ -413,6 +418,16 @@ const DOCUMENT_NAME_PREFIX = /^[A-Za-z0-9_.-]{0,100}$/;
 const RESERVED_DOCUMENT_PREFIX = /^(aws|amazon|amzn)/i;
 
 /**
+ * SSM document names are unique per account and region, and so are the names this construct
+ * gives its associations: the default prefix is the stack's name and the construct's path with
+ * a hash of them (Names.uniqueResourceName), so two stacks, or two responders in one stack, never
+ * clash, and the same deployment keeps the same names from one synth to the next.
+ */
+function defaultDocumentNamePrefix(scope: Construct): string {
+  return `${Names.uniqueResourceName(scope, { maxLength: 64, separator: '-' })}-`;
+}
+
+/**
  * conntrack-responder on AWS: detects a full connection-tracking table from hosts' kernel
  * messages in CloudWatch Logs, opens one incident per instance, and runs the incident workflow
  * that diagnoses, fixes, verifies, notifies and keeps the evidence.
@@ -446,7 +461,7 @@ export class ConntrackResponder extends Construct {
 
     this.documents = new RunbookDocuments(this, 'Runbooks', {
       directory: settings.runbookDirectory,
-      namePrefix: settings.documentNamePrefix,
+      namePrefix: settings.documentNamePrefix ?? defaultDocumentNamePrefix(this),
       mustExist: props.runbookDirectory !== undefined,
     });
     const store = new IncidentStore(this, 'IncidentStore');
@@ -489,7 +504,9 @@ export class ConntrackResponder extends Construct {
     }
     const detection = new Detection(this, 'Detection', {
       logGroupNames: settings.logGroupNames,
-      createdLogGroupName: settings.createdLogGroupName,
+      ...(settings.createdLogGroupName === undefined
+        ? {}
+        : { createdLogGroupName: settings.createdLogGroupName }),
       subscriptionFilterName: settings.subscriptionFilterName,
       instanceIdPattern: settings.instanceIdPattern,
       cooldownMinutes: settings.cooldownMinutes,
@@ -577,13 +594,17 @@ type GuardrailProp =
 
 type TagProp = 'managedInstanceTagKey' | 'managedInstanceTagValue';
 
+/** Props whose default depends on the deployment, resolved where the construct is known. */
+type DeploymentNamedProp = 'createdLogGroupName' | 'documentNamePrefix';
+
 type ResolvedProps = Required<
-  Omit<ConntrackResponderProps, GuardrailProp | TagProp | 'slack' | 'evidenceSigning'>
-> & {
-  readonly guardrails: GuardrailSettings;
-  readonly sdkRetry: SdkRetryConfig;
-  readonly managedInstanceTag: ManagedInstanceTag;
-};
+  Omit<ConntrackResponderProps, GuardrailProp | TagProp | DeploymentNamedProp | 'slack' | 'evidenceSigning'>
+> &
+  Pick<ConntrackResponderProps, DeploymentNamedProp> & {
+    readonly guardrails: GuardrailSettings;
+    readonly sdkRetry: SdkRetryConfig;
+    readonly managedInstanceTag: ManagedInstanceTag;
+  };
 
 /** Applies the defaults and rejects what would only fail at deploy time, naming the prop. */
 function resolveProps(props: ConntrackResponderProps): ResolvedProps {
@@ -597,7 +618,7 @@ function withDefaults(props: ConntrackResponderProps): ResolvedProps {
   const workflowTimeout = props.workflowTimeout ?? Duration.hours(DEFAULTS.workflowTimeoutHours);
   return {
     logGroupNames: props.logGroupNames ?? [],
-    createdLogGroupName: props.createdLogGroupName ?? '/conntrack-responder/kernel',
+    ...(props.createdLogGroupName === undefined ? {} : { createdLogGroupName: props.createdLogGroupName }),
     subscriptionFilterName: props.subscriptionFilterName ?? 'conntrack-responder',
     instanceIdPattern: props.instanceIdPattern ?? DEFAULT_INSTANCE_ID_PATTERN,
     cooldownMinutes: props.cooldownMinutes ?? DEFAULTS.cooldownMinutes,
@@ -605,7 +626,7 @@ function withDefaults(props: ConntrackResponderProps): ResolvedProps {
     evidenceRetentionDays: props.evidenceRetentionDays ?? DEFAULTS.evidenceRetentionDays,
     objectLock: props.objectLock ?? false,
     objectLockMode: props.objectLockMode ?? 'GOVERNANCE',
-    documentNamePrefix: props.documentNamePrefix ?? 'ConntrackResponder-',
+    ...(props.documentNamePrefix === undefined ? {} : { documentNamePrefix: props.documentNamePrefix }),
     runbookDirectory: props.runbookDirectory ?? REPOSITORY_RUNBOOKS,
     incidentRetentionDays: props.incidentRetentionDays ?? DEFAULTS.incidentRetentionDays,
     logRetention: props.logRetention ?? logs.RetentionDays.THREE_MONTHS,
@@ -693,14 +714,21 @@ function checkResolvedProps(resolved: ResolvedProps, slack: SlackProps | undefin
       `ConntrackResponder objectLockMode must be GOVERNANCE or COMPLIANCE, got '${resolved.objectLockMode}'`,
     );
   }
-  if (!DOCUMENT_NAME_PREFIX.test(resolved.documentNamePrefix)) {
+  const prefix = resolved.documentNamePrefix;
+  if (prefix !== undefined && !DOCUMENT_NAME_PREFIX.test(prefix)) {
     throw new Error(
-      `ConntrackResponder documentNamePrefix '${resolved.documentNamePrefix}' may only use letters, digits, _ . - (at most 100)`,
+      `ConntrackResponder documentNamePrefix '${prefix}' may only use letters, digits, _ . - (at most 100)`,
     );
   }
-  if (RESERVED_DOCUMENT_PREFIX.test(resolved.documentNamePrefix)) {
+  if (prefix !== undefined && RESERVED_DOCUMENT_PREFIX.test(prefix)) {
     throw new Error(
-      `ConntrackResponder documentNamePrefix '${resolved.documentNamePrefix}' starts with a prefix AWS reserves (aws, amazon, amzn)`,
+      `ConntrackResponder documentNamePrefix '${prefix}' starts with a prefix AWS reserves (aws, amazon, amzn)`,
+    );
+  }
+  const kernelLogGroup = resolved.createdLogGroupName;
+  if (kernelLogGroup !== undefined && !LOG_GROUP_NAME.test(kernelLogGroup)) {
+    throw new Error(
+      `ConntrackResponder createdLogGroupName '${kernelLogGroup}' is not valid: 1 to 512 characters from letters, digits and . - _ / #`,
     );
   }
   if (!/^[^:*]{1,512}$/.test(resolved.subscriptionFilterName)) {

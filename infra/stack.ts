@@ -19,6 +19,10 @@ export class ConntrackResponderStack extends Stack {
         description:
           'Log groups the CloudWatch agent must ship kernel messages to (stream name {instance_id})',
       },
+      DocumentNamePrefix: {
+        value: this.responder.documents.documentName(''),
+        description: 'SSM documents are <prefix><runbook file name>, e.g. <prefix>raise-limits',
+      },
       StateMachineArn: {
         value: this.responder.stateMachine.stateMachineArn,
         description: 'Incident workflow',

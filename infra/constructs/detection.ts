@@ -38,9 +38,10 @@ export const DETECT_FILTER_PATTERN_TEXT = `${CONNTRACK_FILTER_PATTERN} ${SAMPLE_
 export const KERNEL_DROP_FILTER_PATTERN = logs.FilterPattern.literal(DETECT_FILTER_PATTERN_TEXT);
 
 export interface DetectionProps {
-  /** Existing log groups to subscribe; empty means the construct creates `createdLogGroupName`. */
+  /** Existing log groups to subscribe; empty means the construct creates the kernel log group. */
   readonly logGroupNames: readonly string[];
-  readonly createdLogGroupName: string;
+  /** The created kernel log group's name; CloudFormation generates one when it is not given. */
+  readonly createdLogGroupName?: string;
   readonly subscriptionFilterName: string;
   readonly instanceIdPattern: string;
   readonly cooldownMinutes: number;
@@ -77,7 +78,7 @@ export const DETECT_LEADING_KEYS = [
   GUARDRAIL_KEYS.breaker.pk,
 ] as const;
 
-const LOG_GROUP_NAME = /^[.\-_/#A-Za-z0-9]{1,512}$/;
+export const LOG_GROUP_NAME = /^[.\-_/#A-Za-z0-9]{1,512}$/;
 
 /**
  * From kernel log lines to incidents: subscription filters on the kernel log groups invoke the
@@ -189,8 +190,11 @@ export class Detection extends Construct {
 
     this.subscribedLogGroups = [];
     if (props.logGroupNames.length === 0) {
+      // Kept when the stack is deleted: the hosts' kernel lines are their own record of an
+      // outage. Kept under a generated name, a second deployment gets a new group instead of
+      // failing on the old one ("already exists"); a fixed name is the operator's choice.
       this.createdLogGroup = new logs.LogGroup(this, 'KernelLogs', {
-        logGroupName: props.createdLogGroupName,
+        ...(props.createdLogGroupName === undefined ? {} : { logGroupName: props.createdLogGroupName }),
         retention: props.logRetention,
         removalPolicy: RemovalPolicy.RETAIN,
       });

@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { Aws, Duration, Fn, Names, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
@@ -131,6 +131,22 @@ export function checkWorkflowSettings(
 }
 
 /**
+ * Step Functions adds every log group it delivers to to the account's CloudWatch Logs resource
+ * policy, which is limited to 5,120 characters; names under `/aws/vendedlogs/` are covered by a
+ * prefix instead, so a busy account's policy never fills
+ * (https://docs.aws.amazon.com/step-functions/latest/dg/bp-cwl.html,
+ * https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/AWS-logs-and-resource-policy.html).
+ * The stack's name and the construct's path (with their hash) keep two workflows apart; the
+ * stack id's unique part keeps a retained group from clashing with the next deployment's.
+ */
+export const WORKFLOW_LOG_GROUP_PREFIX = '/aws/vendedlogs/states/';
+
+function workflowLogGroupName(scope: Construct): string {
+  const stackUuid = Fn.select(2, Fn.split('/', Aws.STACK_ID));
+  return `${WORKFLOW_LOG_GROUP_PREFIX}${Names.uniqueResourceName(scope, { maxLength: 200, separator: '-' })}-${stackUuid}`;
+}
+
+/**
  * The Standard workflow one execution of which handles one incident. Everything it does is logged
  * (level ALL, with execution data) and traced with X-Ray.
  *
@@ -149,7 +165,10 @@ export class IncidentWorkflow extends Construct {
       field === 'timeout' ? `IncidentWorkflow ${field}` : `IncidentWorkflow settings.${field}`,
     );
     this.logGroup = new logs.LogGroup(this, 'Logs', {
+      logGroupName: workflowLogGroupName(this),
       retention: props.logRetention,
+      // The executions' full record (level ALL, with their data) outlives the stack; its name
+      // carries the stack's id, so a second deployment after a delete makes a new group.
       removalPolicy: RemovalPolicy.RETAIN,
     });
     const settings = props.settings ?? {};

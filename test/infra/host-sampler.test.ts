@@ -11,17 +11,17 @@ import { onlyResource, synthesize } from './support.js';
 describe('the host sampler association', () => {
   it('installs the host-sampler document on the tagged instances, every day, at the default interval', () => {
     // Only the sampler's association (log shipping adds two of its own: kernel-log-shipping.test.ts).
-    const { template } = synthesize({ kernelLogShipping: false });
+    const { stack, template } = synthesize({ kernelLogShipping: false });
+    const samplerName = stack.responder.documents.documentName('host-sampler');
     const association = onlyResource(template, 'AWS::SSM::Association');
     const documents = template.findResources('AWS::SSM::Document');
     const [documentId] = Object.entries(documents).find(
-      ([, resource]) =>
-        (resource as { Properties: { Name: string } }).Properties.Name === 'ConntrackResponder-host-sampler',
+      ([, resource]) => (resource as { Properties: { Name: string } }).Properties.Name === samplerName,
     ) ?? [undefined];
     expect(documentId).toBeDefined();
     expect(association.properties).toMatchObject({
       Name: { Ref: documentId },
-      AssociationName: 'ConntrackResponder-host-sampler',
+      AssociationName: samplerName,
       Targets: [{ Key: 'tag:conntrack-responder:managed', Values: ['true'] }],
       Parameters: { Action: ['install'], IntervalSeconds: ['60'] },
       ScheduleExpression: HOST_SAMPLER_SCHEDULE,

@@ -13,10 +13,12 @@ describe('ConntrackResponder with its defaults', () => {
     const functionId = logicalIdOf(template, 'AWS::Lambda::Function', 'Detection/Function/Resource');
     const logGroupId = logicalIdOf(template, 'AWS::Logs::LogGroup', 'Detection/KernelLogs/Resource');
     // Assess
-    template.hasResourceProperties('AWS::Logs::LogGroup', {
-      LogGroupName: '/conntrack-responder/kernel',
-      RetentionInDays: 90,
+    // A generated name, so that the group kept on delete never blocks the next deployment.
+    template.hasResource('AWS::Logs::LogGroup', {
+      Properties: { LogGroupName: Match.absent(), RetentionInDays: 90 },
+      DeletionPolicy: 'Retain',
     });
+    expect(template.toJSON().Resources[logGroupId].Properties.LogGroupName).toBeUndefined();
     template.resourceCountIs('AWS::Logs::SubscriptionFilter', 1);
     template.hasResourceProperties('AWS::Logs::SubscriptionFilter', {
       LogGroupName: { Ref: logGroupId },
@@ -256,6 +258,7 @@ describe('ConntrackResponder with its defaults', () => {
     expect(Object.keys(outputs).sort()).toEqual([
       'ApprovalUrl',
       'ApproverPolicyArn',
+      'DocumentNamePrefix',
       'EvidenceBucketName',
       'FailedEventsQueueUrl',
       'IncidentTableName',
@@ -277,10 +280,10 @@ describe('ConntrackResponder props', () => {
       subscriptionFilterName: 'ctr',
     });
     // Assess
-    // No kernel log group of its own: only the functions' and the workflow's (which have no name).
+    // No kernel log group of its own: only the functions' and the workflow's.
     expect(
-      Object.keys(
-        template.findResources('AWS::Logs::LogGroup', { Properties: { LogGroupName: Match.anyValue() } }),
+      Object.values(template.findResources('AWS::Logs::LogGroup')).filter((group) =>
+        String(group.Metadata?.['aws:cdk:path']).includes('/KernelLogs/'),
       ),
     ).toEqual([]);
     template.resourceCountIs('AWS::Logs::SubscriptionFilter', names.length);

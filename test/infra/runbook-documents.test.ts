@@ -59,9 +59,19 @@ describe('runbook documents', () => {
     );
   });
 
-  it('uses the ConntrackResponder- prefix by default', () => {
-    const { template } = synthesize({ runbookDirectory: FIXTURE_RUNBOOKS, kernelLogShipping: false });
-    template.hasResourceProperties('AWS::SSM::Document', { Name: 'ConntrackResponder-echo-env' });
+  it("by default prefixes names with the stack's name, the construct's path and their hash", () => {
+    const { stack, template } = synthesize({ runbookDirectory: FIXTURE_RUNBOOKS, kernelLogShipping: false });
+    const prefix = stack.responder.documents.documentName('');
+    expect(prefix).toMatch(/^Test-Responder-[0-9A-F]{8}-$/);
+    template.hasResourceProperties('AWS::SSM::Document', { Name: `${prefix}echo-env` });
+    template.hasOutput('DocumentNamePrefix', { Value: prefix });
+    // The same construct in the same stack keeps its names from one synth to the next.
+    expect(
+      synthesize({
+        runbookDirectory: FIXTURE_RUNBOOKS,
+        kernelLogShipping: false,
+      }).stack.responder.documents.documentName(''),
+    ).toBe(prefix);
   });
 
   it('splices the scripts/lib/ libraries a script includes, as the local executor does', async () => {
