@@ -389,10 +389,14 @@ remove_sampler() {
   finish absent 0
 }
 
-[[ $action =~ ^(install|remove)$ ]] || refuse "Action '$action' is invalid: expected install or remove"
-if ! [[ $interval_param =~ ^[1-9][0-9]{0,3}$ ]] || [ "$interval_param" -gt "$MAX_INTERVAL_SECONDS" ]; then
-  refuse "IntervalSeconds '$interval_param' is invalid: expected a whole number from 1 to $MAX_INTERVAL_SECONDS"
-fi
+validate_parameters() {
+  [[ $action =~ ^(install|remove)$ ]] || refuse "Action '$action' is invalid: expected install or remove"
+  if ! [[ $interval_param =~ ^[1-9][0-9]{0,3}$ ]] || [ "$interval_param" -gt "$MAX_INTERVAL_SECONDS" ]; then
+    refuse "IntervalSeconds '$interval_param' is invalid: expected a whole number from 1 to $MAX_INTERVAL_SECONDS"
+  fi
+}
+
+validate_parameters
 if [ -z "$ROOT" ]; then
   [ "$(id -u)" = 0 ] || refuse 'must run as root (SSM Run Command does)'
   # sd_booted(3): systemd is the init system when this directory exists.

@@ -115,6 +115,8 @@ validate_parameters() {
   [[ $persist =~ ^(true|false)$ ]] || refuse "Persist '$persist' is invalid: expected true or false"
   local pair name seconds known
   if [ -n "$timeouts_param" ]; then
+    # read takes the first line only: a second one would be dropped unseen.
+    [[ $timeouts_param != *$'\n'* ]] || refuse "Timeouts is invalid: it holds a line break"
     local -a pairs
     IFS=',' read -r -a pairs <<<"$timeouts_param"
     [ "${#pairs[@]}" -le 16 ] || refuse "Timeouts has ${#pairs[@]} pairs: at most 16 are allowed"

@@ -15,7 +15,7 @@ import {
  * Beyond what `parseDocumentTemplate` already enforces (schemaVersion '2.2', only fields SSM
  * allows, String parameters, one aws:runShellScript step), a document must have: a description;
  * for every parameter a description, `interpolationType: ENV_VAR`, `allowedPattern` or
- * `allowedValues`, a pattern anchored with ^…$ in every alternative, and a default that passes its
+ * `allowedValues`, a pattern anchored with ^…$(?![\s\S]) in every alternative, and a default that passes its
  * own constraints; the Linux precondition; `timeoutSeconds`; the `runCommand: []` placeholder.
  * Its script must start with a bash shebang and `set -euo pipefail`, include libraries only in the
  * form `composeScript` accepts, and (with what it includes) never contain `{{`, use each parameter
@@ -62,11 +62,23 @@ export function topLevelAlternatives(pattern: string): string[] {
   return alternatives;
 }
 
-/** True when every top-level alternative starts with `^` and ends with an unescaped `$`. */
+/**
+ * How every allowedPattern ends: `$` and then "no character at all". SSM does not say whether it
+ * matches a whole value or finds the pattern in it, nor which engine it uses (its documents'
+ * `allowedPattern` is "a regular expression the parameter must match":
+ * https://docs.aws.amazon.com/systems-manager/latest/userguide/sysman-doc-syntax.html).
+ * Under a Java-style find, `$` alone also matches before a final line break, so `80\n` would pass
+ * `^[0-9]+$`; `(?![\s\S])` holds only at the very end of the value in Java and JavaScript alike
+ * (`\z` is Java only: JavaScript reads it as the letter z).
+ */
+export const END_OF_VALUE = '$(?![\\s\\S])';
+
+/** True when every top-level alternative starts with `^` and ends with END_OF_VALUE. */
 export function isFullyAnchored(pattern: string): boolean {
   return topLevelAlternatives(pattern).every((alternative) => {
-    if (!alternative.startsWith('^') || !alternative.endsWith('$')) return false;
-    const backslashes = /\\*$/.exec(alternative.slice(0, -1))?.[0].length ?? 0;
+    if (!alternative.startsWith('^') || !alternative.endsWith(END_OF_VALUE)) return false;
+    // `\$` is a literal dollar sign, not the end.
+    const backslashes = /\\*$/.exec(alternative.slice(0, -END_OF_VALUE.length))?.[0].length ?? 0;
     return backslashes % 2 === 0;
   });
 }
@@ -85,8 +97,8 @@ function documentViolations(doc: CommandDocument, source: string): string[] {
     }
     if (parameter.allowedPattern !== undefined && !isFullyAnchored(parameter.allowedPattern)) {
       violations.push(
-        `${where}: allowedPattern ${parameter.allowedPattern} must anchor every alternative with ^…$ ` +
-          '(otherwise "8080; reboot" can match)',
+        `${where}: allowedPattern ${parameter.allowedPattern} must anchor every alternative with ^…${END_OF_VALUE} ` +
+          '(otherwise "8080; reboot", or "8080" and a line break under a find-style matcher, can match)',
       );
     }
     if (parameter.default !== undefined) {

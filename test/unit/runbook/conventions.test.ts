@@ -1,6 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { isFullyAnchored, runbookViolations } from '../../../functions/core/runbook/conventions.js';
+import {
+  END_OF_VALUE,
+  isFullyAnchored,
+  runbookViolations,
+} from '../../../functions/core/runbook/conventions.js';
 
 const fixture = (path: string) =>
   readFileSync(new URL(`../../fixtures/runbooks/${path}`, import.meta.url), 'utf8');
@@ -43,17 +47,22 @@ describe('runbookViolations', () => {
     ],
     [
       'a parameter without allowedPattern or allowedValues',
-      edit(YAML, '    allowedPattern: "^[A-Za-z0-9 ,.-]{0,64}$"\n', ''),
+      edit(YAML, '    allowedPattern: "^[A-Za-z0-9 ,.-]{0,64}$(?![\\\\s\\\\S])"\n', ''),
       /parameter 'Message' needs an allowedPattern or allowedValues/,
     ],
     [
       'a pattern without $',
-      edit(YAML, '"^[A-Za-z0-9 ,.-]{0,64}$"', '"^[A-Za-z0-9 ,.-]{0,64}"'),
+      edit(YAML, '"^[A-Za-z0-9 ,.-]{0,64}$(?![\\\\s\\\\S])"', '"^[A-Za-z0-9 ,.-]{0,64}"'),
+      /allowedPattern .* must anchor every alternative/,
+    ],
+    [
+      'a pattern ending in $ alone, which a find-style matcher satisfies before a final line break',
+      edit(YAML, '"^[A-Za-z0-9 ,.-]{0,64}$(?![\\\\s\\\\S])"', '"^[A-Za-z0-9 ,.-]{0,64}$"'),
       /allowedPattern .* must anchor every alternative/,
     ],
     [
       'a pattern with an unanchored alternative',
-      edit(YAML, '"^[A-Za-z0-9 ,.-]{0,64}$"', '"^$|[a-z]+$"'),
+      edit(YAML, '"^[A-Za-z0-9 ,.-]{0,64}$(?![\\\\s\\\\S])"', '"^$(?![\\\\s\\\\S])|[a-z]+$(?![\\\\s\\\\S])"'),
       /must anchor every alternative/,
     ],
     [
@@ -121,19 +130,22 @@ describe('runbookViolations', () => {
 });
 
 describe('isFullyAnchored', () => {
+  const E = END_OF_VALUE;
   it.each([
-    ['^[0-9]+$', true],
-    ['^$|^[1-9][0-9]{0,9}$', true],
-    ['^([1-9]|[1-4][0-9]|50)$', true],
-    ['^[1-9]$|^[1-5][0-9]$', true],
-    ['^(tcp|udp)$', true],
-    ['^[a|b]$', true],
+    [`^[0-9]+${E}`, true],
+    [`^${E}|^[1-9][0-9]{0,9}${E}`, true],
+    [`^([1-9]|[1-4][0-9]|50)${E}`, true],
+    [`^[1-9]${E}|^[1-5][0-9]${E}`, true],
+    [`^(tcp|udp)${E}`, true],
+    [`^[a|b]${E}`, true],
+    ['^[0-9]+$', false],
+    [`^[0-9]+$|^a${E}`, false],
     ['^[0-9]+', false],
-    ['[0-9]+$', false],
-    ['^a|b$', false],
-    ['^a$|b', false],
-    ['^a\\$', false],
-    ['^a\\\\$', true],
+    [`[0-9]+${E}`, false],
+    [`^a|b${E}`, false],
+    [`^a${E}|b`, false],
+    [`^a\\${E}`, false],
+    [`^a\\\\${E}`, true],
   ])('%s → %s', (pattern, anchored) => {
     expect(isFullyAnchored(pattern)).toBe(anchored);
   });

@@ -38,7 +38,7 @@ parameters:
     type: String
     description: Who.
     default: world
-    allowedPattern: '^[a-z]{1,16}$'
+    allowedPattern: '^[a-z]{1,16}$(?![\\s\\S])'
     interpolationType: ENV_VAR
 mainSteps:
   - action: aws:runShellScript
