@@ -267,6 +267,16 @@ export interface ConntrackResponderProps {
    */
   readonly hostSampleMetrics?: boolean;
 
+  /**
+   * The workflow sends its documents (ssm:SendCommand) only to instances carrying the opt-in tag
+   * (`managedInstanceTagKey` = `managedInstanceTagValue`), by an IAM condition on the instance
+   * (`ssm:resourceTag/<key>`). An incident on an untagged instance then fails its diagnostics
+   * step (AccessDenied) and is escalated with nothing changed.
+   *
+   * @default false - any instance of the account and region (still only the stack's documents)
+   */
+  readonly requireManagedInstanceTag?: boolean;
+
   // ---- the incident workflow (docs/workflow.md, docs/policy.md) ---------------------------------
 
   /**
@@ -488,6 +498,7 @@ export class ConntrackResponder extends Construct {
       },
       logRetention: settings.logRetention,
       timeout: settings.workflowTimeout,
+      ...(settings.requireManagedInstanceTag ? { sendCommandTag: settings.managedInstanceTag } : {}),
       settings: {
         policy: settings.policy,
         soak: settings.soak,
@@ -635,6 +646,7 @@ function withDefaults(props: ConntrackResponderProps): ResolvedProps {
     nearFullHorizonMinutes: props.nearFullHorizonMinutes ?? DEFAULT_FORECAST_SETTINGS.horizonSeconds / 60,
     nearFullUsagePercent: props.nearFullUsagePercent ?? DEFAULT_FORECAST_SETTINGS.usageThreshold * 100,
     hostSampleMetrics: props.hostSampleMetrics ?? true,
+    requireManagedInstanceTag: props.requireManagedInstanceTag ?? false,
     workflowTimeout,
     approvalTimeoutMinutes: props.approvalTimeoutMinutes ?? DEFAULTS.approvalTimeoutMinutes,
     soak: props.soak ?? DEFAULT_SOAK,

@@ -109,6 +109,7 @@ export function appSettingsFromContext(read: ContextReader): AppSettings {
     nearFullHorizonMinutes: wholeNumber('nearFullHorizonMinutes'),
     nearFullUsagePercent: wholeNumber('nearFullUsagePercent'),
     hostSampleMetrics: flag('hostSampleMetrics'),
+    requireManagedInstanceTag: flag('requireManagedInstanceTag'),
     approvalTimeoutMinutes: wholeNumber('approvalTimeoutMinutes'),
     soak: minutes('soakMinutes'),
     // Checked by the construct against the functions' own schema (docs/policy.md).
@@ -138,7 +139,10 @@ export function appSettingsFromContext(read: ContextReader): AppSettings {
       approverUserIds: list('slackApproverUserIds'),
       approverUserGroupId: text('slackApproverUserGroupId'),
       groupCacheSeconds: wholeNumber('slackGroupCacheSeconds'),
-      reservedConcurrency: wholeNumber('slackReservedConcurrency'),
+      reservedConcurrency:
+        get('slackReservedConcurrency') === false || get('slackReservedConcurrency') === 'false'
+          ? false
+          : wholeNumber('slackReservedConcurrency'),
     };
     for (const key of Object.keys(slack)) if (slack[key] === undefined) delete slack[key];
     responder.slack = slack;

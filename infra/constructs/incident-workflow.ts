@@ -9,6 +9,7 @@ import { Construct } from 'constructs';
 import { DEFAULTS } from '../../functions/core/defaults.js';
 import { resolvePolicy } from '../../functions/core/plan/policy.js';
 import { SOAK_SECONDS_RANGE } from '../../functions/core/workflow/settings.js';
+import type { ManagedInstanceTag } from '../managed-instances.js';
 import {
   buildIncidentDefinition,
   DEFAULT_APPROVAL_TIMEOUT,
@@ -17,6 +18,7 @@ import {
   workflowTimeBudget,
 } from '../workflow/definition.js';
 import { logicalIdOf, WorkflowFunctions } from '../workflow/functions.js';
+import { sendCommandInstancesStatement } from '../workflow/ssm-command.js';
 import type { RunbookDocuments } from './runbook-documents.js';
 
 /** What the workflow's states may use; the definition grants itself access to what it uses. */
@@ -40,6 +42,12 @@ export interface IncidentWorkflowProps {
   readonly timeout: Duration;
   /** How the workflow decides and waits; every field has a default. */
   readonly settings?: IncidentWorkflowSettings;
+  /**
+   * Send commands only to instances carrying this tag (an IAM condition on ssm:SendCommand).
+   *
+   * @default - any EC2 instance of the account and region (still only the workflow's documents)
+   */
+  readonly sendCommandTag?: ManagedInstanceTag;
 }
 
 export interface IncidentWorkflowSettings {
@@ -188,6 +196,7 @@ export class IncidentWorkflow extends Construct {
       tracingEnabled: true,
       logs: { destination: this.logGroup, level: sfn.LogLevel.ALL, includeExecutionData: true },
     });
+    this.stateMachine.addToRolePolicy(sendCommandInstancesStatement(this, props.sendCommandTag));
     Validations.of(this.stateMachine.role).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',
       reason:
@@ -198,7 +207,7 @@ export class IncidentWorkflow extends Construct {
       {
         id: 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:instance/*]',
         reason:
-          "SendCommand names the incident's instance, known only at run time; the statement also names the exact documents, so only the workflow's own runbooks can run.",
+          "SendCommand names the incident's instance, known only at run time (narrowed to the opt-in tag with requireManagedInstanceTag); the documents are granted by name, so only the workflow's own runbooks can run.",
       },
       ...[...Object.values(this.functions.functions), props.resources.guardrailsFunction].map((fn) => ({
         id: `AwsSolutions-IAM5[Resource::<${logicalIdOf(fn)}.Arn>:*]`,

@@ -1,4 +1,4 @@
-import { CfnOutput, Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { Annotations, CfnOutput, Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -62,12 +62,15 @@ export interface SlackProps {
    * Concurrent executions reserved for (and capping) the public interactivity endpoint, so that a
    * flood of unsigned requests can neither run up unbounded invocations nor take the account's
    * concurrency from the incident functions. Approvals need very little (a click is answered in
-   * well under a second); 5 to 10 is plenty. Off by default because reserving fails on accounts
-   * whose concurrency limit is still the 10 of a new account (AWS keeps 10 unreserved).
+   * well under a second). Lambda lets a function reserve only what leaves 100 unreserved
+   * (https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html): check
+   * `aws lambda get-account-settings` (UnreservedConcurrentExecutions must be at least 100 + this);
+   * a new account's quota is often 10, where only `false` deploys (synth then warns of the risk)
+   * until a quota increase.
    *
-   * @default - none: the endpoint shares the account's unreserved concurrency
+   * @default 5
    */
-  readonly reservedConcurrency?: number;
+  readonly reservedConcurrency?: number | false;
 }
 
 export interface SlackChatopsProps extends SlackProps {
@@ -77,6 +80,9 @@ export interface SlackChatopsProps extends SlackProps {
 }
 
 /** Checks props that would only fail at the first click, naming the prop. */
+/** The default cap of the public endpoint: a few concurrent clicks are plenty. */
+export const DEFAULT_SLACK_RESERVED_CONCURRENCY = 5;
+
 export function validateSlackProps(props: SlackProps, prefix = 'ConntrackResponder slack'): void {
   const check = (name: string, value: string, pattern: RegExp, what: string) => {
     if (!pattern.test(value)) throw new Error(`${prefix}.${name} '${value}' is not ${what}`);
@@ -102,8 +108,14 @@ export function validateSlackProps(props: SlackProps, prefix = 'ConntrackRespond
     throw new Error(`${prefix}.groupCacheSeconds must be whole seconds from 0 to 3600, got ${cache}`);
   }
   const reserved = props.reservedConcurrency;
-  if (reserved !== undefined && (!Number.isInteger(reserved) || reserved < 1 || reserved > 1000)) {
-    throw new Error(`${prefix}.reservedConcurrency must be a whole number from 1 to 1000, got ${reserved}`);
+  if (
+    reserved !== undefined &&
+    reserved !== false &&
+    (!Number.isInteger(reserved) || reserved < 1 || reserved > 1000)
+  ) {
+    throw new Error(
+      `${prefix}.reservedConcurrency must be a whole number from 1 to 1000 or false, got ${reserved}`,
+    );
   }
 }
 
@@ -176,6 +188,7 @@ export class SlackChatops extends Construct {
     });
     functionLogs.grantWrite(role);
 
+    const reservedConcurrency = props.reservedConcurrency ?? DEFAULT_SLACK_RESERVED_CONCURRENCY;
     this.interactivityFunction = new nodejs.NodejsFunction(this, 'Interactivity', {
       ...responderFunctionProps('functions/handlers/slack-interactivity.ts', {
         ...this.environment,
@@ -187,10 +200,13 @@ export class SlackChatops extends Construct {
       timeout: Duration.seconds(30),
       role,
       logGroup: functionLogs,
-      ...(props.reservedConcurrency !== undefined
-        ? { reservedConcurrentExecutions: props.reservedConcurrency }
-        : {}),
+      ...(reservedConcurrency === false ? {} : { reservedConcurrentExecutions: reservedConcurrency }),
     });
+    if (reservedConcurrency === false) {
+      Annotations.of(this.interactivityFunction).addWarning(
+        'The public Slack interactivity endpoint has no concurrency cap (slack.reservedConcurrency: false): a flood of requests, signed or not, can run up unbounded invocations and take the account\'s unreserved concurrency from the incident functions. Reserve some as soon as the account allows it (README "Slack").',
+      );
+    }
     Validations.of(this.interactivityFunction).acknowledge({
       id: 'Serverless-LambdaDLQ',
       reason:

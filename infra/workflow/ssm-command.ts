@@ -1,4 +1,5 @@
 import { Duration, Stack } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import type { Construct } from 'constructs';
@@ -30,6 +31,27 @@ export interface SsmCommandLoopProps {
 }
 
 const RUNNING_STATUSES = ['Pending', 'InProgress', 'Delayed'] as const;
+
+/**
+ * The instances the workflow may send its documents to: every EC2 instance of the account and
+ * region, or with `tag` only those carrying it. Run Command checks `ssm:resourceTag/<key>` against
+ * the instance's tags on the instance resource
+ * (https://docs.aws.amazon.com/systems-manager/latest/userguide/sysman-rc-setting-up-cmdsec.html);
+ * the condition sits in a statement of its own because the documents carry no such tag.
+ */
+export function sendCommandInstancesStatement(
+  scope: Construct,
+  tag?: { readonly key: string; readonly value: string },
+): iam.PolicyStatement {
+  return new iam.PolicyStatement({
+    sid: tag === undefined ? 'SendCommandToInstances' : 'SendCommandToManagedInstances',
+    actions: ['ssm:SendCommand'],
+    resources: [Stack.of(scope).formatArn({ service: 'ec2', resource: 'instance', resourceName: '*' })],
+    ...(tag === undefined
+      ? {}
+      : { conditions: { StringEquals: { [`ssm:resourceTag/${tag.key}`]: tag.value } } }),
+  });
+}
 
 export function documentArn(scope: Construct, awsName: string): string {
   return Stack.of(scope).formatArn({ service: 'ssm', resource: 'document', resourceName: awsName });
@@ -143,11 +165,10 @@ export function ssmCommandLoop(scope: Construct, props: SsmCommandLoopProps): sf
       service: 'ssm',
       action: 'sendCommand',
       iamAction: 'ssm:SendCommand',
-      // SendCommand is authorised on both the document and the instance.
-      iamResources: [
-        documentArn(scope, document.awsName),
-        Stack.of(scope).formatArn({ service: 'ec2', resource: 'instance', resourceName: '*' }),
-      ],
+      // SendCommand is authorised on both the document and the instance: this grants the
+      // document; the instances are granted once by the caller (sendCommandInstancesStatement),
+      // where an instance tag condition can narrow them without applying to the document.
+      iamResources: [documentArn(scope, document.awsName)],
       parameters: {
         DocumentName: document.awsName,
         InstanceIds: sfn.JsonPath.array(sfn.JsonPath.stringAt('$.instanceId')),

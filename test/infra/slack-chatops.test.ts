@@ -1,5 +1,6 @@
+import { Annotations, Match, type Template } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
-import type { SlackProps } from '../../infra/constructs/slack-chatops.js';
+import { DEFAULT_SLACK_RESERVED_CONCURRENCY, type SlackProps } from '../../infra/constructs/slack-chatops.js';
 import { appSettingsFromContext } from '../../infra/context.js';
 import { policyPacks } from '../../infra/policy-checks.js';
 import { logicalIdOf, synthesize } from './support.js';
@@ -54,19 +55,25 @@ describe('the Slack ChatOps construct', () => {
     });
   });
 
-  it('reserves concurrency for the public endpoint only when asked, and refuses a nonsensical value', () => {
-    const shared = interactivity();
-    expect(
-      (shared.template.toJSON().Resources as Resources)[shared.functionId]?.Properties
-        .ReservedConcurrentExecutions,
-    ).toBeUndefined();
-    const { template } = synthesize({ slack: { ...slack, reservedConcurrency: 5 } });
-    const functionId = logicalIdOf(template, 'AWS::Lambda::Function', '/Slack/Interactivity/Resource');
-    expect(
-      (template.toJSON().Resources as Resources)[functionId]?.Properties.ReservedConcurrentExecutions,
-    ).toBe(5);
+  it('caps the public endpoint at 5 concurrent executions by default, any cap on request, and warns at synth without one', () => {
+    const reserved = (template: Template) =>
+      (template.toJSON().Resources as Resources)[
+        logicalIdOf(template, 'AWS::Lambda::Function', '/Slack/Interactivity/Resource')
+      ]?.Properties.ReservedConcurrentExecutions;
+    const byDefault = interactivity();
+    expect(reserved(byDefault.template)).toBe(DEFAULT_SLACK_RESERVED_CONCURRENCY);
+    expect(DEFAULT_SLACK_RESERVED_CONCURRENCY).toBe(5);
+    Annotations.fromStack(byDefault.stack).hasNoWarning('*', Match.stringLikeRegexp('no concurrency cap'));
+    expect(reserved(synthesize({ slack: { ...slack, reservedConcurrency: 20 } }).template)).toBe(20);
+
+    const uncapped = synthesize({ slack: { ...slack, reservedConcurrency: false } });
+    expect(reserved(uncapped.template)).toBeUndefined();
+    Annotations.fromStack(uncapped.stack).hasWarning(
+      '/Test/Responder/Slack/Interactivity',
+      Match.stringLikeRegexp('no concurrency cap .*flood of requests'),
+    );
     expect(() => synthesize({ slack: { ...slack, reservedConcurrency: 0 } })).toThrow(
-      /slack\.reservedConcurrency must be a whole number from 1 to 1000, got 0/,
+      /slack\.reservedConcurrency must be a whole number from 1 to 1000 or false, got 0/,
     );
   });
 
@@ -265,6 +272,19 @@ describe('Slack settings from CDK context', () => {
       groupCacheSeconds: 30,
       reservedConcurrency: 5,
     });
+  });
+
+  it('reads slackReservedConcurrency=false as no cap', () => {
+    const settings = appSettingsFromContext(
+      reader({
+        'conntrack-responder:slackChannelId': 'C0INCIDENTS',
+        'conntrack-responder:slackTeamId': 'T0TESTTEAM',
+        'conntrack-responder:slackAppId': 'A0TESTAPP1',
+        'conntrack-responder:slackApproverUserIds': 'U0APPROVER',
+        'conntrack-responder:slackReservedConcurrency': 'false',
+      }),
+    );
+    expect(settings.responder.slack?.reservedConcurrency).toBe(false);
   });
 
   it('says what is missing', () => {
