@@ -207,7 +207,7 @@ export class IncidentWorkflow extends Construct {
       {
         id: 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:instance/*]',
         reason:
-          "SendCommand names the incident's instance, known only at run time (narrowed to the opt-in tag with requireManagedInstanceTag); the documents are granted by name, so only the workflow's own runbooks can run.",
+          "SendCommand names the incident's instance, known only at run time (requireManagedInstanceTag narrows it to the opt-in tag); the documents are granted by name, so only our runbooks run.",
       },
       ...[...Object.values(this.functions.functions), props.resources.guardrailsFunction].map((fn) => ({
         id: `AwsSolutions-IAM5[Resource::<${logicalIdOf(fn)}.Arn>:*]`,

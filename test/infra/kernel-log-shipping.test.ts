@@ -189,10 +189,11 @@ describe('kernelLogShipping', () => {
 
 describe('the README shipping section', () => {
   const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
-  const section = readme.slice(
-    readme.indexOf('### Shipping kernel messages'),
-    readme.indexOf('\n## ', readme.indexOf('### Shipping kernel messages')),
-  );
+  // The section ends at the next heading of its level or above (other sections show JSON too).
+  const start = readme.indexOf('### Shipping kernel messages');
+  const rest = readme.slice(start + 1);
+  const end = rest.search(/\n#{2,3} /);
+  const section = rest.slice(0, end === -1 ? undefined : end);
   const blocks = [...section.matchAll(/```json\n([\s\S]*?)```/g)].map((match) =>
     JSON.parse(match[1] as string),
   );
