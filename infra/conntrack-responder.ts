@@ -499,6 +499,8 @@ export class ConntrackResponder extends Construct {
       logRetention: settings.logRetention,
       timeout: settings.workflowTimeout,
       ...(settings.requireManagedInstanceTag ? { sendCommandTag: settings.managedInstanceTag } : {}),
+      managedInstanceTag: settings.managedInstanceTag,
+      incidentRetentionDays: settings.incidentRetentionDays,
       settings: {
         policy: settings.policy,
         soak: settings.soak,

@@ -9,7 +9,7 @@ import { Construct } from 'constructs';
 import { DEFAULTS } from '../../functions/core/defaults.js';
 import { resolvePolicy } from '../../functions/core/plan/policy.js';
 import { SOAK_SECONDS_RANGE } from '../../functions/core/workflow/settings.js';
-import type { ManagedInstanceTag } from '../managed-instances.js';
+import { DEFAULT_MANAGED_INSTANCE_TAG, type ManagedInstanceTag } from '../managed-instances.js';
 import {
   buildIncidentDefinition,
   DEFAULT_APPROVAL_TIMEOUT,
@@ -48,6 +48,16 @@ export interface IncidentWorkflowProps {
    * @default - any EC2 instance of the account and region (still only the workflow's documents)
    */
   readonly sendCommandTag?: ManagedInstanceTag;
+  /**
+   * The opt-in tag: ENI timeouts are changed only on ENIs that carry it.
+   * @default DEFAULT_MANAGED_INSTANCE_TAG
+   */
+  readonly managedInstanceTag?: ManagedInstanceTag;
+  /**
+   * Days an ENI change record is kept in the incidents table.
+   * @default 90
+   */
+  readonly incidentRetentionDays?: number;
 }
 
 export interface IncidentWorkflowSettings {
@@ -187,6 +197,8 @@ export class IncidentWorkflow extends Construct {
       logRetention: props.logRetention,
       policy: settings.policy ?? {},
       soak: settings.soak ?? DEFAULT_SOAK,
+      managedInstanceTag: props.managedInstanceTag ?? DEFAULT_MANAGED_INSTANCE_TAG,
+      incidentRetentionDays: props.incidentRetentionDays ?? 90,
     });
     this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
       stateMachineType: sfn.StateMachineType.STANDARD,

@@ -3,6 +3,7 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import type { Construct } from 'constructs';
+import { ENI_TIMEOUTS_DOCUMENT } from '../../functions/core/allowance/eni-change.js';
 import { DEFAULTS } from '../../functions/core/defaults.js';
 import { HOST_ACTION_KINDS } from '../../functions/core/plan/policy.js';
 import { DOCUMENT } from '../../functions/core/workflow/documents.js';
@@ -81,10 +82,15 @@ export interface WorkflowTimeBudget {
   readonly ssmCommands: number;
   /** One command's bound: the polling loop's checks plus a minute to send it and make the checks. */
   readonly secondsPerSsmCommand: number;
-  /** Lambda steps on the longest path, each allowed a minute. */
+  /** Lambda steps on the longest path, each allowed a minute (the EC2 steps included). */
   readonly lambdaSteps: number;
+  /** Of those, the network function's: two descriptions, and an ENI change and its rollback per ENI. */
+  readonly networkSteps: number;
   readonly totalSeconds: number;
 }
+
+/** collect-diagnostics asks at most 8 interfaces for ENA counters: at most one ENI change each. */
+export const MAX_ENI_CHANGES = 8;
 
 /**
  * How long an execution may need besides its approval wait and its soak, from the bounds this
@@ -102,8 +108,10 @@ export interface WorkflowTimeBudget {
  *   plus a minute for SendCommand with its throttling retries and the checks' own calls.
  * - Lambda steps: check the guardrails, assess, check the policy (twice on that path), request
  *   and settle the approval, take the slot (twice), announce the change, verify, release the slot,
- *   write the evidence, notify. Each function's timeout is 15 to 90 s and they return in well under a second: a
- *   minute each.
+ *   write the evidence, notify; and the network function's: describe the interfaces before and
+ *   after the soak, and change and restore the idle timeouts of at most MAX_ENI_CHANGES ENIs (one
+ *   per ENA interface the diagnostics report, which reads at most that many). Each function's
+ *   timeout is 15 to 90 s and they return in about a second: a minute each.
  *
  * Not counted: a service that keeps failing (throttling retries beyond the first minute); such
  * steps end in a Catch, and the workflow timeout is then the last guard.
@@ -112,12 +120,14 @@ export function workflowTimeBudget(polling: SsmPolling = DEFAULT_POLLING): Workf
   const slotWait = 2 * slotWaitSeconds();
   const ssmCommands = 1 + HOST_ACTION_KINDS.length + 1 + HOST_ACTION_KINDS.length;
   const secondsPerSsmCommand = polling.maxPolls * polling.intervalSeconds + 60;
-  const lambdaSteps = 13;
+  const networkSteps = 2 + 2 * MAX_ENI_CHANGES;
+  const lambdaSteps = 13 + networkSteps;
   return {
     slotWaitSeconds: slotWait,
     ssmCommands,
     secondsPerSsmCommand,
     lambdaSteps,
+    networkSteps,
     totalSeconds: slotWait + ssmCommands * secondsPerSsmCommand + lambdaSteps * 60,
   };
 }
@@ -143,9 +153,9 @@ export const LAMBDA_RETRY: sfn.RetryProps = {
 /**
  * The incident workflow, in JSONPath so that the same definition runs locally under
  * aws-local-stepfunctions. Data accumulates under one object:
- * `incident` (the execution input), `execution`, `instance`, `before`, `assessment`, `gate`,
- * `approval`, `applied`, `after`, `verification`, `persisted`, `rollback`, `error`, `outcome`,
- * `notification`, `evidence`.
+ * `incident` (the execution input), `execution`, `instance`, `before`, `network`, `assessment`,
+ * `gate`, `approval`, `applied`, `after`, `networkAfter`, `verification`, `persisted`, `rollback`,
+ * `error`, `outcome`, `notification`, `evidence`.
  *
  * Every path ends in Write the evidence bundle → Notify: terminal branches set `outcome`; a failure
  * before any change is caught into "Failed before any change"; a failure once a change may have
@@ -223,6 +233,16 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
   releaseSlot.addCatch(writeEvidence, { errors: [sfn.Errors.ALL], resultPath: '$.guardrailsError' });
   releaseSlot.next(writeEvidence);
 
+  // One eni-timeouts action of the apply or rollback Map, through EC2 (functions/core/allowance):
+  // its input is the Map item's block, its result has the shape of an SSM block's.
+  const networkChange = (name: string, operation: 'apply' | 'rollback') =>
+    invoke(
+      name,
+      functions.network,
+      sfn.TaskInput.fromObject({ operation, block: sfn.JsonPath.objectAt('$') }),
+      '$',
+    );
+
   // ---- failure handling -----------------------------------------------------------------------
   const failedBeforeChange = outcome(STATE.failedBeforeChange, OUTCOMES.failedBeforeChange).next(releaseSlot);
   const rollbackFailed = outcome(STATE.rollbackFailed, OUTCOMES.rollbackFailed).next(releaseSlot);
@@ -234,12 +254,20 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
     itemSelector: ssmBlockInput('$$.Map.Item.Value.parameters', '$$.Map.Item.Value'),
     resultPath: '$.rollback',
   });
+  // An ENI change is undone through EC2 by the network function, a host change by the rollback document.
   rollBack.itemProcessor(
-    ssmCommandLoop(scope, {
-      label: 'Roll back',
-      documents: [{ logicalName: DOCUMENT.rollback, awsName: documents.rollback }],
-      polling,
-    }),
+    new sfn.Choice(scope, STATE.rollBackThrough)
+      .when(
+        sfn.Condition.stringEquals('$.request.document', ENI_TIMEOUTS_DOCUMENT),
+        networkChange(STATE.rollBackEniChange, 'rollback'),
+      )
+      .otherwise(
+        ssmCommandLoop(scope, {
+          label: 'Roll back',
+          documents: [{ logicalName: DOCUMENT.rollback, awsName: documents.rollback }],
+          polling,
+        }),
+      ),
   );
   rollBack.addCatch(rollbackFailed, { errors: [sfn.Errors.ALL], resultPath: '$.rollbackError' });
   rollBack.next(rolledBack);
@@ -303,6 +331,19 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
     }),
   );
 
+  // EC2's view of the instance's ENIs (timeouts, tracked flows), asked only when the diagnostics
+  // show its allowance involved. A failure is kept in $.network for the plan to say, not an end.
+  const describeNetwork = invoke(
+    STATE.describeNetwork,
+    functions.network,
+    sfn.TaskInput.fromObject({
+      operation: 'describe',
+      incident: sfn.JsonPath.objectAt('$.incident'),
+      diagnostics: sfn.JsonPath.objectAt('$.before'),
+    }),
+    '$.network',
+  );
+
   const assess = beforeChange(
     invoke(
       STATE.assess,
@@ -312,10 +353,13 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
         // For the lifecycle events this step puts.
         execution: sfn.JsonPath.objectAt('$.execution'),
         diagnostics: sfn.JsonPath.objectAt('$.before'),
+        network: sfn.JsonPath.objectAt('$.network'),
       }),
       '$.assessment',
     ),
   );
+  describeNetwork.addCatch(assess, { errors: [sfn.Errors.ALL], resultPath: '$.network' });
+  describeNetwork.next(assess);
   const notConfirmed = outcome(STATE.notConfirmed, OUTCOMES.notConfirmed).next(releaseSlot);
 
   // ---- the policy gate and the approval -------------------------------------------------------
@@ -386,15 +430,23 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
       resultPath: '$.applied',
     }),
   );
+  // Host changes go through SSM documents, ENI timeouts through EC2 (never SSM).
   applyRemediation.itemProcessor(
-    ssmCommandLoop(scope, {
-      label: 'Apply',
-      documents: [
-        { logicalName: DOCUMENT.raiseLimits, awsName: documents.raiseLimits },
-        { logicalName: DOCUMENT.notrackPorts, awsName: documents.notrackPorts },
-      ],
-      polling,
-    }),
+    new sfn.Choice(scope, STATE.applyThrough)
+      .when(
+        sfn.Condition.stringEquals('$.request.document', ENI_TIMEOUTS_DOCUMENT),
+        networkChange(STATE.applyEniChange, 'apply'),
+      )
+      .otherwise(
+        ssmCommandLoop(scope, {
+          label: 'Apply',
+          documents: [
+            { logicalName: DOCUMENT.raiseLimits, awsName: documents.raiseLimits },
+            { logicalName: DOCUMENT.notrackPorts, awsName: documents.notrackPorts },
+          ],
+          polling,
+        }),
+      ),
   );
 
   const soak = new sfn.Wait(scope, STATE.soak, { time: sfn.WaitTime.secondsPath('$.gate.soakSeconds') });
@@ -424,6 +476,19 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
     }),
   );
 
+  // What EC2 reports now, when ENI timeouts were changed (the verification compares it with what was
+  // set). A failure is kept in $.networkAfter: the counter's rate still decides.
+  const describeNetworkAfter = invoke(
+    STATE.describeNetworkAfter,
+    functions.network,
+    sfn.TaskInput.fromObject({
+      operation: 'describe-after',
+      incident: sfn.JsonPath.objectAt('$.incident'),
+      gate: sfn.JsonPath.objectAt('$.gate'),
+    }),
+    '$.networkAfter',
+  );
+
   const verify = afterChange(
     invoke(
       STATE.verify,
@@ -437,10 +502,13 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
         applied: sfn.JsonPath.listAt('$.applied'),
         before: sfn.JsonPath.objectAt('$.before'),
         after: sfn.JsonPath.objectAt('$.after'),
+        networkAfter: sfn.JsonPath.objectAt('$.networkAfter'),
       }),
       '$.verification',
     ),
   );
+  describeNetworkAfter.addCatch(verify, { errors: [sfn.Errors.ALL], resultPath: '$.networkAfter' });
+  describeNetworkAfter.next(verify);
   const remediated = outcome(STATE.remediated, OUTCOMES.remediated).next(releaseSlot);
 
   // A verified change is re-applied with Persist=true (when the policy persists at all). If that
@@ -479,7 +547,7 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
       .when(sfn.Condition.booleanEquals('$.verification.held', true), persist)
       .otherwise(rollBack),
   );
-  applyRemediation.next(announceChange).next(soak).next(collectAfter).next(verify);
+  applyRemediation.next(announceChange).next(soak).next(collectAfter).next(describeNetworkAfter);
 
   takeSlot.next(
     new sfn.Choice(scope, STATE.slotTaken)
@@ -506,7 +574,7 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
       .when(sfn.Condition.booleanEquals('$.assessment.confirmed', true), checkPolicy)
       .otherwise(notConfirmed),
   );
-  collectBefore.next(assess);
+  collectBefore.next(describeNetwork);
 
   lookUpInstance.next(checkGuardrails);
   checkGuardrails.next(

@@ -7,11 +7,13 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
+import { ENI_CHANGE_KEY_PREFIX } from '../../functions/adapters/eni-change-store.js';
 import { EVIDENCE_PREFIX } from '../../functions/adapters/evidence-store.js';
 import { WORKFLOW_ENVIRONMENT } from '../../functions/core/workflow/settings.js';
 import type { WorkflowFunctionRole } from '../../functions/core/workflow/state-names.js';
 import { allowPuttingLifecycleEvents } from '../constructs/lifecycle-events.js';
 import { responderFunctionProps } from '../constructs/responder-function.js';
+import type { ManagedInstanceTag } from '../managed-instances.js';
 
 /** The roles this construct makes functions for; the guardrails function is the Guardrails construct's. */
 export type WorkflowOwnRole = Exclude<WorkflowFunctionRole, 'guardrails'>;
@@ -25,6 +27,10 @@ export interface WorkflowFunctionsProps {
   readonly policy: Readonly<Record<string, unknown>>;
   /** Between the change and the verification. */
   readonly soak: Duration;
+  /** The opt-in tag: the network function may change the idle timeouts only of ENIs that carry it. */
+  readonly managedInstanceTag: ManagedInstanceTag;
+  /** Days an ENI change record (the values its rollback restores) is kept. */
+  readonly incidentRetentionDays: number;
 }
 
 interface FunctionSpec {
@@ -96,6 +102,21 @@ export class WorkflowFunctions extends Construct {
         timeout: Duration.seconds(30),
         // Where the evidence went comes from the evidence step's output ($.evidence).
         environment: { ...topic },
+      },
+      network: {
+        entry: 'network.ts',
+        description:
+          "Describes an instance's network interfaces and changes or restores their idle tracking timeouts (EC2)",
+        memorySize: 256,
+        // A few EC2 calls, each retried on throttling by the SDK.
+        timeout: Duration.seconds(60),
+        environment: {
+          ...settings,
+          ...table,
+          [WORKFLOW_ENVIRONMENT.incidentRetentionDays]: String(props.incidentRetentionDays),
+          [WORKFLOW_ENVIRONMENT.managedInstanceTagKey]: props.managedInstanceTag.key,
+          [WORKFLOW_ENVIRONMENT.managedInstanceTagValue]: props.managedInstanceTag.value,
+        },
       },
       writeEvidence: {
         entry: 'write-evidence.ts',
@@ -180,6 +201,7 @@ export class WorkflowFunctions extends Construct {
         conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['incident#*'] } },
       }),
     );
+    this.grantNetworkChanges(roles.network, props);
     Validations.of(roles.writeEvidence).acknowledge({
       id: `AwsSolutions-IAM5[Resource::<${logicalIdOf(props.evidenceBucket)}.Arn>/${EVIDENCE_PREFIX}*]`,
       reason:
@@ -187,6 +209,73 @@ export class WorkflowFunctions extends Construct {
     });
     this.functions = functions;
     this.roles = roles;
+  }
+
+  /**
+   * The network function: read the instance's ENIs, its type's default timeouts and its security
+   * groups' rules; change the idle timeouts of opted-in ENIs only; keep the values each change
+   * replaced. What the Service Authorization Reference for Amazon EC2 says
+   * (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html):
+   * - DescribeNetworkInterfaces, DescribeInstances, DescribeInstanceTypes and
+   *   DescribeSecurityGroupRules list no resource type: they take Resource "*" and no tag condition.
+   * - ModifyNetworkInterfaceAttribute requires the network-interface resource type, whose
+   *   condition keys include aws:ResourceTag/${TagKey}; instance and security-group are optional
+   *   resource types of the same action. The statement names network interfaces (and instances,
+   *   should EC2 authorize against the ENI's instance) that carry the opt-in tag, and no security
+   *   group: a change to an ENI's security groups (the Groups attribute) is denied to this role, so
+   *   security groups can never be changed automatically, whatever the code does.
+   */
+  private grantNetworkChanges(role: iam.Role, props: WorkflowFunctionsProps): void {
+    const stack = Stack.of(this);
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'DescribeNetworkInterfaces',
+        actions: [
+          'ec2:DescribeNetworkInterfaces',
+          'ec2:DescribeInstances',
+          'ec2:DescribeInstanceTypes',
+          'ec2:DescribeSecurityGroupRules',
+        ],
+        resources: ['*'],
+      }),
+    );
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'ChangeIdleTimeoutsOfOptedInInterfaces',
+        actions: ['ec2:ModifyNetworkInterfaceAttribute'],
+        resources: [
+          stack.formatArn({ service: 'ec2', resource: 'network-interface', resourceName: '*' }),
+          stack.formatArn({ service: 'ec2', resource: 'instance', resourceName: '*' }),
+        ],
+        conditions: {
+          StringEquals: {
+            [`aws:ResourceTag/${props.managedInstanceTag.key}`]: props.managedInstanceTag.value,
+          },
+        },
+      }),
+    );
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'KeepEniChanges',
+        actions: ['dynamodb:GetItem', 'dynamodb:PutItem'],
+        resources: [props.incidentTable.tableArn],
+        conditions: {
+          'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${ENI_CHANGE_KEY_PREFIX}*`] },
+        },
+      }),
+    );
+    Validations.of(role).acknowledge(
+      {
+        id: 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:network-interface/*]',
+        reason:
+          "The incident's ENIs are known only at run time; the statement allows only ENIs that carry the stack's opt-in tag (aws:ResourceTag condition).",
+      },
+      {
+        id: 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:instance/*]',
+        reason:
+          "The incident's instance is known only at run time; the statement allows only instances that carry the stack's opt-in tag (aws:ResourceTag condition).",
+      },
+    );
   }
 
   /**

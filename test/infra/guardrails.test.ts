@@ -141,13 +141,13 @@ describe('fleet guardrails in the stack', () => {
       minSsmAgentVersion: '3.3.3000.0',
       awsMaxAttempts: 12,
       awsRetryMode: 'adaptive',
-      workflowTimeout: Duration.hours(3),
+      workflowTimeout: Duration.minutes(200),
     });
     const expected = {
       BREAKER_MAX_INSTANCES: '25',
       BREAKER_WINDOW_MINUTES: '5',
       MAX_CONCURRENT_REMEDIATIONS: '2',
-      REMEDIATION_SLOT_LEASE_SECONDS: '10800',
+      REMEDIATION_SLOT_LEASE_SECONDS: '12000',
       REMEDIATION_COOLDOWN_MINUTES: '0',
       MODE_TAG_KEY: 'team:conntrack-mode',
       CHANGE_CALENDAR: 'prod-change-freeze',

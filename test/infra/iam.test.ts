@@ -37,6 +37,12 @@ const NO_RESOURCE_LEVEL_ACTIONS = new Set([
   'logs:PutResourcePolicy',
   'logs:UpdateLogDelivery',
   'ec2:DescribeTags',
+  // The network function's reads: the Service Authorization Reference for Amazon EC2 lists no
+  // resource type for these (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html).
+  'ec2:DescribeNetworkInterfaces',
+  'ec2:DescribeInstances',
+  'ec2:DescribeInstanceTypes',
+  'ec2:DescribeSecurityGroupRules',
 ]);
 
 /** The account's default event bus in the stack's region, as the template names it. */

@@ -56,7 +56,7 @@ describe('incident workflow definition', () => {
   });
 
   it('has every state of the story, reading as sentences', () => {
-    const names = Object.keys(definition.States);
+    const names = allStates(definition).map((entry) => entry.name);
     for (const name of Object.values(STATE)) expect(names, name).toContain(name);
     expect(definition.StartAt).toBe(STATE.takeIncident);
   });
@@ -161,8 +161,12 @@ describe('incident workflow definition', () => {
     });
 
     it('never sleeps in a Lambda: no function is invoked inside the loop', () => {
+      // The EC2 branch beside the loop (an ENI change) is one invocation that ends the item.
+      const ec2Branch: string[] = [STATE.applyEniChange, STATE.rollBackEniChange];
       for (const [name, each] of loopStates) {
-        if (each.Type === 'Task') expect(each.Resource, name).toMatch(/^arn:aws:states:::aws-sdk:ssm:/);
+        if (each.Type !== 'Task') continue;
+        if (ec2Branch.includes(name)) expect(each.End, name).toBe(true);
+        else expect(each.Resource, name).toMatch(/^arn:aws:states:::aws-sdk:ssm:/);
       }
     });
 
@@ -202,6 +206,77 @@ describe('incident workflow definition', () => {
     expect(state(definition, STATE.applyRemediation)).toMatchObject({
       ItemsPath: '$.gate.toApply',
       MaxConcurrency: 1,
+    });
+  });
+
+  it('changes and restores ENI timeouts through EC2 (the network function), never through SSM', () => {
+    // payloadResponseOnly: the function is the Resource and Parameters its payload.
+    const networkFunction = (each: AslState) => each.Resource;
+    const describe = state(definition, STATE.describeNetwork);
+    for (const [map, choice, change, operation, ssmStart] of [
+      [STATE.applyRemediation, STATE.applyThrough, STATE.applyEniChange, 'apply', 'Apply: which document?'],
+      [
+        STATE.rollBack,
+        STATE.rollBackThrough,
+        STATE.rollBackEniChange,
+        'rollback',
+        'Roll back: send rollback',
+      ],
+    ] as const) {
+      const loop = state(definition, map).ItemProcessor as AslMachine;
+      expect(loop.StartAt, map).toBe(choice);
+      expect(loop.States[choice], map).toMatchObject({
+        Type: 'Choice',
+        Choices: [{ Variable: '$.request.document', StringEquals: 'eni-timeouts', Next: change }],
+        Default: ssmStart,
+      });
+      const task = loop.States[change] as AslState;
+      expect(networkFunction(task)).toMatch(/:function:network/);
+      expect(networkFunction(task)).toBe(networkFunction(describe));
+      // The Map item's block (instance, incident, parameters, request) goes to the function whole,
+      // and its result (request, invocation) is the item's, as an SSM command's would be.
+      expect(task.Parameters).toEqual({ operation, 'block.$': '$' });
+      expect(task.ResultPath).toBe('$');
+      expect(task.Retry).toContainEqual(
+        expect.objectContaining({ ErrorEquals: expect.arrayContaining(['Lambda.TooManyRequestsException']) }),
+      );
+    }
+    // A failed ENI change fails the apply Map, which rolls back; a failed restore is escalated.
+    expect(state(definition, STATE.applyRemediation).Catch).toContainEqual(
+      expect.objectContaining({ ErrorEquals: ['States.ALL'], Next: STATE.rollBack }),
+    );
+    expect(state(definition, STATE.rollBack).Catch).toContainEqual(
+      expect.objectContaining({ ErrorEquals: ['States.ALL'], Next: STATE.rollbackFailed }),
+    );
+  });
+
+  it('describes the network interfaces before the plan and after the soak; a failure there is a note, not an end', () => {
+    expect(state(definition, STATE.collectDiagnostics).Next).toBe(STATE.describeNetwork);
+    const before = state(definition, STATE.describeNetwork);
+    expect(before.Parameters).toEqual({
+      operation: 'describe',
+      'incident.$': '$.incident',
+      'diagnostics.$': '$.before',
+    });
+    expect(before).toMatchObject({ ResultPath: '$.network', Next: STATE.assess });
+    expect(before.Catch).toEqual([
+      { ErrorEquals: ['States.ALL'], ResultPath: '$.network', Next: STATE.assess },
+    ]);
+    expect(state(definition, STATE.assess).Parameters).toMatchObject({ 'network.$': '$.network' });
+
+    expect(state(definition, STATE.collectDiagnosticsAfter).Next).toBe(STATE.describeNetworkAfter);
+    const after = state(definition, STATE.describeNetworkAfter);
+    expect(after.Parameters).toEqual({
+      operation: 'describe-after',
+      'incident.$': '$.incident',
+      'gate.$': '$.gate',
+    });
+    expect(after).toMatchObject({ ResultPath: '$.networkAfter', Next: STATE.verify });
+    expect(after.Catch).toEqual([
+      { ErrorEquals: ['States.ALL'], ResultPath: '$.networkAfter', Next: STATE.verify },
+    ]);
+    expect(state(definition, STATE.verify).Parameters).toMatchObject({
+      'networkAfter.$': '$.networkAfter',
     });
   });
 

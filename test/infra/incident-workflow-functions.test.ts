@@ -82,6 +82,58 @@ describe('incident workflow functions', () => {
     expect(JSON.stringify(history?.Resource)).toContain(`{"Fn::GetAtt":["${stateMachineId}","Name"]},":*"`);
   });
 
+  it('lets the network function read ENIs and change only the idle timeouts of opted-in ENIs, never security groups', () => {
+    expect(actionsOf('network')).toEqual([
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'ec2:DescribeInstanceTypes',
+      'ec2:DescribeInstances',
+      'ec2:DescribeNetworkInterfaces',
+      'ec2:DescribeSecurityGroupRules',
+      'ec2:ModifyNetworkInterfaceAttribute',
+    ]);
+    const statements = statementsOf('network');
+    // The Describe actions support no resource-level permissions (Service Authorization Reference).
+    const describe = statements.find((statement) => statement.Sid === 'DescribeNetworkInterfaces');
+    expect(describe?.Resource).toBe('*');
+    expect([describe?.Action].flat().every((action) => String(action).startsWith('ec2:Describe'))).toBe(true);
+    const modify = statements.find((statement) => statement.Action === 'ec2:ModifyNetworkInterfaceAttribute');
+    expect(modify?.Condition).toEqual({
+      StringEquals: { 'aws:ResourceTag/conntrack-responder:managed': 'true' },
+    });
+    const resources = JSON.stringify(modify?.Resource);
+    expect(resources).toContain(':network-interface/*');
+    expect(resources).toContain(':instance/*');
+    // No security-group resource: a change of an ENI's Groups is denied to this role.
+    expect(resources).not.toContain('security-group');
+    expect(JSON.stringify(statements)).not.toMatch(/ec2:(Authorize|Revoke|Modify)SecurityGroup/);
+    const keep = statements.find((statement) => statement.Sid === 'KeepEniChanges');
+    expect(keep?.Condition).toEqual({
+      'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['eni-change#*'] },
+    });
+  });
+
+  it('conditions the ENI changes on the opt-in tag the stack is given', () => {
+    const { template: custom } = synthesize({
+      documentNamePrefix: 'Ctr-',
+      managedInstanceTagKey: 'team:conntrack',
+      managedInstanceTagValue: 'on',
+    });
+    const policies = JSON.stringify(custom.findResources('AWS::IAM::Policy'));
+    expect(policies).toContain('{"StringEquals":{"aws:ResourceTag/team:conntrack":"on"}}');
+    custom.hasResourceProperties('AWS::Lambda::Function', {
+      Description: Match.stringLikeRegexp('^Describes an instance'),
+      Environment: {
+        Variables: Match.objectLike({
+          MANAGED_INSTANCE_TAG_KEY: 'team:conntrack',
+          MANAGED_INSTANCE_TAG_VALUE: 'on',
+          INCIDENT_RETENTION_DAYS: '90',
+          INCIDENT_TABLE_NAME: Match.anyValue(),
+        }),
+      },
+    });
+  });
+
   it('configures each function from the construct (policy, soak, resource names)', () => {
     template.hasResourceProperties('AWS::Lambda::Function', {
       Description: Match.stringLikeRegexp('^Confirms a conntrack alert'),

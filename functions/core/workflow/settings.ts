@@ -13,9 +13,19 @@ export const WORKFLOW_ENVIRONMENT = {
   incidentTableName: 'INCIDENT_TABLE_NAME',
   notificationTopicArn: 'NOTIFICATION_TOPIC_ARN',
   evidenceBucketName: 'EVIDENCE_BUCKET_NAME',
+  /** Days an ENI change record (what its rollback restores) is kept in the incidents table. */
+  incidentRetentionDays: 'INCIDENT_RETENTION_DAYS',
+  /** The opt-in tag: the network function reports which ENIs carry it (only those may be changed). */
+  managedInstanceTagKey: 'MANAGED_INSTANCE_TAG_KEY',
+  managedInstanceTagValue: 'MANAGED_INSTANCE_TAG_VALUE',
 } as const;
 
-type ResourceSetting = 'incidentTableName' | 'notificationTopicArn' | 'evidenceBucketName';
+type ResourceSetting =
+  | 'incidentTableName'
+  | 'notificationTopicArn'
+  | 'evidenceBucketName'
+  | 'managedInstanceTagKey'
+  | 'managedInstanceTagValue';
 
 /** A resource name a function needs from its environment; a missing one fails at init, naming the variable. */
 export function requiredSetting(

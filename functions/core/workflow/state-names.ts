@@ -16,6 +16,7 @@ export const STATE = {
   notManaged: 'Not managed: no change, escalated',
 
   collectDiagnostics: 'Collect diagnostics',
+  describeNetwork: 'Describe the network interfaces',
   assess: 'Confirm the drops and plan the remediation',
   dropsConfirmed: 'Drops confirmed?',
   notConfirmed: 'Not confirmed: no change',
@@ -35,13 +36,18 @@ export const STATE = {
   noSlot: 'No remediation slot in time: no change, escalated',
   applyRemediation: 'Apply the remediation',
   announceChange: 'Announce the change',
+  applyThrough: 'Apply: through EC2 or SSM?',
+  applyEniChange: 'Apply: change the ENI timeouts',
   soak: 'Wait for the soak period',
   collectDiagnosticsAfter: 'Collect diagnostics after the soak',
+  describeNetworkAfter: 'Describe the network interfaces after the soak',
   verify: 'Verify the fix',
   fixHeld: 'Fix held?',
   persist: 'Make the fix permanent',
   remediated: 'Fixed and verified',
   rollBack: 'Roll back',
+  rollBackThrough: 'Roll back: through EC2 or SSM?',
+  rollBackEniChange: 'Roll back: restore the ENI timeouts',
   rolledBack: 'Rolled back',
   rollbackFailed: 'Rollback failed: escalated',
   failedBeforeChange: 'Failed before any change',
@@ -67,6 +73,8 @@ export const LAMBDA_TASK_STATES = {
   notify: [STATE.notify],
   writeEvidence: [STATE.writeEvidence],
   guardrails: [STATE.checkGuardrails, STATE.takeSlot, STATE.releaseSlot],
+  /** EC2's side of the instance: its ENIs, and changing their idle timeouts (functions/core/allowance). */
+  network: [STATE.describeNetwork, STATE.describeNetworkAfter, STATE.applyEniChange, STATE.rollBackEniChange],
 } as const;
 
 export type WorkflowFunctionRole = keyof typeof LAMBDA_TASK_STATES;

@@ -1,10 +1,16 @@
+import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
+import { DEFAULT_MANAGED_INSTANCE_TAG } from '../../../infra/managed-instances.js';
+import type { Ec2NetworkPort } from '../../core/allowance/network.js';
+import { type NetworkStepContext, runNetworkStep } from '../../core/allowance/steps.js';
+import { ResponderError } from '../../core/errors.js';
 import { EVENTS_AFTER_STEP } from '../../core/events/lifecycle.js';
 import { assessIncident } from '../../core/workflow/assess.js';
 import { gateIncident } from '../../core/workflow/gate.js';
 import type { WorkflowSettings } from '../../core/workflow/settings.js';
 import { verifyFix } from '../../core/workflow/verify.js';
 import { askOnTerminal, type LocalChatops, startLocalChatops } from '../chatops/local-chatops.js';
+import { fileEniChangeStore } from './eni-change-files.js';
 import { type LocalGuardrails, localGuardrails } from './guardrails.js';
 import { eventsFileBus, type LocalEventBus } from './lifecycle-events.js';
 import type { LambdaBindings } from './runner.js';
@@ -40,7 +46,25 @@ export interface LocalFunctionsOptions {
    * @default events.jsonl under outDir
    */
   readonly events?: LocalEventBus;
+  /**
+   * EC2 for the network steps (the local EC2 of respond --ena-exceeded) and where ENI changes keep
+   * their previous values. @default no EC2: a describe that needs it fails into the plan's notes
+   */
+  readonly network?: NetworkStepContext;
 }
+
+export class NoLocalEc2Error extends ResponderError {
+  override readonly name = 'NoLocalEc2';
+}
+
+/** EC2 when the run has none: every call fails, saying so (the workflow keeps the error as a note). */
+const noEc2: Ec2NetworkPort = new Proxy({} as Ec2NetworkPort, {
+  get: () => async () => {
+    throw new NoLocalEc2Error(
+      'this local run has no EC2 (respond starts a local EC2 with --ena-exceeded, see docs/workflow.md)',
+    );
+  },
+});
 
 export function localFunctions(options: LocalFunctionsOptions): LambdaBindings {
   const now = options.now ?? (() => new Date());
@@ -68,8 +92,16 @@ export function localFunctions(options: LocalFunctionsOptions): LambdaBindings {
       await bus(EVENTS_AFTER_STEP[role](payload, result, now()));
       return result;
     };
+  const network: NetworkStepContext = options.network ?? {
+    ec2: noEc2,
+    store: fileEniChangeStore(join(options.outDir, 'eni-changes')),
+    now,
+    optIn: DEFAULT_MANAGED_INSTANCE_TAG,
+    policy: options.settings.policy,
+  };
   return {
     guardrails: guardrails.step,
+    network: async (payload) => runNetworkStep(payload, network),
     assess: emitting('assess', async (payload) => assessIncident(payload, options.settings)),
     policyGate: emitting('policyGate', async (payload) => gateIncident(payload, options.settings)),
     verify: emitting('verify', async (payload) => verifyFix(payload)),

@@ -122,6 +122,8 @@ async function runScenario(scenario: Scenario = {}) {
   const guardrails = scenario.guardrails ?? localGuardrails();
   const defaults: LambdaBindings = {
     guardrails: guardrails.step,
+    // A host without ENA counters: EC2 is not asked.
+    network: async () => ({ described: false, reason: 'no ENA allowance counters in the diagnostics' }),
     assess: async () => ({
       confirmed: true,
       classification: 'table-full',
@@ -395,6 +397,7 @@ describe('incident workflow branches, run locally from the synthesized definitio
         ssm: flaky,
         lambdas: {
           assess: async () => ({ confirmed: false }),
+          network: async () => ({ described: false, reason: 'no ENA allowance counters' }),
           policyGate: never,
           requestApproval: never,
           verify: never,
