@@ -30,6 +30,13 @@ options:
   --signing-key FILE  sign the evidence bundle's manifest with this private key (PEM, P-256 or
                       RSA >= 2048 bits), as the stack does with KMS (evidenceSigning); check it
                       with bundle verify --public-key
+  --ena-exceeded RATE EC2's connection-tracking allowance exhausted (an ec2-allowance incident): the
+                      namespace's first interface reports conntrack_allowance_exceeded rising RATE
+                      packets/s (collect-diagnostics reads it through CONNTRACK_RESPONDER_ENA_STATS),
+                      and a local EC2 endpoint on loopback plays the instance's ENIs; the ENI
+                      timeouts are changed and restored through it, as on AWS
+  --ena-relief        with --ena-exceeded: the counter stops rising once the ENI's timeouts are
+                      shortened (without it the verification fails and the ENI is rolled back)
   --quiet             print only the summary
 
 exit code: 0 remediated, dry-run, not confirmed, no host change or rejected; 3 rolled back,
@@ -45,6 +52,8 @@ const RESPOND_OPTIONS = {
   soak: { type: 'string' },
   policy: { type: 'string' },
   'signing-key': { type: 'string' },
+  'ena-exceeded': { type: 'string' },
+  'ena-relief': { type: 'boolean', default: false },
   quiet: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
@@ -59,6 +68,8 @@ export interface ParsedRespondFlags {
   readonly quiet: boolean;
   /** Signs the evidence bundle (--signing-key), as KMS does on AWS. */
   readonly signer: ManifestSigner | undefined;
+  /** EC2's allowance exhausted (--ena-exceeded, --ena-relief). */
+  readonly ena: { readonly exceededPerSecond: number; readonly relief: boolean } | undefined;
 }
 
 /** A private key file is small: anything over this is not one. */
@@ -95,6 +106,20 @@ export function respondFlags(values: Record<string, string | boolean | undefined
       throw new UsageError(`--policy is not valid JSON: ${(error as Error).message}`);
     }
   }
+  const enaText = values['ena-exceeded'];
+  if (values['ena-relief'] === true && typeof enaText !== 'string') {
+    throw new UsageError('--ena-relief needs --ena-exceeded RATE');
+  }
+  let ena: ParsedRespondFlags['ena'];
+  if (typeof enaText === 'string') {
+    const rate = Number(enaText);
+    if (!/^[1-9][0-9]{0,6}$/.test(enaText)) {
+      throw new UsageError(
+        `--ena-exceeded must be a whole number of packets per second from 1 to 9999999, got '${enaText}'`,
+      );
+    }
+    ena = { exceededPerSecond: rate, relief: values['ena-relief'] === true };
+  }
   return {
     netns,
     mode: mode as ResponseMode | undefined,
@@ -104,6 +129,7 @@ export function respondFlags(values: Record<string, string | boolean | undefined
     policy,
     quiet: values.quiet === true,
     signer: typeof values['signing-key'] === 'string' ? signerFromKeyFile(values['signing-key']) : undefined,
+    ena,
   };
 }
 
@@ -115,6 +141,7 @@ export function respondOptionsFrom(flags: ParsedRespondFlags, io: CliIo): Respon
     approval: flags.approval,
     soakSeconds: flags.soakSeconds,
     ...(flags.policy === undefined ? {} : { policy: flags.policy }),
+    ...(flags.ena ? { ena: flags.ena } : {}),
     stdin: io.stdin,
     stdout: io.stdout,
     progress: !flags.quiet,
@@ -131,9 +158,25 @@ export function reportResult(result: RespondResult, io: CliIo): number {
     io.stdout.write(`  evidence bundle: ${result.bundle.directory} (and ${result.bundle.archive})\n`);
     io.stdout.write(`  manifest sha256: ${result.bundle.manifestSha256}\n`);
   }
+  if (result.ec2) {
+    for (const eni of result.ec2.final) {
+      const before = result.ec2.initial.find((each) => each.networkInterfaceId === eni.networkInterfaceId);
+      io.stdout.write(
+        `  ${eni.networkInterfaceId} timeouts: ${formatSet(eni.connectionTracking)} (before the incident: ${before ? formatSet(before.connectionTracking) : 'unknown'})\n`,
+      );
+    }
+  }
   io.stdout.write(`  output folder: ${result.outDir}\n`);
   if (result.error || result.outcome === null) return 1;
   return SETTLED_OUTCOMES.has(status) ? 0 : 3;
+}
+
+/** The idle timeouts set on a local ENI, or that none are (the instance type's defaults apply). */
+function formatSet(tracking: Readonly<Record<string, number | undefined>>): string {
+  const set = Object.entries(tracking).filter(([, value]) => value !== undefined);
+  return set.length === 0
+    ? 'the instance type defaults'
+    : set.map(([field, value]) => `${field} ${value} s`).join(', ');
 }
 
 /** The flags of `respond` (and `watch`) from the command line, or null once `--help` printed `help`. */

@@ -1,13 +1,17 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
+import { DEFAULT_MANAGED_INSTANCE_TAG } from '../../../infra/managed-instances.js';
 import type { ResponseMode } from '../../core/incident/settings.js';
 import { resolvePolicy, withMode } from '../../core/plan/index.js';
 import { OUTCOME_STATUSES, type Outcome } from '../../core/workflow/outcome.js';
 import { workflowSettingsFrom } from '../../core/workflow/settings.js';
 import { askOnTerminal, startLocalChatops } from '../chatops/local-chatops.js';
 import { namespaceExists, namespaceInode } from '../netns.js';
+import { type AllowanceTwin, allowanceTwinPort, startAllowanceTwin } from './allowance-twin.js';
 import type { AslMachine } from './asl.js';
+import { fileEniChangeStore } from './eni-change-files.js';
+import type { LocalEc2Call, LocalEni } from './local-ec2.js';
 import { type LocalApproval, localFunctions } from './local-functions.js';
 import { type LocalCommandRecord, localSsm } from './local-ssm.js';
 import { progressPrinter } from './progress.js';
@@ -44,6 +48,12 @@ export interface RespondOptions {
   readonly now?: () => Date;
   /** Stops the execution where it is (Ctrl-C in the lab); the result then carries the abort error. */
   readonly signal?: AbortSignal;
+  /**
+   * EC2's allowance exhausted on the namespace's first interface (an `ec2-allowance` incident): its
+   * ENA counter rises at `exceededPerSecond`, and a local EC2 plays the instance's ENIs. With
+   * `relief` the counter stops once the ENI's timeouts are shortened (allowance-twin.ts).
+   */
+  readonly ena?: { readonly exceededPerSecond: number; readonly relief: boolean };
 }
 
 export interface RespondResult {
@@ -64,6 +74,12 @@ export interface RespondResult {
   } | null;
   readonly startedAt: string;
   readonly endedAt: string;
+  /** The local EC2 of an `ena` run: its ENIs before and after, and every call it served. */
+  readonly ec2: {
+    readonly initial: readonly LocalEni[];
+    readonly final: readonly LocalEni[];
+    readonly calls: readonly LocalEc2Call[];
+  } | null;
 }
 
 /** Outcomes after which nobody needs to act (exit code 0); the others exit 3. */
@@ -133,7 +149,7 @@ export async function respond(
     host: netns,
     // The namespace plays the instance; its name is its local "instance id".
     instanceId: netns,
-    kind: trigger?.kind ?? 'table-full',
+    kind: options.ena ? 'ec2-allowance' : (trigger?.kind ?? 'table-full'),
     mode: options.mode ?? 'auto',
     openedAt: started.toISOString(),
     trigger: {
@@ -153,11 +169,25 @@ export async function respond(
   await writeFile(join(outDir, 'execution-input.json'), `${JSON.stringify(input, null, 2)}\n`);
 
   const hostStateDir = options.hostStateDir ?? join('/run/conntrack-responder-twin', netns);
+  let allowance: AllowanceTwin | null = null;
+  if (options.ena) {
+    allowance = await startAllowanceTwin({
+      netns,
+      statsDir: join(hostStateDir, 'ena-stats'),
+      exceededPerSecond: options.ena.exceededPerSecond,
+      relief: options.ena.relief,
+      optIn: DEFAULT_MANAGED_INSTANCE_TAG,
+    });
+    say(
+      `respond: EC2's allowance exhausted on ${allowance.exhausted.interface} (${allowance.exhausted.networkInterfaceId}, ${options.ena.exceededPerSecond} packets/s${options.ena.relief ? ', relieved by shorter ENI timeouts' : ', whatever is changed'}); local EC2 at ${allowance.ec2.endpoint}`,
+    );
+  }
   const ssm = localSsm({
     netns,
     env: {
       CONNTRACK_RESPONDER_STATE_DIR: join(hostStateDir, 'state'),
       CONNTRACK_RESPONDER_ROOT: join(hostStateDir, 'root'),
+      ...(allowance?.env ?? {}),
     },
   });
   let history: () => readonly WorkflowEvent[] = () => [];
@@ -177,6 +207,18 @@ export async function respond(
       : `respond: Slack messages written as Block Kit JSON under ${join(outDir, 'slack')}`,
   );
   const lambdas = localFunctions({
+    ...(allowance
+      ? {
+          network: {
+            ec2: allowanceTwinPort(allowance),
+            // Beside the host scripts' own saved state: what a rollback restores.
+            store: fileEniChangeStore(join(hostStateDir, 'eni-changes')),
+            now,
+            optIn: DEFAULT_MANAGED_INSTANCE_TAG,
+            policy: settings.policy,
+          },
+        }
+      : {}),
     chatops,
     outDir,
     settings,
@@ -229,6 +271,16 @@ export async function respond(
   const ended = await execution.result.finally(() => chatops.close());
   options.signal?.removeEventListener('abort', abort);
   await ssm.settle();
+  let ec2: RespondResult['ec2'] = null;
+  if (allowance) {
+    await allowance.close();
+    await allowance.ec2.save(join(outDir, 'local-ec2.json'));
+    ec2 = {
+      initial: allowance.initial,
+      final: structuredClone(allowance.ec2.model.enis),
+      calls: allowance.ec2.calls(),
+    };
+  }
   const state = 'output' in ended ? (ended.output as Record<string, unknown>) : null;
   const rawOutcome = state?.outcome as Outcome | undefined;
   const outcome =
@@ -249,5 +301,6 @@ export async function respond(
     bundle,
     startedAt: started.toISOString(),
     endedAt: now().toISOString(),
+    ec2,
   };
 }

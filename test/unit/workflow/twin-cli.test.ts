@@ -25,12 +25,27 @@ describe('respond flags', () => {
     expect(respondFlags({ netns: 'n', reject: true }).approval).toBe('reject');
   });
 
+  it('takes an exhausted EC2 allowance: the counter rate, and whether shorter ENI timeouts relieve it', () => {
+    expect(respondFlags({ netns: 'n' }).ena).toBeUndefined();
+    expect(respondFlags({ netns: 'n', 'ena-exceeded': '300' }).ena).toEqual({
+      exceededPerSecond: 300,
+      relief: false,
+    });
+    expect(respondFlags({ netns: 'n', 'ena-exceeded': '5', 'ena-relief': true }).ena).toEqual({
+      exceededPerSecond: 5,
+      relief: true,
+    });
+  });
+
   it.each([
     [{}, /--netns NAME is required/],
     [{ netns: 'n', mode: 'yolo' }, /--mode must be one of auto, approve, dry-run/],
     [{ netns: 'n', approve: true, reject: true }, /exclude each other/],
     [{ netns: 'n', soak: '-1' }, /--soak must be a whole number/],
     [{ netns: 'n', policy: '{' }, /--policy is not valid JSON/],
+    [{ netns: 'n', 'ena-exceeded': '0' }, /--ena-exceeded must be a whole number/],
+    [{ netns: 'n', 'ena-exceeded': '12;reboot' }, /--ena-exceeded must be a whole number/],
+    [{ netns: 'n', 'ena-relief': true }, /--ena-relief needs --ena-exceeded/],
   ])('refuses %j', (flags, message) => {
     expect(() => respondFlags(flags as Record<string, string | boolean>)).toThrow(UsageError);
     expect(() => respondFlags(flags as Record<string, string | boolean>)).toThrow(message);
