@@ -87,8 +87,10 @@ describe.skipIf(labUnavailable)(
 
       it('plans an ENI change from the diagnostics and applies it through EC2, not SSM', () => {
         expect(result.error).toBeNull();
-        const plan = (result.state?.assessment as { plan: { classification: string; actions: unknown[] } })
-          .plan;
+        const plan = (
+          result.state?.assessment as { plan: { classification: string; actions: unknown[] } } | undefined
+        )?.plan;
+        if (!plan) throw new Error('the workflow made no plan');
         expect(plan.classification).toBe('ec2-allowance');
         expect(plan.actions).toEqual([
           expect.objectContaining({ kind: 'eni-timeouts', document: 'eni-timeouts' }),
