@@ -8,6 +8,7 @@ import {
   type EniTimeoutField,
   type EniTimeouts,
 } from '../../core/allowance/eni-timeouts.js';
+import { ResponderError } from '../../core/errors.js';
 
 /**
  * EC2 for the local twin: a small EC2-compatible endpoint on loopback (the EC2 query protocol,
@@ -76,7 +77,9 @@ const SPEC_FIELDS: Readonly<Record<EniTimeoutField, string>> = {
   udp: 'UdpTimeout',
 };
 
-class Ec2Refusal extends Error {
+/** An error answer of the local EC2 endpoint: EC2's error code and the HTTP status it goes with. */
+class Ec2RefusalError extends ResponderError {
+  override readonly name = 'Ec2RefusalError';
   constructor(
     readonly code: string,
     message: string,
@@ -151,7 +154,7 @@ function serve(model: LocalEc2Model, form: URLSearchParams, calls: LocalEc2Call[
   const eniById = (id: string) => {
     const eni = model.enis.find((candidate) => candidate.networkInterfaceId === id);
     if (eni === undefined)
-      throw new Ec2Refusal(
+      throw new Ec2RefusalError(
         'InvalidNetworkInterfaceID.NotFound',
         `The networkInterface ID '${id}' does not exist`,
       );
@@ -173,7 +176,7 @@ function serve(model: LocalEc2Model, form: URLSearchParams, calls: LocalEc2Call[
     case 'DescribeInstances': {
       const ids = listOf(form, 'InstanceId');
       if (ids.some((id) => id !== model.instanceId))
-        throw new Ec2Refusal(
+        throw new Ec2RefusalError(
           'InvalidInstanceID.NotFound',
           `The instance IDs '${ids.join(', ')}' do not exist`,
         );
@@ -218,7 +221,7 @@ function serve(model: LocalEc2Model, form: URLSearchParams, calls: LocalEc2Call[
       );
       if (attributes.length !== 1 || attributes[0] !== 'ConnectionTrackingSpecification') {
         // This endpoint changes idle timeouts only (the role on AWS cannot change security groups either).
-        throw new Ec2Refusal(
+        throw new Ec2RefusalError(
           'InvalidParameterCombination',
           `the local EC2 changes ConnectionTrackingSpecification only, one attribute at a time (got ${attributes.join(', ') || 'none'})`,
         );
@@ -231,7 +234,7 @@ function serve(model: LocalEc2Model, form: URLSearchParams, calls: LocalEc2Call[
         const value = Number(text);
         const range = ENI_TIMEOUT_RANGES[field];
         if (!Number.isInteger(value) || value < range.min || value > range.max) {
-          throw new Ec2Refusal(
+          throw new Ec2RefusalError(
             'InvalidParameterValue',
             `${SPEC_FIELDS[field]} must be from ${range.min} to ${range.max}, got ${text}`,
           );
@@ -243,7 +246,7 @@ function serve(model: LocalEc2Model, form: URLSearchParams, calls: LocalEc2Call[
       return answer(action, '<return>true</return>');
     }
     default:
-      throw new Ec2Refusal(
+      throw new Ec2RefusalError(
         'InvalidAction',
         `the local EC2 does not serve ${action || 'requests without an Action'}`,
       );
@@ -261,7 +264,7 @@ async function readBody(incoming: IncomingMessage): Promise<string | null> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-function refuse(response: ServerResponse, refusal: Ec2Refusal): void {
+function refuse(response: ServerResponse, refusal: Ec2RefusalError): void {
   response
     .writeHead(refusal.status, { 'content-type': 'text/xml' })
     .end(
@@ -275,13 +278,14 @@ export async function startLocalEc2(model: LocalEc2Model): Promise<LocalEc2> {
   const server = createServer((incoming, response) => {
     readBody(incoming)
       .then((body) => {
-        if (body === null) throw new Ec2Refusal('RequestEntityTooLarge', 'the request is too large', 413);
+        if (body === null)
+          throw new Ec2RefusalError('RequestEntityTooLarge', 'the request is too large', 413);
         const xmlText = serve(model, new URLSearchParams(body), calls);
         response.writeHead(200, { 'content-type': 'text/xml' }).end(xmlText);
       })
       .catch((error: unknown) => {
         const refusal =
-          error instanceof Ec2Refusal ? error : new Ec2Refusal('InternalError', String(error), 500);
+          error instanceof Ec2RefusalError ? error : new Ec2RefusalError('InternalError', String(error), 500);
         calls.push({
           action: 'refused',
           at: new Date().toISOString(),
