@@ -53,6 +53,10 @@ import {
   IncidentWorkflow,
 } from './constructs/incident-workflow.js';
 import { KernelLogShipping } from './constructs/kernel-log-shipping.js';
+import {
+  LifecycleEventTargets,
+  type LifecycleEventTargetsProps,
+} from './constructs/lifecycle-event-targets.js';
 import { Notifications } from './constructs/notifications.js';
 import { RunbookDocuments } from './constructs/runbook-documents.js';
 import { SlackChatops, type SlackProps, validateSlackProps } from './constructs/slack-chatops.js';
@@ -152,6 +156,16 @@ export interface ConntrackResponderProps {
    * @default - bundles are not signed (their manifest digest is still recorded outside them)
    */
   readonly evidenceSigning?: EvidenceSigningProps;
+
+  /**
+   * Rules on the default event bus that route the incidents' lifecycle events (README "Lifecycle
+   * events"): `opsItems` creates an OpsCenter OpsItem per incident (deduplicated by incident id);
+   * `webhook` posts to an endpoint through an API destination, PagerDuty Events v2 by default (a
+   * trigger on escalation, a resolve at the close), its key read from a Secrets Manager secret.
+   *
+   * @default - no rule: the events are still put on the default bus for your own rules
+   */
+  readonly lifecycleEventTargets?: LifecycleEventTargetsProps;
 
   /**
    * Prefix of every SSM document's name (and of the State Manager associations' names); the rest
@@ -461,6 +475,8 @@ export class ConntrackResponder extends Construct {
   readonly managedInstanceTag: ManagedInstanceTag;
   /** Present when `evidenceSigning` was given. */
   readonly evidenceSigning?: EvidenceSigning;
+  /** Present when `lifecycleEventTargets` was given. */
+  readonly lifecycleEventTargets?: LifecycleEventTargets;
   /** The approval URL behind `conntrack-responder approve|reject` (always there: the default mode is approve). */
   readonly approvalUrl: ApprovalUrl;
 
@@ -507,6 +523,13 @@ export class ConntrackResponder extends Construct {
         approvalTimeout: Duration.minutes(settings.approvalTimeoutMinutes),
       },
     });
+    if (props.lifecycleEventTargets !== undefined) {
+      this.lifecycleEventTargets = new LifecycleEventTargets(
+        this,
+        'LifecycleEvents',
+        props.lifecycleEventTargets,
+      );
+    }
     if (props.evidenceSigning !== undefined) {
       this.evidenceSigning = new EvidenceSigning(this, 'EvidenceSigning', {
         ...props.evidenceSigning,
@@ -611,7 +634,10 @@ type TagProp = 'managedInstanceTagKey' | 'managedInstanceTagValue';
 type DeploymentNamedProp = 'createdLogGroupName' | 'documentNamePrefix';
 
 type ResolvedProps = Required<
-  Omit<ConntrackResponderProps, GuardrailProp | TagProp | DeploymentNamedProp | 'slack' | 'evidenceSigning'>
+  Omit<
+    ConntrackResponderProps,
+    GuardrailProp | TagProp | DeploymentNamedProp | 'slack' | 'evidenceSigning' | 'lifecycleEventTargets'
+  >
 > &
   Pick<ConntrackResponderProps, DeploymentNamedProp> & {
     readonly guardrails: GuardrailSettings;
