@@ -263,8 +263,26 @@ describe.skipIf(labUnavailable)('raise-limits refusals (exit 3, nothing changed)
     await expectRefused({ MaxEntries: String(before.max - 1) }, /below the current nf_conntrack_max/);
   });
 
-  it('refuses a max above INT_MAX', async () => {
-    await expectRefused({ MaxEntries: '2147483648' }, /above 2147483647/);
+  it('refuses a max above INT_MAX: the document rejects it, and so does the script run directly', async () => {
+    // The document's allowedPattern is as strict as the script (issue 12), so the value never
+    // reaches the host through SSM; the script's own check still holds when run directly.
+    await expect(
+      runDocument({
+        name: 'raise-limits',
+        parameters: { ChangeId: 'refused-1', MaxEntries: '2147483648' },
+        netns: hosts.instance,
+        env: dirs.env,
+      }),
+    ).rejects.toBeInstanceOf(ParameterValidationError);
+    const direct = await execInNetns(hosts.instance, 'bash', [SCRIPT], {
+      env: { ...dirs.env, SSM_ChangeId: 'refused-1', SSM_MaxEntries: '2147483648', SSM_Persist: 'true' },
+      allowFailure: true,
+    });
+    expect(direct.code).toBe(3);
+    expect(JSON.parse(direct.stdout)).toMatchObject({ status: 'refused', changes: [] });
+    expect(direct.stdout).toMatch(/above 2147483647/);
+    expect(await settings(hosts.instance)).toEqual(before);
+    expect(existsSync(join(dirs.stateDir, 'changes', 'refused-1'))).toBe(false);
   });
 
   it('refuses a max whose memory cost exceeds the budget', async () => {
