@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../functions/cli/main.js';
 import { execFile } from '../../functions/local/exec.js';
@@ -6,6 +5,7 @@ import { namespaceInode, withConntrackMax } from '../../functions/local/netns.js
 import { reproduceTableFull } from '../../functions/local/traffic.js';
 import { captureIo } from '../unit/support/capture-io.js';
 import { journaldMissing, type LabJournal, startLabJournal } from './support/journald.js';
+import { kernelLinesBetween, markKernelLog } from './support/kernel-log.js';
 import { createServedLabHosts, type ServedLabHosts } from './support/lab.js';
 import { labUnavailable } from './support/prerequisites.js';
 
@@ -36,7 +36,7 @@ describe.skipIf(labUnavailable || missing.length > 0)(
     let journal: LabJournal;
     let inode: string;
     let hostname: string;
-    let since: string;
+    let startCursor: string;
     let drops: number;
     const forged = () => `nf_conntrack: nf_conntrack: table full in netns ${inode}, dropping packet`;
 
@@ -49,21 +49,22 @@ describe.skipIf(labUnavailable || missing.length > 0)(
       inode = await namespaceInode(hosts.instance);
       hostname = (await execFile('hostname', [])).stdout.trim();
       journal = await startLabJournal();
-      // journald stamps the kernel lines it finds at start with its start time: begin a second later.
-      await sleep(1100);
-      since = `@${Math.floor(Date.now() / 1000)}`;
-      const before = (await execFile('dmesg', [])).stdout.trimEnd().split('\n');
-      const lastSeconds = Number(/^\[\s*(\d+\.\d+)\]/.exec(before.at(-1) ?? '')?.[1] ?? 0);
+      // Everything journald finds in the ring buffer at its start (lines of earlier tests, the same
+      // inode among them) is stamped with its start time, so a time filter cannot separate it from
+      // this test's lines: the formats are read after a marker's cursor instead.
+      const start = await markKernelLog('detect-journald test start');
+      startCursor = await journal.cursorOf(start);
       await withConntrackMax(LOW_MAX, async () => {
         await reproduceTableFull({ hosts, port: SERVICE_PORT });
       });
       await journal.run('logger', ['-u', '/run/systemd/journal/dev-log', '-t', 'kernel', forged()]);
-      drops = (await execFile('dmesg', [])).stdout
-        .split('\n')
-        .filter((line) => Number(/^\[\s*(\d+\.\d+)\]/.exec(line)?.[1] ?? 0) > lastSeconds)
-        .filter((line) => line.endsWith(`table full in netns ${inode}, dropping packet`)).length;
-      // Let journald read the last kernel lines.
-      await sleep(1000);
+      const end = await markKernelLog('detect-journald test end');
+      drops = (await kernelLinesBetween(start, end)).filter((line) =>
+        line.endsWith(`table full in netns ${inode}, dropping packet`),
+      ).length;
+      // journald has read every kernel line before the end marker and the program's forged line.
+      await journal.cursorOf(end);
+      await journal.cursorOf(forged(), { transport: 'syslog' });
     });
     afterAll(async () => {
       await journal?.stop();
@@ -90,7 +91,7 @@ describe.skipIf(labUnavailable || missing.length > 0)(
     ];
     it.each(formats)('%s', async (_name, args, host, forgedIncluded) => {
       expect(drops).toBeGreaterThan(0);
-      const output = await journal.run('journalctl', ['--no-pager', '--since', since, ...args]);
+      const output = await journal.run('journalctl', ['--no-pager', '--after-cursor', startCursor, ...args]);
       const forgedLines = output
         .split('\n')
         .filter((line) => line.includes(`kernel[`) && line.includes(forged())).length;

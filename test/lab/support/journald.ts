@@ -51,8 +51,17 @@ exec ${JOURNALD}`;
 export interface LabJournal {
   /** Runs a program inside journald's mount namespace (journalctl, logger). */
   run(program: string, args: readonly string[]): Promise<string>;
+  /**
+   * Waits until journald has stored an entry whose message contains `text` (from the source
+   * `transport`, when given) and returns its cursor. journald reads /dev/kmsg and its sockets
+   * asynchronously: a test that reads the journal at a fixed delay after logging races it.
+   */
+  cursorOf(text: string, options?: { transport?: string; timeoutMs?: number }): Promise<string>;
   stop(): Promise<void>;
 }
+
+/** The newest entries searched for an awaited message: far more than a test logs after its marker. */
+const AWAITED_ENTRY_WINDOW = 5000;
 
 export async function startLabJournal(): Promise<LabJournal> {
   const dir = await mkdtemp(join(tmpdir(), 'lab-journald-'));
@@ -97,5 +106,27 @@ export async function startLabJournal(): Promise<LabJournal> {
       await sleep(100);
     }
   }
-  return { run, stop };
+  const cursorOf: LabJournal['cursorOf'] = async (text, options = {}) => {
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const output = await run('journalctl', [
+        '--no-pager',
+        '-o',
+        'json',
+        '-n',
+        String(AWAITED_ENTRY_WINDOW),
+      ]);
+      for (const line of output.split('\n')) {
+        if (!line.includes(text)) continue;
+        const entry = JSON.parse(line) as { MESSAGE?: unknown; _TRANSPORT?: unknown; __CURSOR?: unknown };
+        if (typeof entry.MESSAGE !== 'string' || !entry.MESSAGE.includes(text)) continue;
+        if (options.transport !== undefined && entry._TRANSPORT !== options.transport) continue;
+        if (typeof entry.__CURSOR === 'string') return entry.__CURSOR;
+      }
+      if (Date.now() > deadline) throw new Error(`journald did not store "${text}" within ${timeoutMs} ms`);
+      await sleep(200);
+    }
+  };
+  return { run, cursorOf, stop };
 }
