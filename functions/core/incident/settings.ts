@@ -4,6 +4,8 @@
  * share one list of names and one set of rules.
  */
 
+import { type Environment, oneOf, requiredText, type TextRule, wholeNumber } from '../environment.js';
+
 /** How the incident workflow may change a host: on its own, after a person approves, or never. */
 export const RESPONSE_MODES = ['auto', 'approve', 'dry-run'] as const;
 export type ResponseMode = (typeof RESPONSE_MODES)[number];
@@ -67,36 +69,31 @@ export function checkWholeNumberInRange(
   return value;
 }
 
-export function detectSettingsFromEnvironment(
-  env: Readonly<Record<string, string | undefined>>,
-): DetectSettings {
-  const read = (name: string): string => {
-    const value = env[name];
-    if (value === undefined || value === '') throw new Error(`environment variable ${name} is not set`);
-    return value;
-  };
-  const readNumber = (name: string, range: { min: number; max: number }): number => {
-    const text = read(name);
-    if (!/^[0-9]+$/.test(text))
-      throw new Error(`environment variable ${name} is not a whole number: '${text}'`);
-    return checkWholeNumberInRange(name, Number(text), range);
-  };
-  const mode = read(DETECT_ENVIRONMENT.defaultMode);
-  if (!isResponseMode(mode)) {
-    throw new Error(
-      `environment variable ${DETECT_ENVIRONMENT.defaultMode} must be one of ${RESPONSE_MODES.join(', ')}, got '${mode}'`,
-    );
-  }
+/** The rule of an instance id pattern, for a reader of the environment (the construct checks its prop with compileInstanceIdPattern). */
+export const INSTANCE_ID_PATTERN_RULE: TextRule = {
+  rule: 'a regular expression that does not match the empty string',
+  test: (source) => {
+    try {
+      compileInstanceIdPattern(source);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+};
+
+/** The detect settings in a function's environment; a missing or malformed one throws, naming it. */
+export function detectSettingsFromEnvironment(env: Environment): DetectSettings {
+  const E = DETECT_ENVIRONMENT;
   return {
-    incidentTableName: read(DETECT_ENVIRONMENT.incidentTableName),
-    stateMachineArn: read(DETECT_ENVIRONMENT.stateMachineArn),
-    instanceIdPattern: compileInstanceIdPattern(read(DETECT_ENVIRONMENT.instanceIdPattern)),
-    cooldownMinutes: readNumber(DETECT_ENVIRONMENT.cooldownMinutes, COOLDOWN_MINUTES_RANGE),
-    defaultMode: mode,
-    incidentRetentionDays: readNumber(
-      DETECT_ENVIRONMENT.incidentRetentionDays,
-      INCIDENT_RETENTION_DAYS_RANGE,
+    incidentTableName: requiredText(env, E.incidentTableName),
+    stateMachineArn: requiredText(env, E.stateMachineArn),
+    instanceIdPattern: compileInstanceIdPattern(
+      requiredText(env, E.instanceIdPattern, INSTANCE_ID_PATTERN_RULE),
     ),
-    notificationTopicArn: read(DETECT_ENVIRONMENT.notificationTopicArn),
+    cooldownMinutes: wholeNumber(env, E.cooldownMinutes, COOLDOWN_MINUTES_RANGE),
+    defaultMode: oneOf(env, E.defaultMode, RESPONSE_MODES),
+    incidentRetentionDays: wholeNumber(env, E.incidentRetentionDays, INCIDENT_RETENTION_DAYS_RANGE),
+    notificationTopicArn: requiredText(env, E.notificationTopicArn),
   };
 }

@@ -1,4 +1,11 @@
 import { DEFAULTS } from '../defaults.js';
+import {
+  type Environment,
+  EnvironmentSettingError,
+  jsonValue,
+  requiredText,
+  wholeNumber,
+} from '../environment.js';
 import { type Policy, resolvePolicy } from '../plan/index.js';
 
 /**
@@ -28,14 +35,8 @@ type ResourceSetting =
   | 'managedInstanceTagValue';
 
 /** A resource name a function needs from its environment; a missing one fails at init, naming the variable. */
-export function requiredSetting(
-  env: Readonly<Record<string, string | undefined>>,
-  setting: ResourceSetting,
-): string {
-  const name = WORKFLOW_ENVIRONMENT[setting];
-  const value = env[name]?.trim() ?? '';
-  if (value === '') throw new Error(`${name} must be set (the CDK construct sets it)`);
-  return value;
+export function requiredSetting(env: Environment, setting: ResourceSetting): string {
+  return requiredText(env, WORKFLOW_ENVIRONMENT[setting]);
 }
 
 export const DEFAULT_SOAK_SECONDS = DEFAULTS.soakSeconds;
@@ -46,26 +47,21 @@ export interface WorkflowSettings {
   readonly soakSeconds: number;
 }
 
-export function workflowSettingsFrom(env: Readonly<Record<string, string | undefined>>): WorkflowSettings {
-  const policyText = env[WORKFLOW_ENVIRONMENT.policy]?.trim() ?? '';
-  let overrides: unknown = {};
-  if (policyText !== '') {
-    try {
-      overrides = JSON.parse(policyText);
-    } catch (error) {
-      throw new Error(`${WORKFLOW_ENVIRONMENT.policy} is not valid JSON: ${(error as Error).message}`);
-    }
+/** The policy overrides of RESPONDER_POLICY over the defaults; overrides that break the policy's rules fail, naming the variable. */
+function policyFrom(env: Environment): Policy {
+  const name = WORKFLOW_ENVIRONMENT.policy;
+  const overrides = jsonValue(env, name) ?? {};
+  try {
+    return resolvePolicy(overrides);
+  } catch (error) {
+    const rule = `a policy as docs/policy.md describes (${(error as Error).message})`;
+    throw new EnvironmentSettingError(name, rule, env[name], { cause: error });
   }
-  const soakText = env[WORKFLOW_ENVIRONMENT.soakSeconds]?.trim() ?? '';
-  const soakSeconds = soakText === '' ? DEFAULT_SOAK_SECONDS : Number(soakText);
-  if (
-    !Number.isInteger(soakSeconds) ||
-    soakSeconds < SOAK_SECONDS_RANGE.min ||
-    soakSeconds > SOAK_SECONDS_RANGE.max
-  ) {
-    throw new Error(
-      `${WORKFLOW_ENVIRONMENT.soakSeconds} must be a whole number of seconds from ${SOAK_SECONDS_RANGE.min} to ${SOAK_SECONDS_RANGE.max}, got '${soakText}'`,
-    );
-  }
-  return { policy: resolvePolicy(overrides), soakSeconds };
+}
+
+export function workflowSettingsFrom(env: Environment): WorkflowSettings {
+  return {
+    policy: policyFrom(env),
+    soakSeconds: wholeNumber(env, WORKFLOW_ENVIRONMENT.soakSeconds, SOAK_SECONDS_RANGE, DEFAULT_SOAK_SECONDS),
+  };
 }

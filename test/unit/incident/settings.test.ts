@@ -23,12 +23,24 @@ describe('detectSettingsFromEnvironment', () => {
   });
 
   it.each([
-    [{ INCIDENT_TABLE_NAME: undefined }, 'environment variable INCIDENT_TABLE_NAME is not set'],
-    [{ NOTIFICATION_TOPIC_ARN: '' }, 'environment variable NOTIFICATION_TOPIC_ARN is not set'],
-    [{ COOLDOWN_MINUTES: 'soon' }, "environment variable COOLDOWN_MINUTES is not a whole number: 'soon'"],
-    [{ COOLDOWN_MINUTES: '0' }, 'COOLDOWN_MINUTES must be a whole number from 1 to 1440, got 0'],
-    [{ DEFAULT_MODE: 'yes' }, "DEFAULT_MODE must be one of auto, approve, dry-run, got 'yes'"],
-    [{ INSTANCE_ID_PATTERN: '(' }, "instance id pattern '(' is not a valid regular expression"],
+    [{ INCIDENT_TABLE_NAME: undefined }, 'environment variable INCIDENT_TABLE_NAME must be set, got nothing'],
+    [{ NOTIFICATION_TOPIC_ARN: '' }, 'environment variable NOTIFICATION_TOPIC_ARN must be set, got nothing'],
+    [
+      { COOLDOWN_MINUTES: 'soon' },
+      "environment variable COOLDOWN_MINUTES must be a whole number from 1 to 1440, got 'soon'",
+    ],
+    [
+      { COOLDOWN_MINUTES: '0' },
+      "environment variable COOLDOWN_MINUTES must be a whole number from 1 to 1440, got '0'",
+    ],
+    [
+      { DEFAULT_MODE: 'yes' },
+      "environment variable DEFAULT_MODE must be one of auto, approve, dry-run, got 'yes'",
+    ],
+    [
+      { INSTANCE_ID_PATTERN: '(' },
+      "environment variable INSTANCE_ID_PATTERN must be a regular expression that does not match the empty string, got '('",
+    ],
   ])('names what is wrong: %j', (change, message) => {
     expect(() => detectSettingsFromEnvironment({ ...complete, ...change })).toThrow(message);
   });

@@ -371,10 +371,10 @@ describe('workflow settings', () => {
     expect(parsed.soakSeconds).toBe(45);
     expect(workflowSettingsFrom({}).soakSeconds).toBe(120);
     expect(() => workflowSettingsFrom({ SOAK_SECONDS: '1.5' })).toThrow(
-      /SOAK_SECONDS must be a whole number/,
+      /environment variable SOAK_SECONDS must be a whole number from 0 to 86400, got '1.5'/,
     );
     expect(() => workflowSettingsFrom({ RESPONDER_POLICY: '{' })).toThrow(
-      /RESPONDER_POLICY is not valid JSON/,
+      /environment variable RESPONDER_POLICY must be JSON, got '\{'/,
     );
     expect(() => workflowSettingsFrom({ RESPONDER_POLICY: '{"bogus": 1}' })).toThrow(/invalid policy/);
   });
