@@ -2,9 +2,9 @@ import { generateKeyPairSync } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { GetPublicKeyCommand, KMSClient } from '@aws-sdk/client-kms';
-import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { keyFingerprint, parsePublicKey } from '../../../functions/core/evidence/signature.js';
+import { handlerHarness } from '../../support/handler-harness.js';
 
 /**
  * The custom resource behind the EvidenceSigningPublicKey output: KMS faked at the SDK client
@@ -16,7 +16,8 @@ import { keyFingerprint, parsePublicKey } from '../../../functions/core/evidence
 const KEY_ARN = 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
 
 describe('the evidence public key custom resource', () => {
-  const kms = mockClient(KMSClient);
+  const { mocks, load } = handlerHarness({ kms: KMSClient });
+  const { kms } = mocks;
   let server: Server;
   let url: string;
   let answers: { method?: string; headers: IncomingHttpHeaders; body: Record<string, unknown> }[];
@@ -25,7 +26,6 @@ describe('the evidence public key custom resource', () => {
   const der = publicKey.export({ format: 'der', type: 'spki' });
 
   beforeAll(async () => {
-    Object.assign(process.env, { AWS_REGION: 'eu-west-1', POWERTOOLS_LOG_LEVEL: 'SILENT' });
     server = createServer((request, response) => {
       const chunks: Buffer[] = [];
       request.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -40,15 +40,13 @@ describe('the evidence public key custom resource', () => {
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/response?X-Amz-Signature=x`;
-    ({ handler } = await import('../../../functions/handlers/evidence-public-key.js'));
+    ({ handler } = await load({}, () => import('../../../functions/handlers/evidence-public-key.js')));
   });
   afterAll(async () => {
-    kms.restore();
     await new Promise((resolve) => server.close(resolve));
   });
   beforeEach(() => {
     answers = [];
-    kms.reset();
   });
 
   const request = (type: 'Create' | 'Update' | 'Delete', properties: Record<string, unknown>) => ({

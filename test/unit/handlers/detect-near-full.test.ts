@@ -6,14 +6,9 @@ import {
   type StartExecutionCommandInput,
 } from '@aws-sdk/client-sfn';
 import { DeleteCommand, DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
-import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import {
-  LOCAL_CREDENTIALS,
-  LOCAL_REGION,
-  type LocalDynamo,
-  startLocalDynamo,
-} from '../../support/dynalite.js';
+import { type LocalDynamo, startLocalDynamo } from '../../support/dynalite.js';
+import { handlerHarness } from '../../support/handler-harness.js';
 import {
   kernelDropEvents,
   lambdaContext,
@@ -63,33 +58,32 @@ describe('detect handler: near-full forecasts from host samples', () => {
   let tableName: string;
   let detect: typeof import('../../../functions/handlers/detect.js');
   let powertools: typeof import('../../../functions/handlers/powertools.js');
-  const stepFunctions = mockClient(SFNClient);
+  const { mocks, load } = handlerHarness({ stepFunctions: SFNClient });
+  const { stepFunctions } = mocks;
   let executions: Map<string, StartExecutionCommandInput>;
 
   beforeAll(async () => {
     dynamo = await startLocalDynamo();
     documents = DynamoDBDocumentClient.from(dynamo.client);
     tableName = await dynamo.createIncidentTable('incidents');
-    Object.assign(process.env, {
-      INCIDENT_TABLE_NAME: tableName,
-      INCIDENT_STATE_MACHINE_ARN: STATE_MACHINE_ARN,
-      INSTANCE_ID_PATTERN: 'i-[0-9a-f]{8,17}',
-      COOLDOWN_MINUTES: '30',
-      DEFAULT_MODE: 'approve',
-      INCIDENT_RETENTION_DAYS: '90',
-      NOTIFICATION_TOPIC_ARN: 'arn:aws:sns:eu-west-1:123456789012:conntrack-responder',
-      NEAR_FULL_HORIZON_MINUTES: '30',
-      NEAR_FULL_USAGE_PERCENT: '90',
-      AWS_REGION: LOCAL_REGION,
-      AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
-      AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
-      POWERTOOLS_LOG_LEVEL: 'SILENT',
-      POWERTOOLS_METRICS_DISABLED: 'true',
-      POWERTOOLS_TRACE_ENABLED: 'false',
-    });
-    detect = await import('../../../functions/handlers/detect.js');
-    powertools = await import('../../../functions/handlers/powertools.js');
+    ({ detect, powertools } = await load(
+      {
+        INCIDENT_TABLE_NAME: tableName,
+        INCIDENT_STATE_MACHINE_ARN: STATE_MACHINE_ARN,
+        INSTANCE_ID_PATTERN: 'i-[0-9a-f]{8,17}',
+        COOLDOWN_MINUTES: '30',
+        DEFAULT_MODE: 'approve',
+        INCIDENT_RETENTION_DAYS: '90',
+        NOTIFICATION_TOPIC_ARN: 'arn:aws:sns:eu-west-1:123456789012:conntrack-responder',
+        NEAR_FULL_HORIZON_MINUTES: '30',
+        NEAR_FULL_USAGE_PERCENT: '90',
+        AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
+      },
+      async () => ({
+        detect: await import('../../../functions/handlers/detect.js'),
+        powertools: await import('../../../functions/handlers/powertools.js'),
+      }),
+    ));
   });
 
   afterAll(async () => {
@@ -102,7 +96,6 @@ describe('detect handler: near-full forecasts from host samples', () => {
     vi.useFakeTimers({ toFake: ['Date'] });
     vi.setSystemTime(new Date(START + 10 * 60_000));
     executions = new Map();
-    stepFunctions.reset();
     stepFunctions.on(StartExecutionCommand).callsFake((input: StartExecutionCommandInput) => {
       const name = String(input.name);
       if (executions.has(name)) {

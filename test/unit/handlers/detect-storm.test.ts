@@ -7,15 +7,10 @@ import {
 import { PublishCommand, type PublishCommandInput, SNSClient } from '@aws-sdk/client-sns';
 import { DeleteCommand, DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { Capture, Match } from 'aws-cdk-lib/assertions';
-import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { logicalIdOf, stringLike, synthesize } from '../../infra/support.js';
-import {
-  LOCAL_CREDENTIALS,
-  LOCAL_REGION,
-  type LocalDynamo,
-  startLocalDynamo,
-} from '../../support/dynalite.js';
+import { LOCAL_REGION, type LocalDynamo, startLocalDynamo } from '../../support/dynalite.js';
+import { handlerHarness } from '../../support/handler-harness.js';
 import {
   instanceId,
   kernelDropEvents,
@@ -40,8 +35,8 @@ describe('detect handler in an alert storm', () => {
   let documents: DynamoDBDocumentClient;
   let tableName: string;
   let detect: typeof import('../../../functions/handlers/detect.js');
-  const stepFunctions = mockClient(SFNClient);
-  const sns = mockClient(SNSClient);
+  const { mocks, load } = handlerHarness({ stepFunctions: SFNClient, sns: SNSClient });
+  const { stepFunctions, sns } = mocks;
   let executions: Map<string, StartExecutionCommandInput>;
   let published: PublishCommandInput[];
   let snsFailuresLeft: number;
@@ -55,25 +50,21 @@ describe('detect handler in an alert storm', () => {
     dynamo = await startLocalDynamo();
     documents = DynamoDBDocumentClient.from(dynamo.client);
     tableName = await dynamo.createIncidentTable('incidents');
-    Object.assign(process.env, {
-      INCIDENT_TABLE_NAME: tableName,
-      INCIDENT_STATE_MACHINE_ARN: STATE_MACHINE_ARN,
-      NOTIFICATION_TOPIC_ARN: TOPIC_ARN,
-      INSTANCE_ID_PATTERN: 'i-[0-9a-f]{8,17}',
-      COOLDOWN_MINUTES: '30',
-      DEFAULT_MODE: 'approve',
-      INCIDENT_RETENTION_DAYS: '90',
-      BREAKER_MAX_INSTANCES: String(MAX_INSTANCES),
-      BREAKER_WINDOW_MINUTES: '15',
-      AWS_REGION: LOCAL_REGION,
-      AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
-      AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
-      POWERTOOLS_LOG_LEVEL: 'SILENT',
-      POWERTOOLS_METRICS_DISABLED: 'true',
-      POWERTOOLS_TRACE_ENABLED: 'false',
-    });
-    detect = await import('../../../functions/handlers/detect.js');
+    detect = await load(
+      {
+        INCIDENT_TABLE_NAME: tableName,
+        INCIDENT_STATE_MACHINE_ARN: STATE_MACHINE_ARN,
+        NOTIFICATION_TOPIC_ARN: TOPIC_ARN,
+        INSTANCE_ID_PATTERN: 'i-[0-9a-f]{8,17}',
+        COOLDOWN_MINUTES: '30',
+        DEFAULT_MODE: 'approve',
+        INCIDENT_RETENTION_DAYS: '90',
+        BREAKER_MAX_INSTANCES: String(MAX_INSTANCES),
+        BREAKER_WINDOW_MINUTES: '15',
+        AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
+      },
+      () => import('../../../functions/handlers/detect.js'),
+    );
   });
 
   afterAll(async () => {
@@ -87,7 +78,6 @@ describe('detect handler in an alert storm', () => {
     executions = new Map();
     published = [];
     snsFailuresLeft = 0;
-    stepFunctions.reset();
     // Step Functions refuses a second execution of a name, as on AWS.
     stepFunctions.on(StartExecutionCommand).callsFake((input: StartExecutionCommandInput) => {
       const name = String(input.name);
@@ -97,7 +87,6 @@ describe('detect handler in an alert storm', () => {
       executions.set(name, input);
       return { executionArn: `${STATE_MACHINE_ARN}:${name}`, startDate: new Date() };
     });
-    sns.reset();
     sns.on(PublishCommand).callsFake((input: PublishCommandInput) => {
       if (snsFailuresLeft > 0) {
         snsFailuresLeft--;

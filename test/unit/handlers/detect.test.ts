@@ -8,14 +8,9 @@ import {
   type StartExecutionCommandInput,
 } from '@aws-sdk/client-sfn';
 import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
-import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import {
-  LOCAL_CREDENTIALS,
-  LOCAL_REGION,
-  type LocalDynamo,
-  startLocalDynamo,
-} from '../../support/dynalite.js';
+import { type LocalDynamo, startLocalDynamo } from '../../support/dynalite.js';
+import { handlerHarness } from '../../support/handler-harness.js';
 import {
   lambdaContext,
   type SubscriptionLogEvent,
@@ -46,8 +41,8 @@ describe('detect handler', () => {
   let tableName: string;
   let detect: typeof import('../../../functions/handlers/detect.js');
   let powertools: typeof import('../../../functions/handlers/powertools.js');
-  const stepFunctions = mockClient(SFNClient);
-  const eventBridge = mockClient(EventBridgeClient);
+  const { mocks, load } = handlerHarness({ stepFunctions: SFNClient, eventBridge: EventBridgeClient });
+  const { stepFunctions, eventBridge } = mocks;
   /** Lifecycle events EventBridge took (README "Lifecycle events"). */
   let putEvents: PutEventsRequestEntry[];
   /** Executions Step Functions accepted, by name: a second start under a name is refused, as on AWS. */
@@ -59,24 +54,22 @@ describe('detect handler', () => {
     dynamo = await startLocalDynamo();
     documents = DynamoDBDocumentClient.from(dynamo.client);
     tableName = await dynamo.createIncidentTable('incidents');
-    Object.assign(process.env, {
-      INCIDENT_TABLE_NAME: tableName,
-      INCIDENT_STATE_MACHINE_ARN: STATE_MACHINE_ARN,
-      INSTANCE_ID_PATTERN: 'i-[0-9a-f]{8,17}',
-      COOLDOWN_MINUTES: '30',
-      DEFAULT_MODE: 'approve',
-      INCIDENT_RETENTION_DAYS: '90',
-      NOTIFICATION_TOPIC_ARN: 'arn:aws:sns:eu-west-1:123456789012:conntrack-responder',
-      AWS_REGION: LOCAL_REGION,
-      AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
-      AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
-      POWERTOOLS_LOG_LEVEL: 'SILENT',
-      POWERTOOLS_METRICS_DISABLED: 'true',
-      POWERTOOLS_TRACE_ENABLED: 'false',
-    });
-    detect = await import('../../../functions/handlers/detect.js');
-    powertools = await import('../../../functions/handlers/powertools.js');
+    ({ detect, powertools } = await load(
+      {
+        INCIDENT_TABLE_NAME: tableName,
+        INCIDENT_STATE_MACHINE_ARN: STATE_MACHINE_ARN,
+        INSTANCE_ID_PATTERN: 'i-[0-9a-f]{8,17}',
+        COOLDOWN_MINUTES: '30',
+        DEFAULT_MODE: 'approve',
+        INCIDENT_RETENTION_DAYS: '90',
+        NOTIFICATION_TOPIC_ARN: 'arn:aws:sns:eu-west-1:123456789012:conntrack-responder',
+        AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
+      },
+      async () => ({
+        detect: await import('../../../functions/handlers/detect.js'),
+        powertools: await import('../../../functions/handlers/powertools.js'),
+      }),
+    ));
   });
 
   afterAll(async () => {
@@ -91,12 +84,10 @@ describe('detect handler', () => {
     executions = new Map();
     unavailableForNextStarts = 0;
     putEvents = [];
-    eventBridge.reset();
     eventBridge.on(PutEventsCommand).callsFake((input: { Entries: PutEventsRequestEntry[] }) => {
       putEvents.push(...input.Entries);
       return { FailedEntryCount: 0, Entries: input.Entries.map((_, n) => ({ EventId: `event-${n}` })) };
     });
-    stepFunctions.reset();
     stepFunctions.on(StartExecutionCommand).callsFake((input: StartExecutionCommandInput) => {
       if (unavailableForNextStarts > 0) {
         unavailableForNextStarts--;

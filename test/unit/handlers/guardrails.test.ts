@@ -7,15 +7,10 @@ import {
   PutCommand,
   ScanCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { GuardrailState } from '../../../functions/core/guardrails/steps.js';
-import {
-  LOCAL_CREDENTIALS,
-  LOCAL_REGION,
-  type LocalDynamo,
-  startLocalDynamo,
-} from '../../support/dynalite.js';
+import { type LocalDynamo, startLocalDynamo } from '../../support/dynalite.js';
+import { handlerHarness } from '../../support/handler-harness.js';
 import { ReportBuilder } from '../../support/report-builder.js';
 import { lambdaContext } from '../../support/subscription-events.js';
 
@@ -43,8 +38,8 @@ describe('guardrails function', () => {
   let documents: DynamoDBDocumentClient;
   let tableName: string;
   let guardrails: typeof import('../../../functions/handlers/guardrails.js');
-  const ec2 = mockClient(EC2Client);
-  const ssm = mockClient(SSMClient);
+  const { mocks, load } = handlerHarness({ ec2: EC2Client, ssm: SSMClient });
+  const { ec2, ssm } = mocks;
 
   const invoke = (event: unknown) =>
     guardrails.handler(event as never, lambdaContext) as Promise<GuardrailState & { released?: boolean }>;
@@ -54,27 +49,21 @@ describe('guardrails function', () => {
     dynamo = await startLocalDynamo();
     documents = DynamoDBDocumentClient.from(dynamo.client);
     tableName = await dynamo.createIncidentTable('incidents');
-    Object.assign(process.env, {
-      INCIDENT_TABLE_NAME: tableName,
-      INCIDENT_RETENTION_DAYS: '90',
-      MAX_CONCURRENT_REMEDIATIONS: '2',
-      CHANGE_CALENDAR: CALENDAR,
-      REMEDIATION_COOLDOWN_MINUTES: '240',
-      AWS_REGION: LOCAL_REGION,
-      AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
-      AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
-      POWERTOOLS_LOG_LEVEL: 'SILENT',
-      POWERTOOLS_METRICS_DISABLED: 'true',
-      POWERTOOLS_TRACE_ENABLED: 'false',
-    });
-    guardrails = await import('../../../functions/handlers/guardrails.js');
+    guardrails = await load(
+      {
+        INCIDENT_TABLE_NAME: tableName,
+        INCIDENT_RETENTION_DAYS: '90',
+        MAX_CONCURRENT_REMEDIATIONS: '2',
+        CHANGE_CALENDAR: CALENDAR,
+        REMEDIATION_COOLDOWN_MINUTES: '240',
+        AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
+      },
+      () => import('../../../functions/handlers/guardrails.js'),
+    );
   });
   afterAll(() => dynamo.close());
 
   beforeEach(async () => {
-    ec2.reset();
-    ssm.reset();
     ec2.on(DescribeTagsCommand).resolves({ Tags: [] });
     ssm.on(GetCalendarStateCommand).resolves({ State: 'OPEN' });
     for (const item of (await documents.send(new ScanCommand({ TableName: tableName }))).Items ?? []) {

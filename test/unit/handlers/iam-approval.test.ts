@@ -4,19 +4,13 @@ import { PublishCommand, type PublishCommandInput, SNSClient } from '@aws-sdk/cl
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context } from 'aws-lambda';
-import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { sendDecision } from '../../../functions/adapters/approval-url-client.js';
 import { printable } from '../../../functions/cli/approve.js';
-import { main } from '../../../functions/cli/main.js';
 import type { IamDecisionRequest } from '../../../functions/core/chatops/iam-approval.js';
 import { approvalTaskPayload } from '../../support/approval-task.js';
-import {
-  LOCAL_CREDENTIALS,
-  LOCAL_REGION,
-  type LocalDynamo,
-  startLocalDynamo,
-} from '../../support/dynalite.js';
+import { LOCAL_REGION, type LocalDynamo, startLocalDynamo } from '../../support/dynalite.js';
+import { handlerHarness } from '../../support/handler-harness.js';
 import {
   type IamFunctionUrl,
   type IamIdentity,
@@ -60,31 +54,34 @@ describe('deciding an approval from the command line (the approval URL)', () => 
   let front: IamFunctionUrl;
   let documents: DynamoDBDocumentClient;
   let published: PublishCommandInput[];
-  const stepFunctions = mockClient(SFNClient);
-  const sns = mockClient(SNSClient);
+  const { mocks, load } = handlerHarness({ stepFunctions: SFNClient, sns: SNSClient, sts: STSClient });
+  const { stepFunctions, sns, sts } = mocks;
   let requestApproval: typeof import('../../../functions/handlers/workflow/request-approval.js');
+  let main: typeof import('../../../functions/cli/main.js')['main'];
 
   beforeAll(async () => {
     dynamo = await startLocalDynamo();
     const table = await dynamo.createIncidentTable('incidents');
     documents = DynamoDBDocumentClient.from(dynamo.client);
-    Object.assign(process.env, {
-      AWS_REGION: LOCAL_REGION,
-      AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
-      AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
-      INCIDENT_TABLE_NAME: table,
-      NOTIFICATION_TOPIC_ARN: TOPIC,
-      // Only the named role: the admin, whom IAM lets through below, must still be refused.
-      APPROVER_ROLE_ARNS: `arn:aws:iam::${ACCOUNT}:role/teams/sre/OnCall`,
-      APPROVER_POLICY_HOLDERS: 'false',
-      APPROVAL_URL: APPROVAL_URL,
-      POWERTOOLS_LOG_LEVEL: 'SILENT',
-      POWERTOOLS_METRICS_DISABLED: 'true',
-      POWERTOOLS_TRACE_ENABLED: 'false',
-    });
-    requestApproval = await import('../../../functions/handlers/workflow/request-approval.js');
-    const approval = await import('../../../functions/handlers/iam-approval.js');
+    let approval: typeof import('../../../functions/handlers/iam-approval.js');
+    ({ requestApproval, approval, main } = await load(
+      {
+        AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
+        INCIDENT_TABLE_NAME: table,
+        NOTIFICATION_TOPIC_ARN: TOPIC,
+        // Only the named role: the admin, whom IAM lets through below, must still be refused.
+        APPROVER_ROLE_ARNS: `arn:aws:iam::${ACCOUNT}:role/teams/sre/OnCall`,
+        APPROVER_POLICY_HOLDERS: 'false',
+        APPROVAL_URL: APPROVAL_URL,
+      },
+      async () => ({
+        requestApproval: await import('../../../functions/handlers/workflow/request-approval.js'),
+        approval: await import('../../../functions/handlers/iam-approval.js'),
+        // From the same module registry as the handlers: the command loads its modules lazily, and
+        // its usage errors must be the classes main checks for.
+        main: (await import('../../../functions/cli/main.js')).main,
+      }),
+    ));
     front = await serveIamFunctionUrl((event) => approval.handler(event, context), {
       region: LOCAL_REGION,
       identities: [...ONCALL, ADMIN],
@@ -97,9 +94,7 @@ describe('deciding an approval from the command line (the approval URL)', () => 
   });
 
   beforeEach(() => {
-    stepFunctions.reset();
     stepFunctions.on(SendTaskSuccessCommand).resolves({});
-    sns.reset();
     published = [];
     sns.on(PublishCommand).callsFake((input: PublishCommandInput) => {
       published.push(input);
@@ -292,8 +287,6 @@ describe('deciding an approval from the command line (the approval URL)', () => 
   });
 
   describe('conntrack-responder approve|reject', () => {
-    const sts = mockClient(STSClient);
-
     /** Runs the command with these credentials in the environment, as a shell would have them. */
     async function run(who: IamIdentity | null, args: string[]) {
       const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };

@@ -1,12 +1,12 @@
 import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import type { Context } from 'aws-lambda';
-import { mockClient } from 'aws-sdk-client-mock';
 import { beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { resolvePolicy } from '../../../functions/core/plan/index.js';
 import { assessIncident } from '../../../functions/core/workflow/assess.js';
 import { gateIncident } from '../../../functions/core/workflow/gate.js';
 import { OUTCOMES } from '../../../functions/core/workflow/outcome.js';
+import { handlerHarness } from '../../support/handler-harness.js';
 import { ReportBuilder } from '../../support/report-builder.js';
 
 /**
@@ -55,8 +55,8 @@ const assessment = assessIncident({ incident, diagnostics: before }, settings);
 const gate = gateIncident({ incident, assessment }, settings);
 
 describe('lifecycle events from the workflow handlers', () => {
-  const eventBridge = mockClient(EventBridgeClient);
-  mockClient(SNSClient).on(PublishCommand).resolves({ MessageId: 'msg-1' });
+  const { mocks, load } = handlerHarness({ eventBridge: EventBridgeClient, sns: SNSClient });
+  const { eventBridge, sns } = mocks;
   let entries: PutEventsRequestEntry[];
   let handlers: {
     assess: typeof import('../../../functions/handlers/workflow/assess.js');
@@ -68,30 +68,28 @@ describe('lifecycle events from the workflow handlers', () => {
   let powertools: typeof import('../../../functions/handlers/powertools.js');
 
   beforeAll(async () => {
-    Object.assign(process.env, {
-      NOTIFICATION_TOPIC_ARN: 'arn:aws:sns:eu-west-1:123456789012:conntrack-responder',
-      RESPONDER_POLICY: '{}',
-      SOAK_SECONDS: '60',
-      AWS_REGION: 'eu-west-1',
-      AWS_ACCESS_KEY_ID: 'test',
-      AWS_SECRET_ACCESS_KEY: 'test',
-      POWERTOOLS_LOG_LEVEL: 'SILENT',
-      POWERTOOLS_METRICS_DISABLED: 'true',
-      POWERTOOLS_TRACE_ENABLED: 'false',
-    });
-    handlers = {
-      assess: await import('../../../functions/handlers/workflow/assess.js'),
-      policyGate: await import('../../../functions/handlers/workflow/policy-gate.js'),
-      announce: await import('../../../functions/handlers/workflow/announce.js'),
-      verify: await import('../../../functions/handlers/workflow/verify.js'),
-      notify: await import('../../../functions/handlers/workflow/notify.js'),
-    };
-    powertools = await import('../../../functions/handlers/powertools.js');
+    ({ handlers, powertools } = await load(
+      {
+        NOTIFICATION_TOPIC_ARN: 'arn:aws:sns:eu-west-1:123456789012:conntrack-responder',
+        RESPONDER_POLICY: '{}',
+        SOAK_SECONDS: '60',
+      },
+      async () => ({
+        handlers: {
+          assess: await import('../../../functions/handlers/workflow/assess.js'),
+          policyGate: await import('../../../functions/handlers/workflow/policy-gate.js'),
+          announce: await import('../../../functions/handlers/workflow/announce.js'),
+          verify: await import('../../../functions/handlers/workflow/verify.js'),
+          notify: await import('../../../functions/handlers/workflow/notify.js'),
+        },
+        powertools: await import('../../../functions/handlers/powertools.js'),
+      }),
+    ));
   });
   beforeEach(() => {
     vi.restoreAllMocks();
     entries = [];
-    eventBridge.reset();
+    sns.on(PublishCommand).resolves({ MessageId: 'msg-1' });
     eventBridge.on(PutEventsCommand).callsFake((input: { Entries: PutEventsRequestEntry[] }) => {
       entries.push(...input.Entries);
       return { FailedEntryCount: 0, Entries: input.Entries.map((_, n) => ({ EventId: `e-${n}` })) };

@@ -4,7 +4,6 @@ import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-sec
 import { SendTaskSuccessCommand, SFNClient, SFNServiceException, TaskTimedOut } from '@aws-sdk/client-sfn';
 import { DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context } from 'aws-lambda';
-import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DynamoApprovalStore } from '../../../functions/adapters/approval-store.js';
 import { breakerControl } from '../../../functions/adapters/breaker-control.js';
@@ -21,12 +20,8 @@ import {
   serveFunctionUrl,
 } from '../../../functions/local/chatops/function-url-server.js';
 import { approvalTaskPayload } from '../../support/approval-task.js';
-import {
-  LOCAL_CREDENTIALS,
-  LOCAL_REGION,
-  type LocalDynamo,
-  startLocalDynamo,
-} from '../../support/dynalite.js';
+import { type LocalDynamo, startLocalDynamo } from '../../support/dynalite.js';
+import { handlerHarness } from '../../support/handler-harness.js';
 import {
   blockActionsPayload,
   type ClickOptions,
@@ -73,35 +68,34 @@ describe('the Slack interactivity endpoint over HTTP', () => {
   let chat: IncidentChat;
   let tableName: string;
   let handler: typeof import('../../../functions/handlers/slack-interactivity.js');
-  const stepFunctions = mockClient(SFNClient);
-  const lambda = mockClient(LambdaClient);
-  const secrets = mockClient(SecretsManagerClient);
+  const { mocks, load } = handlerHarness({
+    stepFunctions: SFNClient,
+    lambda: LambdaClient,
+    secrets: SecretsManagerClient,
+  });
+  const { stepFunctions, lambda, secrets } = mocks;
 
   beforeAll(async () => {
     dynamo = await startLocalDynamo();
     const table = await dynamo.createIncidentTable('incidents');
     tableName = table;
     slack = await startSlackRecorder();
-    Object.assign(process.env, {
-      AWS_REGION: LOCAL_REGION,
-      AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
-      AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
-      AWS_LAMBDA_FUNCTION_NAME: FUNCTION_NAME,
-      INCIDENT_TABLE_NAME: table,
-      SLACK_CHANNEL_ID: SLACK.channelId,
-      SLACK_TEAM_ID: SLACK.teamId,
-      SLACK_APP_ID: SLACK.appId,
-      SLACK_APPROVER_USER_IDS: `${SLACK.approver},${SLACK.secondApprover}`,
-      SLACK_APPROVER_USER_GROUP_ID: SLACK.userGroupId,
-      SLACK_API_BASE_URL: slack.baseUrl,
-      SLACK_SIGNING_SECRET_ARN: SIGNING_SECRET_ARN,
-      SLACK_BOT_TOKEN_SECRET_ARN: BOT_TOKEN_ARN,
-      POWERTOOLS_LOG_LEVEL: 'SILENT',
-      POWERTOOLS_METRICS_DISABLED: 'true',
-      POWERTOOLS_TRACE_ENABLED: 'false',
-    });
-    handler = await import('../../../functions/handlers/slack-interactivity.js');
+    handler = await load(
+      {
+        AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
+        AWS_LAMBDA_FUNCTION_NAME: FUNCTION_NAME,
+        INCIDENT_TABLE_NAME: table,
+        SLACK_CHANNEL_ID: SLACK.channelId,
+        SLACK_TEAM_ID: SLACK.teamId,
+        SLACK_APP_ID: SLACK.appId,
+        SLACK_APPROVER_USER_IDS: `${SLACK.approver},${SLACK.secondApprover}`,
+        SLACK_APPROVER_USER_GROUP_ID: SLACK.userGroupId,
+        SLACK_API_BASE_URL: slack.baseUrl,
+        SLACK_SIGNING_SECRET_ARN: SIGNING_SECRET_ARN,
+        SLACK_BOT_TOKEN_SECRET_ARN: BOT_TOKEN_ARN,
+      },
+      () => import('../../../functions/handlers/slack-interactivity.js'),
+    );
     endpoint = await serveFunctionUrl((event) => handler.handler(event, context) as never);
     store = new DynamoApprovalStore(dynamo.client, table);
     chat = new IncidentChat({
@@ -122,11 +116,8 @@ describe('the Slack interactivity endpoint over HTTP', () => {
 
   beforeEach(() => {
     slack.reset();
-    stepFunctions.reset();
     stepFunctions.on(SendTaskSuccessCommand).resolves({});
-    lambda.reset();
     lambda.on(InvokeCommand).resolves({ StatusCode: 202 });
-    secrets.reset();
     secrets
       .on(GetSecretValueCommand, { SecretId: SIGNING_SECRET_ARN })
       .resolves({ SecretString: SLACK.signingSecret });

@@ -1,12 +1,8 @@
 import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GuardrailState } from '../../../functions/core/guardrails/steps.js';
-import {
-  LOCAL_CREDENTIALS,
-  LOCAL_REGION,
-  type LocalDynamo,
-  startLocalDynamo,
-} from '../../support/dynalite.js';
+import { type LocalDynamo, startLocalDynamo } from '../../support/dynalite.js';
+import { handlerHarness } from '../../support/handler-harness.js';
 import {
   fakeEc2,
   fakeStepFunctions,
@@ -42,6 +38,8 @@ describe('throttled AWS APIs', () => {
   let throttleEc2: (n: number) => boolean = () => false;
   let detect: typeof import('../../../functions/handlers/detect.js');
   let guardrails: typeof import('../../../functions/handlers/guardrails.js');
+  // No SDK stubs: the clients talk to the throttling servers above over real HTTP.
+  const { load } = handlerHarness();
 
   beforeAll(async () => {
     dynamo = await startLocalDynamo();
@@ -51,35 +49,31 @@ describe('throttled AWS APIs', () => {
     ec2 = await fakeEc2({ 'i-00000000000000007': { 'conntrack-responder:mode': 'auto' } }, (n) =>
       throttleEc2(n),
     );
-    Object.assign(process.env, {
-      INCIDENT_TABLE_NAME: tableName,
-      INCIDENT_STATE_MACHINE_ARN: STATE_MACHINE_ARN,
-      NOTIFICATION_TOPIC_ARN: 'arn:aws:sns:eu-west-1:123456789012:conntrack-responder',
-      INSTANCE_ID_PATTERN: 'i-[0-9a-f]{8,17}',
-      COOLDOWN_MINUTES: '30',
-      DEFAULT_MODE: 'approve',
-      INCIDENT_RETENTION_DAYS: '90',
-      BREAKER_MAX_INSTANCES: '100',
-      CHANGE_CALENDAR: '',
-      AWS_MAX_ATTEMPTS: String(MAX_ATTEMPTS),
-      AWS_REGION: LOCAL_REGION,
-      AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
-      AWS_ENDPOINT_URL_DYNAMODB: proxy.endpoint,
-      AWS_ENDPOINT_URL_SFN: stepFunctions.endpoint,
-      AWS_ENDPOINT_URL_EC2: ec2.endpoint,
-      POWERTOOLS_LOG_LEVEL: 'SILENT',
-      POWERTOOLS_METRICS_DISABLED: 'true',
-      POWERTOOLS_TRACE_ENABLED: 'false',
-    });
-    detect = await import('../../../functions/handlers/detect.js');
-    guardrails = await import('../../../functions/handlers/guardrails.js');
+    ({ detect, guardrails } = await load(
+      {
+        INCIDENT_TABLE_NAME: tableName,
+        INCIDENT_STATE_MACHINE_ARN: STATE_MACHINE_ARN,
+        NOTIFICATION_TOPIC_ARN: 'arn:aws:sns:eu-west-1:123456789012:conntrack-responder',
+        INSTANCE_ID_PATTERN: 'i-[0-9a-f]{8,17}',
+        COOLDOWN_MINUTES: '30',
+        DEFAULT_MODE: 'approve',
+        INCIDENT_RETENTION_DAYS: '90',
+        BREAKER_MAX_INSTANCES: '100',
+        CHANGE_CALENDAR: '',
+        AWS_MAX_ATTEMPTS: String(MAX_ATTEMPTS),
+        AWS_ENDPOINT_URL_DYNAMODB: proxy.endpoint,
+        AWS_ENDPOINT_URL_SFN: stepFunctions.endpoint,
+        AWS_ENDPOINT_URL_EC2: ec2.endpoint,
+      },
+      async () => ({
+        detect: await import('../../../functions/handlers/detect.js'),
+        guardrails: await import('../../../functions/handlers/guardrails.js'),
+      }),
+    ));
   });
 
   afterAll(async () => {
     for (const server of [proxy, stepFunctions, ec2]) await server?.close();
-    for (const name of ['AWS_ENDPOINT_URL_SFN', 'AWS_ENDPOINT_URL_EC2', 'AWS_MAX_ATTEMPTS'])
-      delete process.env[name];
     await dynamo.close();
   });
 

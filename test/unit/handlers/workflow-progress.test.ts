@@ -1,17 +1,12 @@
 import { gzipSync } from 'node:zlib';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { CloudWatchLogsEvent, Context } from 'aws-lambda';
-import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DynamoApprovalStore } from '../../../functions/adapters/approval-store.js';
 import { blockKitProblems, type SlackMessage } from '../../../functions/core/chatops/block-kit.js';
 import { STATE } from '../../../functions/core/workflow/state-names.js';
-import {
-  LOCAL_CREDENTIALS,
-  LOCAL_REGION,
-  type LocalDynamo,
-  startLocalDynamo,
-} from '../../support/dynalite.js';
+import { type LocalDynamo, startLocalDynamo } from '../../support/dynalite.js';
+import { handlerHarness } from '../../support/handler-harness.js';
 import { SLACK } from '../../support/slack-payloads.js';
 import { type SlackRecorder, startSlackRecorder } from '../../support/slack-recorder.js';
 
@@ -62,30 +57,27 @@ describe('step lines in the incident thread, from the workflow execution log', (
   let dynamo: LocalDynamo;
   let slack: SlackRecorder;
   let store: DynamoApprovalStore;
-  const secrets = mockClient(SecretsManagerClient);
+  const { mocks, load } = handlerHarness({ secrets: SecretsManagerClient });
+  const { secrets } = mocks;
   let progress: typeof import('../../../functions/handlers/workflow-progress.js');
 
   beforeAll(async () => {
     dynamo = await startLocalDynamo();
     const table = await dynamo.createIncidentTable('incidents');
     slack = await startSlackRecorder();
-    Object.assign(process.env, {
-      INCIDENT_TABLE_NAME: table,
-      AWS_REGION: LOCAL_REGION,
-      AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
-      AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
-      SLACK_CHANNEL_ID: SLACK.channelId,
-      SLACK_TEAM_ID: SLACK.teamId,
-      SLACK_APP_ID: SLACK.appId,
-      SLACK_APPROVER_USER_IDS: SLACK.approver,
-      SLACK_API_BASE_URL: slack.baseUrl,
-      SLACK_BOT_TOKEN_SECRET_ARN: BOT_TOKEN_ARN,
-      POWERTOOLS_LOG_LEVEL: 'SILENT',
-      POWERTOOLS_METRICS_DISABLED: 'true',
-      POWERTOOLS_TRACE_ENABLED: 'false',
-    });
-    progress = await import('../../../functions/handlers/workflow-progress.js');
+    progress = await load(
+      {
+        INCIDENT_TABLE_NAME: table,
+        AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
+        SLACK_CHANNEL_ID: SLACK.channelId,
+        SLACK_TEAM_ID: SLACK.teamId,
+        SLACK_APP_ID: SLACK.appId,
+        SLACK_APPROVER_USER_IDS: SLACK.approver,
+        SLACK_API_BASE_URL: slack.baseUrl,
+        SLACK_BOT_TOKEN_SECRET_ARN: BOT_TOKEN_ARN,
+      },
+      () => import('../../../functions/handlers/workflow-progress.js'),
+    );
     store = new DynamoApprovalStore(dynamo.client, table);
   });
   afterAll(async () => {
@@ -94,7 +86,6 @@ describe('step lines in the incident thread, from the workflow execution log', (
   });
   beforeEach(() => {
     slack.reset();
-    secrets.reset();
     secrets.on(GetSecretValueCommand, { SecretId: BOT_TOKEN_ARN }).resolves({ SecretString: SLACK.botToken });
   });
 

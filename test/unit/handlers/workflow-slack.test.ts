@@ -1,19 +1,14 @@
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { PublishCommand, type PublishCommandInput, SNSClient } from '@aws-sdk/client-sns';
 import type { Context } from 'aws-lambda';
-import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DynamoApprovalStore } from '../../../functions/adapters/approval-store.js';
 import type { Block } from '../../../functions/core/chatops/block-kit.js';
 import { summaryOf } from '../../../functions/core/chatops/notification.js';
 import { OUTCOMES } from '../../../functions/core/workflow/outcome.js';
 import { approvalTaskPayload } from '../../support/approval-task.js';
-import {
-  LOCAL_CREDENTIALS,
-  LOCAL_REGION,
-  type LocalDynamo,
-  startLocalDynamo,
-} from '../../support/dynalite.js';
+import { type LocalDynamo, startLocalDynamo } from '../../support/dynalite.js';
+import { handlerHarness } from '../../support/handler-harness.js';
 import { SLACK } from '../../support/slack-payloads.js';
 import { type SlackRecorder, startSlackRecorder } from '../../support/slack-recorder.js';
 
@@ -39,8 +34,8 @@ describe('workflow handlers with Slack', () => {
   let slack: SlackRecorder;
   let store: DynamoApprovalStore;
   let published: PublishCommandInput[];
-  const sns = mockClient(SNSClient);
-  const secrets = mockClient(SecretsManagerClient);
+  const { mocks, load } = handlerHarness({ sns: SNSClient, secrets: SecretsManagerClient });
+  const { sns, secrets } = mocks;
   let handlers: {
     requestApproval: typeof import('../../../functions/handlers/workflow/request-approval.js');
     notify: typeof import('../../../functions/handlers/workflow/notify.js');
@@ -50,28 +45,24 @@ describe('workflow handlers with Slack', () => {
     dynamo = await startLocalDynamo();
     const table = await dynamo.createIncidentTable('incidents');
     slack = await startSlackRecorder();
-    Object.assign(process.env, {
-      INCIDENT_TABLE_NAME: table,
-      NOTIFICATION_TOPIC_ARN: TOPIC,
-      EVIDENCE_BUCKET_NAME: 'evidence-bucket',
-      AWS_REGION: LOCAL_REGION,
-      AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
-      AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
-      SLACK_CHANNEL_ID: SLACK.channelId,
-      SLACK_TEAM_ID: SLACK.teamId,
-      SLACK_APP_ID: SLACK.appId,
-      SLACK_APPROVER_USER_IDS: SLACK.approver,
-      SLACK_API_BASE_URL: slack.baseUrl,
-      SLACK_BOT_TOKEN_SECRET_ARN: BOT_TOKEN_ARN,
-      POWERTOOLS_LOG_LEVEL: 'SILENT',
-      POWERTOOLS_METRICS_DISABLED: 'true',
-      POWERTOOLS_TRACE_ENABLED: 'false',
-    });
-    handlers = {
-      requestApproval: await import('../../../functions/handlers/workflow/request-approval.js'),
-      notify: await import('../../../functions/handlers/workflow/notify.js'),
-    };
+    handlers = await load(
+      {
+        INCIDENT_TABLE_NAME: table,
+        NOTIFICATION_TOPIC_ARN: TOPIC,
+        EVIDENCE_BUCKET_NAME: 'evidence-bucket',
+        AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
+        SLACK_CHANNEL_ID: SLACK.channelId,
+        SLACK_TEAM_ID: SLACK.teamId,
+        SLACK_APP_ID: SLACK.appId,
+        SLACK_APPROVER_USER_IDS: SLACK.approver,
+        SLACK_API_BASE_URL: slack.baseUrl,
+        SLACK_BOT_TOKEN_SECRET_ARN: BOT_TOKEN_ARN,
+      },
+      async () => ({
+        requestApproval: await import('../../../functions/handlers/workflow/request-approval.js'),
+        notify: await import('../../../functions/handlers/workflow/notify.js'),
+      }),
+    );
     store = new DynamoApprovalStore(dynamo.client, table);
   });
   afterAll(async () => {
@@ -81,12 +72,10 @@ describe('workflow handlers with Slack', () => {
   beforeEach(() => {
     slack.reset();
     published = [];
-    sns.reset();
     sns.on(PublishCommand).callsFake((input: PublishCommandInput) => {
       published.push(input);
       return { MessageId: `msg-${published.length}` };
     });
-    secrets.reset();
     secrets.on(GetSecretValueCommand, { SecretId: BOT_TOKEN_ARN }).resolves({ SecretString: SLACK.botToken });
   });
 

@@ -5,19 +5,14 @@ import { GetExecutionHistoryCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { PublishCommand, type PublishCommandInput, SNSClient } from '@aws-sdk/client-sns';
 import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context } from 'aws-lambda';
-import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { verifyBundleFiles } from '../../../functions/core/evidence/manifest.js';
 import { resolvePolicy } from '../../../functions/core/plan/index.js';
 import { assessIncident } from '../../../functions/core/workflow/assess.js';
 import { gateIncident } from '../../../functions/core/workflow/gate.js';
 import { OUTCOMES } from '../../../functions/core/workflow/outcome.js';
-import {
-  LOCAL_CREDENTIALS,
-  LOCAL_REGION,
-  type LocalDynamo,
-  startLocalDynamo,
-} from '../../support/dynalite.js';
+import { type LocalDynamo, startLocalDynamo } from '../../support/dynalite.js';
+import { handlerHarness } from '../../support/handler-harness.js';
 import { ReportBuilder } from '../../support/report-builder.js';
 
 /**
@@ -75,11 +70,13 @@ describe('workflow handlers', () => {
   let dynamo: LocalDynamo;
   let documents: DynamoDBDocumentClient;
   let tableName: string;
-  const sns = mockClient(SNSClient);
-  const s3 = mockClient(S3Client);
-  const stepFunctions = mockClient(SFNClient);
-  // The lifecycle events: test/unit/handlers/lifecycle-events.test.ts checks them.
-  mockClient(EventBridgeClient).on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [] });
+  const { mocks, load } = handlerHarness({
+    sns: SNSClient,
+    s3: S3Client,
+    stepFunctions: SFNClient,
+    eventBridge: EventBridgeClient,
+  });
+  const { sns, s3, stepFunctions, eventBridge } = mocks;
   let published: PublishCommandInput[];
   let objects: Map<string, PutObjectCommandInput>;
   let handlers: {
@@ -92,23 +89,19 @@ describe('workflow handlers', () => {
     dynamo = await startLocalDynamo();
     documents = DynamoDBDocumentClient.from(dynamo.client);
     tableName = await dynamo.createIncidentTable('workflow-incidents');
-    Object.assign(process.env, {
-      INCIDENT_TABLE_NAME: tableName,
-      NOTIFICATION_TOPIC_ARN: TOPIC,
-      EVIDENCE_BUCKET_NAME: BUCKET,
-      AWS_REGION: LOCAL_REGION,
-      AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
-      AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
-      POWERTOOLS_LOG_LEVEL: 'SILENT',
-      POWERTOOLS_METRICS_DISABLED: 'true',
-      POWERTOOLS_TRACE_ENABLED: 'false',
-    });
-    handlers = {
-      requestApproval: await import('../../../functions/handlers/workflow/request-approval.js'),
-      notify: await import('../../../functions/handlers/workflow/notify.js'),
-      writeEvidence: await import('../../../functions/handlers/workflow/write-evidence.js'),
-    };
+    handlers = await load(
+      {
+        INCIDENT_TABLE_NAME: tableName,
+        NOTIFICATION_TOPIC_ARN: TOPIC,
+        EVIDENCE_BUCKET_NAME: BUCKET,
+        AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
+      },
+      async () => ({
+        requestApproval: await import('../../../functions/handlers/workflow/request-approval.js'),
+        notify: await import('../../../functions/handlers/workflow/notify.js'),
+        writeEvidence: await import('../../../functions/handlers/workflow/write-evidence.js'),
+      }),
+    );
   });
   afterAll(async () => {
     await dynamo.close();
@@ -116,9 +109,8 @@ describe('workflow handlers', () => {
   beforeEach(() => {
     published = [];
     objects = new Map();
-    sns.reset();
-    s3.reset();
-    stepFunctions.reset();
+    // The lifecycle events: test/unit/handlers/lifecycle-events.test.ts checks them.
+    eventBridge.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [] });
     sns.on(PublishCommand).callsFake((input: PublishCommandInput) => {
       published.push(input);
       return { MessageId: `msg-${published.length}` };

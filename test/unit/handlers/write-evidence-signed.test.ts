@@ -3,18 +3,13 @@ import { KMSClient, SignCommand, type SignCommandInput } from '@aws-sdk/client-k
 import { PutObjectCommand, type PutObjectCommandInput, S3Client } from '@aws-sdk/client-s3';
 import { GetExecutionHistoryCommand, SFNClient } from '@aws-sdk/client-sfn';
 import type { Context } from 'aws-lambda';
-import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { buildEvidenceBundle } from '../../../functions/core/evidence/bundle.js';
 import { evidenceFromWorkflow } from '../../../functions/core/evidence/from-workflow.js';
 import { verifyBundleFiles } from '../../../functions/core/evidence/manifest.js';
 import { OUTCOMES } from '../../../functions/core/workflow/outcome.js';
-import {
-  LOCAL_CREDENTIALS,
-  LOCAL_REGION,
-  type LocalDynamo,
-  startLocalDynamo,
-} from '../../support/dynalite.js';
+import { type LocalDynamo, startLocalDynamo } from '../../support/dynalite.js';
+import { handlerHarness } from '../../support/handler-harness.js';
 
 /**
  * The evidence writer with a signing key configured (what the construct's `evidenceSigning` sets):
@@ -58,9 +53,8 @@ const state = { incident, execution: { id: EXECUTION }, outcome: OUTCOMES.dryRun
 
 describe('write-evidence with a KMS signing key', () => {
   let dynamo: LocalDynamo;
-  const s3 = mockClient(S3Client);
-  const stepFunctions = mockClient(SFNClient);
-  const kms = mockClient(KMSClient);
+  const { mocks, load } = handlerHarness({ s3: S3Client, stepFunctions: SFNClient, kms: KMSClient });
+  const { s3, stepFunctions, kms } = mocks;
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   let objects: Map<string, PutObjectCommandInput>;
   let handler: typeof import('../../../functions/handlers/workflow/write-evidence.js')['handler'];
@@ -68,35 +62,26 @@ describe('write-evidence with a KMS signing key', () => {
   beforeAll(async () => {
     dynamo = await startLocalDynamo();
     const tableName = await dynamo.createIncidentTable('signed-incidents');
-    Object.assign(process.env, {
-      INCIDENT_TABLE_NAME: tableName,
-      EVIDENCE_BUCKET_NAME: BUCKET,
-      EVIDENCE_SIGNING_KEY_ID: KEY_ARN,
-      EVIDENCE_SIGNING_ALGORITHM: 'ECDSA_SHA_256',
-      AWS_REGION: LOCAL_REGION,
-      AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
-      AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
-      POWERTOOLS_LOG_LEVEL: 'SILENT',
-      POWERTOOLS_METRICS_DISABLED: 'true',
-      POWERTOOLS_TRACE_ENABLED: 'false',
-    });
-    ({ handler } = await import('../../../functions/handlers/workflow/write-evidence.js'));
+    ({ handler } = await load(
+      {
+        INCIDENT_TABLE_NAME: tableName,
+        EVIDENCE_BUCKET_NAME: BUCKET,
+        EVIDENCE_SIGNING_KEY_ID: KEY_ARN,
+        EVIDENCE_SIGNING_ALGORITHM: 'ECDSA_SHA_256',
+        AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
+      },
+      () => import('../../../functions/handlers/workflow/write-evidence.js'),
+    ));
     // Only Date is faked (dynalite's timers stay real): the handler's close time is CLOSED_AT.
     vi.useFakeTimers({ toFake: ['Date'] });
     vi.setSystemTime(new Date(CLOSED_AT));
   });
   afterAll(async () => {
     vi.useRealTimers();
-    delete process.env.EVIDENCE_SIGNING_KEY_ID;
-    delete process.env.EVIDENCE_SIGNING_ALGORITHM;
     await dynamo.close();
   });
   beforeEach(() => {
     objects = new Map();
-    s3.reset();
-    stepFunctions.reset();
-    kms.reset();
     s3.on(PutObjectCommand).callsFake((input: PutObjectCommandInput) => {
       objects.set(String(input.Key), input);
       return {};
