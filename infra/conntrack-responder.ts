@@ -16,7 +16,11 @@ import {
   type SdkRetryConfig,
 } from '../functions/adapters/aws-retry.js';
 import { IAM_APPROVAL_ENVIRONMENT } from '../functions/core/chatops/iam-approval.js';
-import { DEFAULTS } from '../functions/core/defaults.js';
+import {
+  DEFAULT_MANAGED_INSTANCE_TAG,
+  DEFAULTS,
+  type ManagedInstanceTag,
+} from '../functions/core/defaults.js';
 import {
   DEFAULT_FORECAST_SETTINGS,
   HORIZON_MINUTES_RANGE,
@@ -60,11 +64,7 @@ import {
 import { Notifications } from './constructs/notifications.js';
 import { RunbookDocuments } from './constructs/runbook-documents.js';
 import { SlackChatops, type SlackProps, validateSlackProps } from './constructs/slack-chatops.js';
-import {
-  checkManagedInstanceTag,
-  DEFAULT_MANAGED_INSTANCE_TAG,
-  type ManagedInstanceTag,
-} from './managed-instances.js';
+import { checkManagedInstanceTag } from './managed-instances.js';
 
 /** The repository's `runbooks/` folder. */
 export const REPOSITORY_RUNBOOKS = fileURLToPath(new URL('../runbooks/', import.meta.url));

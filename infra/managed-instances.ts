@@ -1,18 +1,4 @@
-/**
- * The one tag that says "conntrack-responder manages this instance" (props `managedInstanceTagKey`
- * and `managedInstanceTagValue`). Everything the stack applies to instances on its own initiative
- * (State Manager associations) selects them by it, so an instance without it is never touched by
- * one.
- */
-export interface ManagedInstanceTag {
-  readonly key: string;
-  readonly value: string;
-}
-
-export const DEFAULT_MANAGED_INSTANCE_TAG: ManagedInstanceTag = {
-  key: 'conntrack-responder:managed',
-  value: 'true',
-};
+import type { ManagedInstanceTag } from '../functions/core/defaults.js';
 
 /**
  * The tag key as State Manager, Run Command and IAM all accept it. EC2 allows 1 to 128 characters

@@ -31,3 +31,19 @@ export const DEFAULTS = {
   /** collect-diagnostics: seconds between the two counter samples, and the N of every top-N list. */
   diagnostics: { sampleSeconds: 3, topN: 10 },
 } as const;
+
+/**
+ * The one tag that says "conntrack-responder manages this instance" (props `managedInstanceTagKey`
+ * and `managedInstanceTagValue`). Everything the stack applies to instances on its own initiative
+ * (State Manager associations) selects them by it, so an instance without it is never touched by
+ * one.
+ */
+export interface ManagedInstanceTag {
+  readonly key: string;
+  readonly value: string;
+}
+
+export const DEFAULT_MANAGED_INSTANCE_TAG: ManagedInstanceTag = {
+  key: 'conntrack-responder:managed',
+  value: 'true',
+};

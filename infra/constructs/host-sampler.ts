@@ -1,6 +1,7 @@
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
-import { type ManagedInstanceTag, managedInstanceTargets } from '../managed-instances.js';
+import type { ManagedInstanceTag } from '../../functions/core/defaults.js';
+import { managedInstanceTargets } from '../managed-instances.js';
 
 export interface HostSamplerProps {
   /** The host-sampler Command document (RunbookDocuments), installed by this association. */

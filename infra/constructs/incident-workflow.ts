@@ -6,10 +6,13 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import { DEFAULTS } from '../../functions/core/defaults.js';
+import {
+  DEFAULT_MANAGED_INSTANCE_TAG,
+  DEFAULTS,
+  type ManagedInstanceTag,
+} from '../../functions/core/defaults.js';
 import { resolvePolicy } from '../../functions/core/plan/policy.js';
 import { SOAK_SECONDS_RANGE } from '../../functions/core/workflow/settings.js';
-import { DEFAULT_MANAGED_INSTANCE_TAG, type ManagedInstanceTag } from '../managed-instances.js';
 import {
   buildIncidentDefinition,
   DEFAULT_APPROVAL_TIMEOUT,

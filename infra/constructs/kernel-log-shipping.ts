@@ -1,7 +1,8 @@
 import { Names, Stack } from 'aws-cdk-lib';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
-import { type ManagedInstanceTag, managedInstanceTargets } from '../managed-instances.js';
+import type { ManagedInstanceTag } from '../../functions/core/defaults.js';
+import { managedInstanceTargets } from '../managed-instances.js';
 import type { RunbookDocuments } from './runbook-documents.js';
 
 /**

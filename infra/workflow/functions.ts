@@ -9,11 +9,11 @@ import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { ENI_CHANGE_KEY_PREFIX } from '../../functions/adapters/eni-change-store.js';
 import { EVIDENCE_PREFIX } from '../../functions/adapters/evidence-store.js';
+import type { ManagedInstanceTag } from '../../functions/core/defaults.js';
 import { WORKFLOW_ENVIRONMENT } from '../../functions/core/workflow/settings.js';
 import type { WorkflowFunctionRole } from '../../functions/core/workflow/state-names.js';
 import { allowPuttingLifecycleEvents } from '../constructs/lifecycle-events.js';
 import { responderFunctionProps } from '../constructs/responder-function.js';
-import type { ManagedInstanceTag } from '../managed-instances.js';
 
 /** The roles this construct makes functions for; the guardrails function is the Guardrails construct's. */
 export type WorkflowOwnRole = Exclude<WorkflowFunctionRole, 'guardrails'>;

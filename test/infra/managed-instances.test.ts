@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_MANAGED_INSTANCE_TAG, managedInstanceTargets } from '../../infra/managed-instances.js';
+import { DEFAULT_MANAGED_INSTANCE_TAG } from '../../functions/core/defaults.js';
+import { managedInstanceTargets } from '../../infra/managed-instances.js';
 import { synthesize } from './support.js';
 
 describe('the opt-in tag of managed instances', () => {

@@ -33,6 +33,15 @@ describe('layers', () => {
     expect(imports.filter(({ target }) => target.startsWith('infra/'))).toEqual([]);
   });
 
+  it('nothing under functions/ imports the CDK app, except the twin synthesizing the real stack', () => {
+    const imports = importsBelow('functions');
+    const fromInfra = imports.filter(({ target }) => target.startsWith('infra/'));
+    // The twin runs the state machine exactly as `cdk synth` builds it, so it synthesizes the stack.
+    const synthesizes = ({ file }: { file: string }) => file === 'functions/local/twin/synth.ts';
+    expect(fromInfra.some(synthesizes)).toBe(true);
+    expect(fromInfra.filter((entry) => !synthesizes(entry))).toEqual([]);
+  });
+
   it('the CDK app reads nothing from the local twin or the lab', () => {
     const imports = importsBelow('infra');
     expect(imports.some(({ target }) => target.startsWith('functions/core/'))).toBe(true);

@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { DEFAULT_MANAGED_INSTANCE_TAG } from '../../../infra/managed-instances.js';
 import type { Ec2NetworkPort } from '../../core/allowance/network.js';
 import { type NetworkStepContext, runNetworkStep } from '../../core/allowance/steps.js';
+import { DEFAULT_MANAGED_INSTANCE_TAG } from '../../core/defaults.js';
 import { ResponderError } from '../../core/errors.js';
 import { EVENTS_AFTER_STEP } from '../../core/events/lifecycle.js';
 import { assessIncident } from '../../core/workflow/assess.js';

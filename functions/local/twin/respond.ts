@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { DEFAULT_MANAGED_INSTANCE_TAG } from '../../../infra/managed-instances.js';
+import { DEFAULT_MANAGED_INSTANCE_TAG } from '../../core/defaults.js';
 import type { ResponseMode } from '../../core/incident/settings.js';
 import { resolvePolicy, withMode } from '../../core/plan/index.js';
 import { OUTCOME_STATUSES, type Outcome } from '../../core/workflow/outcome.js';
