@@ -160,44 +160,130 @@ export const LAMBDA_RETRY: sfn.RetryProps = {
  * Every path ends in Write the evidence bundle → Notify: terminal branches set `outcome`; a failure
  * before any change is caught into "Failed before any change"; a failure once a change may have
  * been made is caught into "Roll back"; a failed rollback into "Rollback failed: escalated".
+ *
+ * One fragment per phase: intake (the instance and its guardrails) → diagnosis (collect, assess)
+ * → decision (policy gate, approval) → remediation slot → change (apply, soak, collect again) →
+ * verification (persist or roll back) → the close (release the slot, write the evidence, notify).
  */
 export function buildIncidentDefinition(scope: Construct, props: IncidentDefinitionProps): sfn.IChainable {
-  const polling = { ...DEFAULT_POLLING, ...props.polling };
-  const approvalTimeout = props.approvalTimeout ?? DEFAULT_APPROVAL_TIMEOUT;
-  const sampleSeconds = props.diagnostics?.sampleSeconds ?? DEFAULTS.diagnostics.sampleSeconds;
-  const topN = props.diagnostics?.topN ?? DEFAULTS.diagnostics.topN;
-  const { functions, documents } = props;
+  const ctx: DefinitionContext = {
+    scope,
+    functions: props.functions,
+    documents: props.documents,
+    polling: { ...DEFAULT_POLLING, ...props.polling },
+    approvalTimeout: props.approvalTimeout ?? DEFAULT_APPROVAL_TIMEOUT,
+    sampleSeconds: props.diagnostics?.sampleSeconds ?? DEFAULTS.diagnostics.sampleSeconds,
+    topN: props.diagnostics?.topN ?? DEFAULTS.diagnostics.topN,
+  };
+  // Built from the first phase to the last, joined from the last back to the first: CDK keeps a
+  // state's incoming transitions in the order they are added and orders the definition's states
+  // (and so the role's policy statements) by walking them, so this order keeps the template as is.
+  const ends = failureHandling(ctx, closingPhase(ctx));
+  const intake = intakePhase(ctx, ends);
+  const diagnosis = diagnosisPhase(ctx, ends);
+  const decision = decisionPhase(ctx, ends);
+  const change = changePhase(ctx, ends);
+  const verify = verificationPhase(ctx, ends);
+  const takeSlot = remediationSlot(ctx, ends, { granted: change.start, refused: decision.start });
+  change.continueWith(verify);
+  decision.continueWith(takeSlot);
+  diagnosis.continueWith(decision.start);
+  intake.continueWith(diagnosis.start);
+  return intake.start;
+}
 
-  const outcome = (name: string, value: (typeof OUTCOMES)[keyof typeof OUTCOMES]) =>
-    new sfn.Pass(scope, name, { result: sfn.Result.fromObject(value), resultPath: '$.outcome' });
+/** A phase's states: where it starts, and how its way forward joins the phase after it. */
+interface Phase {
+  readonly start: sfn.IChainable;
+  continueWith(next: sfn.IChainable): void;
+}
 
-  // Without a payload the function receives the whole state (notify and the evidence bundle need it).
-  const invoke = (
-    name: string,
-    fn: lambda.IFunction,
-    payload: sfn.TaskInput | undefined,
-    resultPath: string,
-  ) =>
-    new tasks.LambdaInvoke(scope, name, {
-      lambdaFunction: fn,
-      ...(payload === undefined ? {} : { payload }),
-      payloadResponseOnly: true,
-      resultPath,
-      taskTimeout: sfn.Timeout.duration(Duration.seconds(120)),
-      // LAMBDA_RETRY instead: the same service errors plus throttling, with jitter.
-      retryOnServiceExceptions: false,
-    }).addRetry(LAMBDA_RETRY);
+/** What every phase fragment builds with: the props with their defaults applied. */
+interface DefinitionContext {
+  readonly scope: Construct;
+  readonly functions: IncidentWorkflowFunctions;
+  readonly documents: IncidentWorkflowDocuments;
+  readonly polling: SsmPolling;
+  readonly approvalTimeout: Duration;
+  readonly sampleSeconds: number;
+  readonly topN: number;
+}
 
-  // The guardrails function sees the whole state and returns the new $.guardrails.
-  const guardrailStep = (name: string, operation: 'check' | 'take-slot' | 'release') =>
-    invoke(
-      name,
-      functions.guardrails,
-      sfn.TaskInput.fromObject({ operation, state: sfn.JsonPath.objectAt('$') }),
-      '$.guardrails',
-    );
+/** A state that failures can be caught from. */
+type Catching = { addCatch(handler: sfn.IChainable, props?: sfn.CatchProps): unknown };
 
-  // ---- the end of every path: keep the evidence, then notify ---------------------------------
+/** Where every phase can end: an outcome, a failure before any change, a failure after one. */
+interface PhaseEnds {
+  /** A terminal outcome: it sets `$.outcome`, then the close. */
+  outcome(name: string, value: (typeof OUTCOMES)[keyof typeof OUTCOMES]): sfn.IChainable;
+  /** Catches any failure of `state` into "Failed before any change". */
+  beforeChange<T extends Catching>(state: T): T;
+  /** Catches any failure of `state` into "Roll back". */
+  afterChange<T extends Catching>(state: T): T;
+  readonly rollBack: sfn.IChainable;
+}
+
+// Without a payload the function receives the whole state (notify and the evidence bundle need it).
+function invoke(
+  ctx: DefinitionContext,
+  name: string,
+  fn: lambda.IFunction,
+  payload: sfn.TaskInput | undefined,
+  resultPath: string,
+): sfn.TaskStateBase {
+  return new tasks.LambdaInvoke(ctx.scope, name, {
+    lambdaFunction: fn,
+    ...(payload === undefined ? {} : { payload }),
+    payloadResponseOnly: true,
+    resultPath,
+    taskTimeout: sfn.Timeout.duration(Duration.seconds(120)),
+    // LAMBDA_RETRY instead: the same service errors plus throttling, with jitter.
+    retryOnServiceExceptions: false,
+  }).addRetry(LAMBDA_RETRY);
+}
+
+// The guardrails function sees the whole state and returns the new $.guardrails.
+function guardrailStep(
+  ctx: DefinitionContext,
+  name: string,
+  operation: 'check' | 'take-slot' | 'release',
+): sfn.TaskStateBase {
+  return invoke(
+    ctx,
+    name,
+    ctx.functions.guardrails,
+    sfn.TaskInput.fromObject({ operation, state: sfn.JsonPath.objectAt('$') }),
+    '$.guardrails',
+  );
+}
+
+// One eni-timeouts action of the apply or rollback Map, through EC2 (functions/core/allowance):
+// its input is the Map item's block, its result has the shape of an SSM block's.
+function networkChange(
+  ctx: DefinitionContext,
+  name: string,
+  operation: 'apply' | 'rollback',
+): sfn.TaskStateBase {
+  return invoke(
+    ctx,
+    name,
+    ctx.functions.network,
+    sfn.TaskInput.fromObject({ operation, block: sfn.JsonPath.objectAt('$') }),
+    '$',
+  );
+}
+
+/** The SSM documents that change a host (apply and persist). */
+function hostChangeDocuments(ctx: DefinitionContext) {
+  return [
+    { logicalName: DOCUMENT.raiseLimits, awsName: ctx.documents.raiseLimits },
+    { logicalName: DOCUMENT.notrackPorts, awsName: ctx.documents.notrackPorts },
+  ];
+}
+
+/** The end of every path: release the slot, keep the evidence, then notify. Returns its start. */
+function closingPhase(ctx: DefinitionContext): sfn.IChainable {
+  const { scope, functions } = ctx;
   // The bundle is written first so that the notification (SNS and the Slack thread) carries its
   // location and the manifest's sha256: the digest a reviewer checks the bundle against, recorded
   // where whoever can rewrite the bucket cannot rewrite it (docs/evidence-bundle.md). A bundle that
@@ -217,11 +303,11 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
     .when(sfn.Condition.isPresent('$.notificationError'), notificationNotSent)
     .otherwise(done);
 
-  const notify = invoke(STATE.notify, functions.notify, undefined, '$.notification');
+  const notify = invoke(ctx, STATE.notify, functions.notify, undefined, '$.notification');
   notify.addCatch(closed, { errors: [sfn.Errors.ALL], resultPath: '$.notificationError' });
   notify.next(closed);
 
-  const writeEvidence = invoke(STATE.writeEvidence, functions.writeEvidence, undefined, '$.evidence');
+  const writeEvidence = invoke(ctx, STATE.writeEvidence, functions.writeEvidence, undefined, '$.evidence');
   writeEvidence.addCatch(notify, { errors: [sfn.Errors.ALL], resultPath: '$.evidenceError' });
   writeEvidence.next(notify);
 
@@ -229,24 +315,21 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
   // is given back, a change starts the instance's cooldown, and the diagnosed top ports feed the
   // fleet view. If this fails the incident is still kept and notified; the slot's lease (and the
   // ended-executions rule) free it.
-  const releaseSlot = guardrailStep(STATE.releaseSlot, 'release');
+  const releaseSlot = guardrailStep(ctx, STATE.releaseSlot, 'release');
   releaseSlot.addCatch(writeEvidence, { errors: [sfn.Errors.ALL], resultPath: '$.guardrailsError' });
   releaseSlot.next(writeEvidence);
+  return releaseSlot;
+}
 
-  // One eni-timeouts action of the apply or rollback Map, through EC2 (functions/core/allowance):
-  // its input is the Map item's block, its result has the shape of an SSM block's.
-  const networkChange = (name: string, operation: 'apply' | 'rollback') =>
-    invoke(
-      name,
-      functions.network,
-      sfn.TaskInput.fromObject({ operation, block: sfn.JsonPath.objectAt('$') }),
-      '$',
-    );
+/** Failure handling: before any change, to the close; after one, through the rollback. */
+function failureHandling(ctx: DefinitionContext, close: sfn.IChainable): PhaseEnds {
+  const { scope } = ctx;
+  const outcome: PhaseEnds['outcome'] = (name, value) =>
+    new sfn.Pass(scope, name, { result: sfn.Result.fromObject(value), resultPath: '$.outcome' }).next(close);
 
-  // ---- failure handling -----------------------------------------------------------------------
-  const failedBeforeChange = outcome(STATE.failedBeforeChange, OUTCOMES.failedBeforeChange).next(releaseSlot);
-  const rollbackFailed = outcome(STATE.rollbackFailed, OUTCOMES.rollbackFailed).next(releaseSlot);
-  const rolledBack = outcome(STATE.rolledBack, OUTCOMES.rolledBack).next(releaseSlot);
+  const failedBeforeChange = outcome(STATE.failedBeforeChange, OUTCOMES.failedBeforeChange);
+  const rollbackFailed = outcome(STATE.rollbackFailed, OUTCOMES.rollbackFailed);
+  const rolledBack = outcome(STATE.rolledBack, OUTCOMES.rolledBack);
 
   const rollBack = new sfn.Map(scope, STATE.rollBack, {
     itemsPath: '$.gate.rollback',
@@ -259,33 +342,36 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
     new sfn.Choice(scope, STATE.rollBackThrough)
       .when(
         sfn.Condition.stringEquals('$.request.document', ENI_TIMEOUTS_DOCUMENT),
-        networkChange(STATE.rollBackEniChange, 'rollback'),
+        networkChange(ctx, STATE.rollBackEniChange, 'rollback'),
       )
       .otherwise(
         ssmCommandLoop(scope, {
           label: 'Roll back',
-          documents: [{ logicalName: DOCUMENT.rollback, awsName: documents.rollback }],
-          polling,
+          documents: [{ logicalName: DOCUMENT.rollback, awsName: ctx.documents.rollback }],
+          polling: ctx.polling,
         }),
       ),
   );
   rollBack.addCatch(rollbackFailed, { errors: [sfn.Errors.ALL], resultPath: '$.rollbackError' });
   rollBack.next(rolledBack);
 
-  const beforeChange = <T extends { addCatch(handler: sfn.IChainable, props?: sfn.CatchProps): unknown }>(
-    state: T,
-  ): T => {
-    state.addCatch(failedBeforeChange, { errors: [sfn.Errors.ALL], resultPath: '$.error' });
-    return state;
+  return {
+    outcome,
+    rollBack,
+    beforeChange: (state) => {
+      state.addCatch(failedBeforeChange, { errors: [sfn.Errors.ALL], resultPath: '$.error' });
+      return state;
+    },
+    afterChange: (state) => {
+      state.addCatch(rollBack, { errors: [sfn.Errors.ALL], resultPath: '$.error' });
+      return state;
+    },
   };
-  const afterChange = <T extends { addCatch(handler: sfn.IChainable, props?: sfn.CatchProps): unknown }>(
-    state: T,
-  ): T => {
-    state.addCatch(rollBack, { errors: [sfn.Errors.ALL], resultPath: '$.error' });
-    return state;
-  };
+}
 
-  // ---- from the incident to a plan ------------------------------------------------------------
+/** From the incident to the instance: is it one, is it managed, do its guardrails allow a look. */
+function intakePhase(ctx: DefinitionContext, ends: PhaseEnds): Phase {
+  const { scope } = ctx;
   const takeIncident = new sfn.Pass(scope, STATE.takeIncident, {
     parameters: {
       incident: sfn.JsonPath.objectAt('$'),
@@ -297,7 +383,7 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
     },
   });
 
-  const lookUpInstance = beforeChange(
+  const lookUpInstance = ends.beforeChange(
     new tasks.CallAwsService(scope, STATE.lookUpInstance, {
       service: 'ssm',
       action: 'describeInstanceInformation',
@@ -314,26 +400,53 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
     }).addRetry(throttlingRetry()),
   );
 
-  const notManaged = outcome(STATE.notManaged, OUTCOMES.notManaged).next(releaseSlot);
-  const optedOut = outcome(STATE.optedOut, OUTCOMES.optedOut).next(releaseSlot);
+  const notManaged = ends.outcome(STATE.notManaged, OUTCOMES.notManaged);
+  const optedOut = ends.outcome(STATE.optedOut, OUTCOMES.optedOut);
 
   // Before any SSM call: the instance's mode tag, the preconditions (managed, online, Linux, an
   // agent that passes ENV_VAR parameters), the change calendar, the fleet breaker and the cooldown
   // after a change. `$.guardrails.mode` is the policy gate's ceiling from here on.
-  const checkGuardrails = beforeChange(guardrailStep(STATE.checkGuardrails, 'check'));
+  const checkGuardrails = ends.beforeChange(guardrailStep(ctx, STATE.checkGuardrails, 'check'));
 
-  const collectBefore = beforeChange(
-    collectDiagnostics(scope, STATE.collectDiagnostics, '$.before', {
-      awsName: documents.collectDiagnostics,
-      sampleSeconds,
-      topN,
-      polling,
-    }),
-  );
+  return {
+    start: takeIncident,
+    continueWith: (collectBefore) => {
+      lookUpInstance.next(checkGuardrails);
+      checkGuardrails.next(
+        new sfn.Choice(scope, STATE.optedOutChoice)
+          .when(sfn.Condition.stringEquals('$.guardrails.next', 'opted-out'), optedOut)
+          .otherwise(
+            new sfn.Choice(scope, STATE.instanceManaged)
+              .when(sfn.Condition.stringEquals('$.guardrails.next', 'collect'), collectBefore)
+              .otherwise(notManaged),
+          ),
+      );
+      // Detection opens incidents for hosts that are not EC2 instances too (no instance id in the
+      // log stream name): those can only be escalated.
+      takeIncident.next(
+        new sfn.Choice(scope, STATE.hostIsInstance)
+          .when(
+            sfn.Condition.and(
+              sfn.Condition.isPresent('$.incident.instanceId'),
+              sfn.Condition.isString('$.incident.instanceId'),
+            ),
+            lookUpInstance,
+          )
+          .otherwise(notManaged),
+      );
+    },
+  };
+}
+
+/** From the instance to an assessment: collect diagnostics, ask EC2, confirm the drops. */
+function diagnosisPhase(ctx: DefinitionContext, ends: PhaseEnds): Phase {
+  const { scope, functions } = ctx;
+  const collectBefore = ends.beforeChange(collectDiagnostics(ctx, STATE.collectDiagnostics, '$.before'));
 
   // EC2's view of the instance's ENIs (timeouts, tracked flows), asked only when the diagnostics
   // show its allowance involved. A failure is kept in $.network for the plan to say, not an end.
   const describeNetwork = invoke(
+    ctx,
     STATE.describeNetwork,
     functions.network,
     sfn.TaskInput.fromObject({
@@ -344,8 +457,9 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
     '$.network',
   );
 
-  const assess = beforeChange(
+  const assess = ends.beforeChange(
     invoke(
+      ctx,
       STATE.assess,
       functions.assess,
       sfn.TaskInput.fromObject({
@@ -360,13 +474,31 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
   );
   describeNetwork.addCatch(assess, { errors: [sfn.Errors.ALL], resultPath: '$.network' });
   describeNetwork.next(assess);
-  const notConfirmed = outcome(STATE.notConfirmed, OUTCOMES.notConfirmed).next(releaseSlot);
+  const notConfirmed = ends.outcome(STATE.notConfirmed, OUTCOMES.notConfirmed);
 
-  // ---- the policy gate and the approval -------------------------------------------------------
-  const checkPolicy = beforeChange(
+  return {
+    start: collectBefore,
+    continueWith: (checkPolicy) => {
+      assess.next(
+        new sfn.Choice(scope, STATE.dropsConfirmed)
+          .when(sfn.Condition.booleanEquals('$.assessment.confirmed', true), checkPolicy)
+          .otherwise(notConfirmed),
+      );
+      collectBefore.next(describeNetwork);
+    },
+  };
+}
+
+/**
+ * From the assessment to a decision: the policy gate, and a person's approval when it asks for
+ * one. Continues with the remediation slot when the decision is to apply.
+ */
+function decisionPhase(ctx: DefinitionContext, ends: PhaseEnds): Phase {
+  const checkPolicy = ends.beforeChange(
     invoke(
+      ctx,
       STATE.checkPolicy,
-      functions.policyGate,
+      ctx.functions.policyGate,
       sfn.TaskInput.fromObject({
         incident: sfn.JsonPath.objectAt('$.incident'),
         // For the lifecycle events this step puts.
@@ -377,10 +509,30 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
       '$.gate',
     ),
   );
-  const nothingToChange = outcome(STATE.nothingToChange, OUTCOMES.nothingToChange).next(releaseSlot);
-  const dryRun = outcome(STATE.dryRun, OUTCOMES.dryRun).next(releaseSlot);
-  const rejected = outcome(STATE.rejected, OUTCOMES.rejected).next(releaseSlot);
-  const approvalTimedOut = outcome(STATE.approvalTimedOut, OUTCOMES.approvalTimedOut).next(releaseSlot);
+  const nothingToChange = ends.outcome(STATE.nothingToChange, OUTCOMES.nothingToChange);
+  const dryRun = ends.outcome(STATE.dryRun, OUTCOMES.dryRun);
+  const approval = approvalFragment(ctx, ends);
+
+  return {
+    start: checkPolicy,
+    continueWith: (takeSlot) => {
+      approval.continueWith(takeSlot);
+      checkPolicy.next(
+        new sfn.Choice(ctx.scope, STATE.approvalRequired)
+          .when(sfn.Condition.stringEquals('$.gate.decision', 'apply'), takeSlot)
+          .when(sfn.Condition.stringEquals('$.gate.decision', 'approve'), approval.start)
+          .when(sfn.Condition.stringEquals('$.gate.decision', 'dry-run'), dryRun)
+          .otherwise(nothingToChange),
+      );
+    },
+  };
+}
+
+/** A person's decision on the gate's plan, then the gate again with it. */
+function approvalFragment(ctx: DefinitionContext, ends: PhaseEnds): Phase {
+  const { scope, functions, approvalTimeout } = ctx;
+  const rejected = ends.outcome(STATE.rejected, OUTCOMES.rejected);
+  const approvalTimedOut = ends.outcome(STATE.approvalTimedOut, OUTCOMES.approvalTimedOut);
 
   // The task token never leaves the server side: the handler stores it under a single-use approval
   // id, and only that id travels in messages and buttons.
@@ -403,10 +555,11 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
   });
   waitForApproval.addRetry(LAMBDA_RETRY);
   waitForApproval.addCatch(approvalTimedOut, { errors: [sfn.Errors.TIMEOUT], resultPath: '$.error' });
-  beforeChange(waitForApproval);
+  ends.beforeChange(waitForApproval);
 
-  const settleApproval = beforeChange(
+  const settleApproval = ends.beforeChange(
     invoke(
+      ctx,
       STATE.settleApproval,
       functions.policyGate,
       sfn.TaskInput.fromObject({
@@ -421,8 +574,45 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
     ),
   );
 
-  // ---- change, soak, verify -------------------------------------------------------------------
-  const applyRemediation = afterChange(
+  return {
+    start: waitForApproval,
+    continueWith: (takeSlot) => {
+      settleApproval.next(
+        new sfn.Choice(scope, STATE.anythingApproved)
+          .when(sfn.Condition.stringEquals('$.gate.decision', 'apply'), takeSlot)
+          .otherwise(rejected),
+      );
+      waitForApproval.next(settleApproval);
+    },
+  };
+}
+
+/**
+ * Right before a change: an automatic change the calendar or the breaker now forbids goes back
+ * to the policy gate (capped to approve); otherwise a fleet-wide slot is taken, waiting with
+ * backoff and jitter while all are busy. Returns the step that takes it.
+ */
+function remediationSlot(
+  ctx: DefinitionContext,
+  ends: PhaseEnds,
+  next: { readonly granted: sfn.IChainable; readonly refused: sfn.IChainable },
+): sfn.IChainable {
+  const noSlot = ends.outcome(STATE.noSlot, OUTCOMES.noRemediationSlot);
+  const takeSlot = guardrailStep(ctx, STATE.takeSlot, 'take-slot').addRetry(SLOT_RETRY);
+  takeSlot.addCatch(noSlot, { errors: [WORKFLOW_ERROR.slotsBusy], resultPath: '$.error' });
+  ends.beforeChange(takeSlot);
+  takeSlot.next(
+    new sfn.Choice(ctx.scope, STATE.slotTaken)
+      .when(sfn.Condition.booleanEquals('$.guardrails.slot.granted', true), next.granted)
+      .otherwise(next.refused),
+  );
+  return takeSlot;
+}
+
+/** The change: apply, announce it, soak, then look at the host and its ENIs again. */
+function changePhase(ctx: DefinitionContext, ends: PhaseEnds): Phase {
+  const { scope, functions } = ctx;
+  const applyRemediation = ends.afterChange(
     new sfn.Map(scope, STATE.applyRemediation, {
       itemsPath: '$.gate.toApply',
       maxConcurrency: 1,
@@ -435,17 +625,10 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
     new sfn.Choice(scope, STATE.applyThrough)
       .when(
         sfn.Condition.stringEquals('$.request.document', ENI_TIMEOUTS_DOCUMENT),
-        networkChange(STATE.applyEniChange, 'apply'),
+        networkChange(ctx, STATE.applyEniChange, 'apply'),
       )
       .otherwise(
-        ssmCommandLoop(scope, {
-          label: 'Apply',
-          documents: [
-            { logicalName: DOCUMENT.raiseLimits, awsName: documents.raiseLimits },
-            { logicalName: DOCUMENT.notrackPorts, awsName: documents.notrackPorts },
-          ],
-          polling,
-        }),
+        ssmCommandLoop(scope, { label: 'Apply', documents: hostChangeDocuments(ctx), polling: ctx.polling }),
       ),
   );
 
@@ -455,6 +638,7 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
   // sees as it happens. It never fails the incident: the function does not throw, and if Lambda
   // itself fails the soak starts anyway.
   const announceChange = invoke(
+    ctx,
     STATE.announceChange,
     functions.announce,
     sfn.TaskInput.fromObject({
@@ -467,18 +651,12 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
   );
   announceChange.addCatch(soak, { errors: [sfn.Errors.ALL], resultPath: '$.announceError' });
 
-  const collectAfter = afterChange(
-    collectDiagnostics(scope, STATE.collectDiagnosticsAfter, '$.after', {
-      awsName: documents.collectDiagnostics,
-      sampleSeconds,
-      topN,
-      polling,
-    }),
-  );
+  const collectAfter = ends.afterChange(collectDiagnostics(ctx, STATE.collectDiagnosticsAfter, '$.after'));
 
   // What EC2 reports now, when ENI timeouts were changed (the verification compares it with what was
   // set). A failure is kept in $.networkAfter: the counter's rate still decides.
   const describeNetworkAfter = invoke(
+    ctx,
     STATE.describeNetworkAfter,
     functions.network,
     sfn.TaskInput.fromObject({
@@ -488,9 +666,23 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
     }),
     '$.networkAfter',
   );
+  applyRemediation.next(announceChange).next(soak).next(collectAfter).next(describeNetworkAfter);
 
-  const verify = afterChange(
+  return {
+    start: applyRemediation,
+    continueWith: (verify) => {
+      describeNetworkAfter.addCatch(verify, { errors: [sfn.Errors.ALL], resultPath: '$.networkAfter' });
+      describeNetworkAfter.next(verify);
+    },
+  };
+}
+
+/** Did the fix hold: then persist it, else roll it back. Returns the verification. */
+function verificationPhase(ctx: DefinitionContext, ends: PhaseEnds): sfn.IChainable {
+  const { scope, functions } = ctx;
+  const verify = ends.afterChange(
     invoke(
+      ctx,
       STATE.verify,
       functions.verify,
       sfn.TaskInput.fromObject({
@@ -507,9 +699,7 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
       '$.verification',
     ),
   );
-  describeNetworkAfter.addCatch(verify, { errors: [sfn.Errors.ALL], resultPath: '$.networkAfter' });
-  describeNetworkAfter.next(verify);
-  const remediated = outcome(STATE.remediated, OUTCOMES.remediated).next(releaseSlot);
+  const remediated = ends.outcome(STATE.remediated, OUTCOMES.remediated);
 
   // A verified change is re-applied with Persist=true (when the policy persists at all). If that
   // fails the fix still holds, so the incident ends remediated and the notification says so.
@@ -520,86 +710,17 @@ export function buildIncidentDefinition(scope: Construct, props: IncidentDefinit
     resultPath: '$.persisted',
   });
   persist.itemProcessor(
-    ssmCommandLoop(scope, {
-      label: 'Persist',
-      documents: [
-        { logicalName: DOCUMENT.raiseLimits, awsName: documents.raiseLimits },
-        { logicalName: DOCUMENT.notrackPorts, awsName: documents.notrackPorts },
-      ],
-      polling,
-    }),
+    ssmCommandLoop(scope, { label: 'Persist', documents: hostChangeDocuments(ctx), polling: ctx.polling }),
   );
   persist.addCatch(remediated, { errors: [sfn.Errors.ALL], resultPath: '$.persistError' });
   persist.next(remediated);
 
-  // ---- a remediation slot before any change -----------------------------------------------------
-  // Right before a change: an automatic change the calendar or the breaker now forbids goes back
-  // to the policy gate (capped to approve); otherwise a fleet-wide slot is taken, waiting with
-  // backoff and jitter while all are busy.
-  const noSlot = outcome(STATE.noSlot, OUTCOMES.noRemediationSlot).next(releaseSlot);
-  const takeSlot = guardrailStep(STATE.takeSlot, 'take-slot').addRetry(SLOT_RETRY);
-  takeSlot.addCatch(noSlot, { errors: [WORKFLOW_ERROR.slotsBusy], resultPath: '$.error' });
-  beforeChange(takeSlot);
-
-  // ---- wiring ---------------------------------------------------------------------------------
   verify.next(
     new sfn.Choice(scope, STATE.fixHeld)
       .when(sfn.Condition.booleanEquals('$.verification.held', true), persist)
-      .otherwise(rollBack),
+      .otherwise(ends.rollBack),
   );
-  applyRemediation.next(announceChange).next(soak).next(collectAfter).next(describeNetworkAfter);
-
-  takeSlot.next(
-    new sfn.Choice(scope, STATE.slotTaken)
-      .when(sfn.Condition.booleanEquals('$.guardrails.slot.granted', true), applyRemediation)
-      .otherwise(checkPolicy),
-  );
-  settleApproval.next(
-    new sfn.Choice(scope, STATE.anythingApproved)
-      .when(sfn.Condition.stringEquals('$.gate.decision', 'apply'), takeSlot)
-      .otherwise(rejected),
-  );
-  waitForApproval.next(settleApproval);
-
-  checkPolicy.next(
-    new sfn.Choice(scope, STATE.approvalRequired)
-      .when(sfn.Condition.stringEquals('$.gate.decision', 'apply'), takeSlot)
-      .when(sfn.Condition.stringEquals('$.gate.decision', 'approve'), waitForApproval)
-      .when(sfn.Condition.stringEquals('$.gate.decision', 'dry-run'), dryRun)
-      .otherwise(nothingToChange),
-  );
-
-  assess.next(
-    new sfn.Choice(scope, STATE.dropsConfirmed)
-      .when(sfn.Condition.booleanEquals('$.assessment.confirmed', true), checkPolicy)
-      .otherwise(notConfirmed),
-  );
-  collectBefore.next(describeNetwork);
-
-  lookUpInstance.next(checkGuardrails);
-  checkGuardrails.next(
-    new sfn.Choice(scope, STATE.optedOutChoice)
-      .when(sfn.Condition.stringEquals('$.guardrails.next', 'opted-out'), optedOut)
-      .otherwise(
-        new sfn.Choice(scope, STATE.instanceManaged)
-          .when(sfn.Condition.stringEquals('$.guardrails.next', 'collect'), collectBefore)
-          .otherwise(notManaged),
-      ),
-  );
-
-  // Detection opens incidents for hosts that are not EC2 instances too (no instance id in the log
-  // stream name): those can only be escalated.
-  return takeIncident.next(
-    new sfn.Choice(scope, STATE.hostIsInstance)
-      .when(
-        sfn.Condition.and(
-          sfn.Condition.isPresent('$.incident.instanceId'),
-          sfn.Condition.isString('$.incident.instanceId'),
-        ),
-        lookUpInstance,
-      )
-      .otherwise(notManaged),
-  );
+  return verify;
 }
 
 /** The input of an SSM command block: see ssmCommandLoop. */
@@ -613,25 +734,13 @@ function ssmBlockInput(parametersPath: string, requestPath: string): Record<stri
   };
 }
 
-interface CollectProps {
-  readonly awsName: string;
-  readonly sampleSeconds: number;
-  readonly topN: number;
-  readonly polling: SsmPolling;
-}
-
 /** collect-diagnostics as one Parallel block, so that its loop's failures are caught as one step. */
-function collectDiagnostics(
-  scope: Construct,
-  name: string,
-  resultPath: string,
-  props: CollectProps,
-): sfn.Parallel {
-  const block = new sfn.Parallel(scope, name, {
+function collectDiagnostics(ctx: DefinitionContext, name: string, resultPath: string): sfn.Parallel {
+  const block = new sfn.Parallel(ctx.scope, name, {
     parameters: {
       instanceId: sfn.JsonPath.stringAt('$.incident.instanceId'),
       incidentId: sfn.JsonPath.stringAt('$.incident.incidentId'),
-      parameters: { SampleSeconds: [String(props.sampleSeconds)], TopN: [String(props.topN)] },
+      parameters: { SampleSeconds: [String(ctx.sampleSeconds)], TopN: [String(ctx.topN)] },
       request: { document: DOCUMENT.collectDiagnostics },
       polls: { count: 0 },
     },
@@ -644,10 +753,10 @@ function collectDiagnostics(
     resultPath,
   });
   block.branch(
-    ssmCommandLoop(scope, {
+    ssmCommandLoop(ctx.scope, {
       label: name,
-      documents: [{ logicalName: DOCUMENT.collectDiagnostics, awsName: props.awsName }],
-      polling: props.polling,
+      documents: [{ logicalName: DOCUMENT.collectDiagnostics, awsName: ctx.documents.collectDiagnostics }],
+      polling: ctx.polling,
     }),
   );
   return block;
