@@ -23,7 +23,12 @@ import {
 import type { IncidentView } from '../../core/chatops/messages.js';
 import type { SnsMessage } from '../../core/chatops/notification.js';
 import { notifyOutcome } from '../../core/chatops/outcome.js';
-import { CHATOPS_ENVIRONMENT, realSlackConfigured, slackSettingsFrom } from '../../core/chatops/settings.js';
+import {
+  CHATOPS_ENVIRONMENT,
+  realSlackConfigured,
+  type SlackSettings,
+  slackSettingsFrom,
+} from '../../core/chatops/settings.js';
 import { parseSigningSecrets } from '../../core/chatops/signature.js';
 import { stepUpdateOf } from '../../core/chatops/steps.js';
 import { evidenceReferenceOf } from '../../core/evidence/reference.js';
@@ -108,9 +113,8 @@ function incidentFromInput(input: unknown): IncidentView | null {
 
 export async function startLocalChatops(options: LocalChatopsOptions): Promise<LocalChatops> {
   const now = options.now ?? (() => new Date());
-  const real = realSlackConfigured(options.env);
+  const settings = realSlackConfigured(options.env) ? slackSettingsFrom(options.env) : null;
   const store = new MemoryApprovalStore();
-  const settings = real ? slackSettingsFrom(options.env) : null;
   const slack: SlackPort & { userGroupMembers?: (id: string) => Promise<string[]> } =
     settings === null
       ? new FileSlack(join(options.outDir, 'slack'))
@@ -126,15 +130,7 @@ export async function startLocalChatops(options: LocalChatopsOptions): Promise<L
     now,
     newApprovalId: randomUUID,
   });
-
-  // Messages go out one at a time, in order; a Slack failure is reported, never fatal.
-  let queue: Promise<void> = Promise.resolve();
-  const enqueue = (what: string, work: () => Promise<unknown>) => {
-    queue = queue.then(work).then(
-      () => {},
-      (error: unknown) => options.say(`slack: ${what} failed: ${(error as Error).message}`),
-    );
-  };
+  const outbox = new Outbox(options.say);
 
   // Slack mode: clicks resolve the waiting approval through the same verification as on AWS.
   const waiting = new Map<string, (output: Record<string, unknown>) => void>();
@@ -146,117 +142,175 @@ export async function startLocalChatops(options: LocalChatopsOptions): Promise<L
           now,
           waiting,
           userGroupMembers: (groupId) => (slack as SlackWebApi).userGroupMembers(groupId),
-          followUp: (work) => enqueue(`follow-up ${work.kind}`, () => chat.followUp(work)),
+          followUp: (work) => outbox.send(`follow-up ${work.kind}`, () => chat.followUp(work)),
         });
 
-  let incident: IncidentView | null = null;
-  let notifications = 0;
-
-  const writeJson = async (folder: string, file: string, value: unknown) => {
-    await mkdir(folder, { recursive: true });
-    const path = join(folder, file);
-    await writeFile(path, `${JSON.stringify(value, null, 2)}\n`);
-    return path;
+  const parts: ChatopsParts = {
+    options,
+    now,
+    settings,
+    store,
+    chat,
+    outbox,
+    waiting,
+    endpoint: server?.url ?? null,
   };
-
   return {
     mode: settings === null ? 'files' : 'slack',
-    endpoint: server?.url ?? null,
-
-    async requestApproval(payload) {
-      await queue;
-      const task = approvalTaskFrom(payload);
-      // The stricter reading of the same input first, so that nothing is posted for an input it refuses.
-      const { request: pending } = approvalRequestFrom(payload, now(), 'pending');
-      // Wait for the click from before the message is posted: a click that arrived between the post
-      // and the wait would find nobody waiting and close the approval as expired.
-      const clicked =
-        settings !== null && options.decision === 'prompt'
-          ? new Promise<Record<string, unknown>>((resolve) => waiting.set(task.taskToken, resolve))
-          : null;
-      let record: ApprovalRecord;
-      try {
-        ({ record } = await chat.requestApproval(task));
-      } catch (error) {
-        waiting.delete(task.taskToken);
-        throw error;
-      }
-      const request = {
-        ...pending,
-        approvalId: record.approvalId,
-        createdAt: record.createdAt,
-        expiresAt: record.expiresAt,
-      };
-      const text = approvalText(request);
-      // The request as SNS carries it: the approval id, never the task token.
-      const folder = join(options.outDir, 'approvals');
-      await writeJson(folder, `${record.approvalId}.request.json`, request);
-      await mkdir(folder, { recursive: true });
-      await writeFile(join(folder, `${record.approvalId}.request.txt`), `${text}\n`);
-      let output: Record<string, unknown>;
-      if (settings !== null && clicked !== null) {
-        options.say(
-          `slack: approval ${record.approvalId} posted to ${settings.channelId}; waiting for a click (endpoint ${server?.url}, which the app's Request URL must reach)`,
-        );
-        output = await clicked;
-      } else {
-        output = await decideLocally(record, text, options, store, now);
-        enqueue('settling the approval', () => chat.settleApproval(record.approvalId));
-      }
-      await writeJson(folder, `${record.approvalId}.decision.json`, output);
-      return output;
-    },
-
-    async notify(payload) {
-      await queue;
-      const notification = incidentNotification(payload as WorkflowState);
-      const evidence = evidenceReferenceOf((payload as WorkflowState).evidence);
-      let location = '';
-      const delivery = await notifyOutcome(
-        payload,
-        notification,
-        { account: 'local', evidence },
-        {
-          publish: async (message: SnsMessage) => {
-            notifications += 1;
-            location = await writeJson(
-              join(options.outDir, 'notifications'),
-              `sns-${String(notifications).padStart(2, '0')}.json`,
-              message,
-            );
-            return { messageId: location };
-          },
-          chat,
-        },
-      );
-      if (typeof delivery.slack === 'object')
-        options.say(`slack: the outcome was not posted: ${delivery.slack.error}`);
-      return { channel: 'file', location, subject: notification.subject, slack: delivery.slack };
-    },
-
-    onEvent(event) {
-      if (incident === null) incident = incidentFromInput(event.input);
-      const update = stepUpdateOf({
-        kind:
-          event.type === 'StateExited'
-            ? 'exited'
-            : event.type === 'StateFailed' || event.type === 'StateCaught'
-              ? 'failed'
-              : 'other',
-        state: event.state,
-        output: event.output,
-        error: event.error,
-        cause: event.cause,
-      });
-      if (incident === null || update === null) return;
-      const current = incident;
-      enqueue(`step ${update.title}`, () => chat.step(current, update.title, update.status, update.detail));
-    },
-
+    endpoint: parts.endpoint,
+    requestApproval: (payload) => requestApproval(parts, payload),
+    notify: notifier(parts),
+    onEvent: stepLines(parts),
     async close() {
-      await queue;
+      await outbox.drained();
       await server?.close();
     },
+  };
+}
+
+/** Messages go out one at a time, in order; a Slack failure is reported, never fatal. */
+class Outbox {
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(private readonly say: (line: string) => void) {}
+
+  send(what: string, work: () => Promise<unknown>): void {
+    this.queue = this.queue.then(work).then(
+      () => {},
+      (error: unknown) => this.say(`slack: ${what} failed: ${(error as Error).message}`),
+    );
+  }
+
+  /** Resolves once every message queued so far has gone out (or failed). */
+  drained(): Promise<void> {
+    return this.queue;
+  }
+}
+
+/** What the approval, the notifications and the step lines share. */
+interface ChatopsParts {
+  readonly options: LocalChatopsOptions;
+  readonly now: () => Date;
+  /** The workspace's settings, or null when messages are written as files. */
+  readonly settings: SlackSettings | null;
+  readonly store: MemoryApprovalStore;
+  readonly chat: IncidentChat;
+  readonly outbox: Outbox;
+  /** The approvals waiting for a click, by task token: a click resolves one. */
+  readonly waiting: Map<string, (output: Record<string, unknown>) => void>;
+  /** The local interactivity endpoint, in Slack mode. */
+  readonly endpoint: string | null;
+}
+
+async function writeJson(folder: string, file: string, value: unknown): Promise<string> {
+  await mkdir(folder, { recursive: true });
+  const path = join(folder, file);
+  await writeFile(path, `${JSON.stringify(value, null, 2)}\n`);
+  return path;
+}
+
+/**
+ * The approval request: posted to the thread, written under `<out>/approvals/` as SNS carries it,
+ * and decided by a click in the workspace, on the terminal, or by the command line's flag.
+ */
+async function requestApproval(parts: ChatopsParts, payload: unknown): Promise<Record<string, unknown>> {
+  const { options, now, settings, chat, waiting } = parts;
+  await parts.outbox.drained();
+  const task = approvalTaskFrom(payload);
+  // The stricter reading of the same input first, so that nothing is posted for an input it refuses.
+  const { request: pending } = approvalRequestFrom(payload, now(), 'pending');
+  // Wait for the click from before the message is posted: a click that arrived between the post
+  // and the wait would find nobody waiting and close the approval as expired.
+  const clicked =
+    settings !== null && options.decision === 'prompt'
+      ? new Promise<Record<string, unknown>>((resolve) => waiting.set(task.taskToken, resolve))
+      : null;
+  let record: ApprovalRecord;
+  try {
+    ({ record } = await chat.requestApproval(task));
+  } catch (error) {
+    waiting.delete(task.taskToken);
+    throw error;
+  }
+  const request = {
+    ...pending,
+    approvalId: record.approvalId,
+    createdAt: record.createdAt,
+    expiresAt: record.expiresAt,
+  };
+  const text = approvalText(request);
+  // The request as SNS carries it: the approval id, never the task token.
+  const folder = join(options.outDir, 'approvals');
+  await writeJson(folder, `${record.approvalId}.request.json`, request);
+  await mkdir(folder, { recursive: true });
+  await writeFile(join(folder, `${record.approvalId}.request.txt`), `${text}\n`);
+  let output: Record<string, unknown>;
+  if (settings !== null && clicked !== null) {
+    options.say(
+      `slack: approval ${record.approvalId} posted to ${settings.channelId}; waiting for a click (endpoint ${parts.endpoint}, which the app's Request URL must reach)`,
+    );
+    output = await clicked;
+  } else {
+    output = await decideLocally(record, text, options, parts.store, now);
+    parts.outbox.send('settling the approval', () => chat.settleApproval(record.approvalId));
+  }
+  await writeJson(folder, `${record.approvalId}.decision.json`, output);
+  return output;
+}
+
+/** The outcome: posted to the thread, and written under `<out>/notifications/` as Publish would receive it. */
+function notifier(parts: ChatopsParts): LocalChatops['notify'] {
+  let notifications = 0;
+  return async (payload) => {
+    await parts.outbox.drained();
+    const notification = incidentNotification(payload as WorkflowState);
+    const evidence = evidenceReferenceOf((payload as WorkflowState).evidence);
+    let location = '';
+    const delivery = await notifyOutcome(
+      payload,
+      notification,
+      { account: 'local', evidence },
+      {
+        publish: async (message: SnsMessage) => {
+          notifications += 1;
+          location = await writeJson(
+            join(parts.options.outDir, 'notifications'),
+            `sns-${String(notifications).padStart(2, '0')}.json`,
+            message,
+          );
+          return { messageId: location };
+        },
+        chat: parts.chat,
+      },
+    );
+    if (typeof delivery.slack === 'object')
+      parts.options.say(`slack: the outcome was not posted: ${delivery.slack.error}`);
+    return { channel: 'file', location, subject: notification.subject, slack: delivery.slack };
+  };
+}
+
+/** A line in the thread for each step worth one, once the first event has named the incident. */
+function stepLines(parts: ChatopsParts): LocalChatops['onEvent'] {
+  let incident: IncidentView | null = null;
+  return (event) => {
+    if (incident === null) incident = incidentFromInput(event.input);
+    const update = stepUpdateOf({
+      kind:
+        event.type === 'StateExited'
+          ? 'exited'
+          : event.type === 'StateFailed' || event.type === 'StateCaught'
+            ? 'failed'
+            : 'other',
+      state: event.state,
+      output: event.output,
+      error: event.error,
+      cause: event.cause,
+    });
+    if (incident === null || update === null) return;
+    const current = incident;
+    parts.outbox.send(`step ${update.title}`, () =>
+      parts.chat.step(current, update.title, update.status, update.detail),
+    );
   };
 }
 
@@ -272,7 +326,7 @@ interface InteractivityParts {
 /** The local interactivity endpoint: Slack's clicks, verified and decided as the Lambda does. */
 async function serveInteractivity(
   options: LocalChatopsOptions,
-  settings: NonNullable<ReturnType<typeof slackSettingsFrom>>,
+  settings: SlackSettings,
   parts: InteractivityParts,
 ): Promise<FunctionUrlServer> {
   const { store, now, waiting, followUp } = parts;
