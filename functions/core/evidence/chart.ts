@@ -84,9 +84,39 @@ export function renderChart(input: ChartInput): string {
     return `${parts.join('\n')}\n`;
   }
 
+  const intervals = dropIntervals(samples);
+  const scales = chartScales(samples, times, intervals, input.projection);
+  parts.push(
+    ...axes(scales),
+    ...dropBars(intervals, scales),
+    ...limitLine(samples, scales),
+    ...countLine(samples, scales),
+    ...(input.projection ? forecastLine(input.projection, scales) : []),
+    ...markerLines(input.markers, scales),
+    ...legend(),
+  );
+  return `${parts.join('\n')}\n`;
+}
+
+/** Where a time and a value fall on the plot: time across, entries on the left, drops/s on the right. */
+interface ChartScales {
+  readonly tMin: number;
+  readonly tMax: number;
+  readonly leftMax: number;
+  readonly rightMax: number;
+  x(ms: number): number;
+  yLeft(value: number): number;
+  yRight(value: number): number;
+}
+
+function chartScales(
+  samples: readonly CounterSample[],
+  times: readonly number[],
+  intervals: readonly DropInterval[],
+  projection: ChartInput['projection'],
+): ChartScales {
   let tMin = Math.min(...times);
   let tMax = Math.max(...times);
-  const projection = input.projection;
   if (projection && times.length > 0) {
     // Show the predicted full time when it is near; otherwise at most as far again as the data.
     const full = Date.parse(projection.fullAt);
@@ -96,19 +126,25 @@ export function renderChart(input: ChartInput): string {
     tMin -= 5_000;
     tMax += 5_000;
   }
-  const x = (ms: number) => PLOT.left + ((ms - tMin) / (tMax - tMin)) * (PLOT.right - PLOT.left);
-
   const levels = samples
     .flatMap((sample) => [sample.entries, sample.max])
     .filter((value): value is number => value !== null);
   const leftMax = niceCeiling(Math.max(1, ...levels) * 1.1);
-  const yLeft = (value: number) => PLOT.bottom - (value / leftMax) * (PLOT.bottom - PLOT.top);
-  const intervals = dropIntervals(samples);
   const rightMax = niceCeiling(Math.max(1, ...intervals.map((interval) => interval.ratePerSecond)) * 1.15);
-  const yRight = (value: number) => PLOT.bottom - (value / rightMax) * (PLOT.bottom - PLOT.top);
+  return {
+    tMin,
+    tMax,
+    leftMax,
+    rightMax,
+    x: (ms) => PLOT.left + ((ms - tMin) / (tMax - tMin)) * (PLOT.right - PLOT.left),
+    yLeft: (value) => PLOT.bottom - (value / leftMax) * (PLOT.bottom - PLOT.top),
+    yRight: (value) => PLOT.bottom - (value / rightMax) * (PLOT.bottom - PLOT.top),
+  };
+}
 
-  // Grid and axes.
-  parts.push('<g data-part="axes">');
+/** Grid and axes. */
+function axes({ tMin, tMax, leftMax, rightMax, x, yLeft, yRight }: ChartScales): string[] {
+  const parts = ['<g data-part="axes">'];
   for (const tick of ticks(leftMax)) {
     const y = yLeft(tick).toFixed(1);
     parts.push(
@@ -136,11 +172,14 @@ export function renderChart(input: ChartInput): string {
     `<text transform="translate(${WIDTH - 16} ${(PLOT.top + PLOT.bottom) / 2}) rotate(90)" text-anchor="middle" fill="${COLORS.drops}">dropped packets per second</text>`,
     '</g>',
   );
+  return parts;
+}
 
-  // Drop-rate bars (behind the lines).
-  parts.push(
+/** Drop-rate bars (drawn first, behind the lines). */
+function dropBars(intervals: readonly DropInterval[], { x, yRight }: ChartScales): string[] {
+  const parts = [
     `<g data-series="drops" data-values="${intervals.map((interval) => round(interval.ratePerSecond)).join(',')}" fill="${COLORS.drops}" fill-opacity="0.45">`,
-  );
+  ];
   for (const interval of intervals) {
     const x1 = x(Date.parse(interval.from));
     const x2 = x(Date.parse(interval.to));
@@ -150,54 +189,63 @@ export function renderChart(input: ChartInput): string {
     );
   }
   parts.push('</g>');
+  return parts;
+}
 
-  // The limit as a step line: it changes only when someone sets it.
+/** The limit as a step line: it changes only when someone sets it. */
+function limitLine(samples: readonly CounterSample[], { x, yLeft }: ChartScales): string[] {
   const withMax = samples.filter((sample) => sample.max !== null);
-  if (withMax.length > 0) {
-    const [first, ...rest] = withMax;
-    let d = `M${x(Date.parse(first?.at ?? '')).toFixed(1)} ${yLeft(first?.max ?? 0).toFixed(1)}`;
-    for (const sample of rest)
-      d += ` H${x(Date.parse(sample.at)).toFixed(1)} V${yLeft(sample.max ?? 0).toFixed(1)}`;
-    parts.push(
-      `<path data-series="max" data-values="${withMax.map((sample) => sample.max).join(',')}" d="${d}" fill="none" stroke="${COLORS.max}" stroke-width="2" stroke-dasharray="7 4"/>`,
-    );
-  }
+  if (withMax.length === 0) return [];
+  const [first, ...rest] = withMax;
+  let d = `M${x(Date.parse(first?.at ?? '')).toFixed(1)} ${yLeft(first?.max ?? 0).toFixed(1)}`;
+  for (const sample of rest)
+    d += ` H${x(Date.parse(sample.at)).toFixed(1)} V${yLeft(sample.max ?? 0).toFixed(1)}`;
+  return [
+    `<path data-series="max" data-values="${withMax.map((sample) => sample.max).join(',')}" d="${d}" fill="none" stroke="${COLORS.max}" stroke-width="2" stroke-dasharray="7 4"/>`,
+  ];
+}
 
+/** The entries as a line with a dot per sample. */
+function countLine(samples: readonly CounterSample[], { x, yLeft }: ChartScales): string[] {
   const withCount = samples.filter((sample) => sample.entries !== null);
-  if (withCount.length > 0) {
-    const points = withCount.map(
-      (sample) => `${x(Date.parse(sample.at)).toFixed(1)},${yLeft(sample.entries ?? 0).toFixed(1)}`,
-    );
-    parts.push(
-      `<g data-series="count" data-values="${withCount.map((sample) => sample.entries).join(',')}">`,
-      `<polyline points="${points.join(' ')}" fill="none" stroke="${COLORS.count}" stroke-width="2.5"/>`,
-      ...withCount.map(
-        (sample, index) =>
-          `<circle cx="${points[index]?.split(',')[0]}" cy="${points[index]?.split(',')[1]}" r="3.5" fill="${COLORS.count}"><title>${escapeXml(`${sample.entries} entries at ${sample.at}${sample.max ? ` (limit ${sample.max})` : ''}`)}</title></circle>`,
-      ),
-      '</g>',
-    );
-  }
+  if (withCount.length === 0) return [];
+  const points = withCount.map(
+    (sample) => `${x(Date.parse(sample.at)).toFixed(1)},${yLeft(sample.entries ?? 0).toFixed(1)}`,
+  );
+  return [
+    `<g data-series="count" data-values="${withCount.map((sample) => sample.entries).join(',')}">`,
+    `<polyline points="${points.join(' ')}" fill="none" stroke="${COLORS.count}" stroke-width="2.5"/>`,
+    ...withCount.map(
+      (sample, index) =>
+        `<circle cx="${points[index]?.split(',')[0]}" cy="${points[index]?.split(',')[1]}" r="3.5" fill="${COLORS.count}"><title>${escapeXml(`${sample.entries} entries at ${sample.at}${sample.max ? ` (limit ${sample.max})` : ''}`)}</title></circle>`,
+    ),
+    '</g>',
+  ];
+}
 
-  if (projection) {
-    const fromMs = Date.parse(projection.from.at);
-    const fullMs = Date.parse(projection.fullAt);
-    if (Number.isFinite(fromMs) && Number.isFinite(fullMs) && fullMs > fromMs) {
-      const endMs = Math.min(fullMs, tMax);
-      const endEntries =
-        projection.from.entries +
-        ((projection.max - projection.from.entries) * (endMs - fromMs)) / (fullMs - fromMs);
-      parts.push(
-        `<g data-series="forecast" data-values="${projection.from.entries},${Math.round(endEntries)}" data-full-at="${escapeXml(projection.fullAt)}">`,
-        `<line x1="${x(fromMs).toFixed(1)}" y1="${yLeft(projection.from.entries).toFixed(1)}" x2="${x(endMs).toFixed(1)}" y2="${yLeft(endEntries).toFixed(1)}" stroke="${COLORS.count}" stroke-width="2" stroke-dasharray="3 4"><title>${escapeXml(`forecast: full at ${projection.fullAt}`)}</title></line>`,
-        '</g>',
-      );
-    }
-  }
+/** A near-full forecast's dashed line, cut at the chart's right edge. */
+function forecastLine(
+  projection: NonNullable<ChartInput['projection']>,
+  { tMax, x, yLeft }: ChartScales,
+): string[] {
+  const fromMs = Date.parse(projection.from.at);
+  const fullMs = Date.parse(projection.fullAt);
+  if (!(Number.isFinite(fromMs) && Number.isFinite(fullMs) && fullMs > fromMs)) return [];
+  const endMs = Math.min(fullMs, tMax);
+  const endEntries =
+    projection.from.entries +
+    ((projection.max - projection.from.entries) * (endMs - fromMs)) / (fullMs - fromMs);
+  return [
+    `<g data-series="forecast" data-values="${projection.from.entries},${Math.round(endEntries)}" data-full-at="${escapeXml(projection.fullAt)}">`,
+    `<line x1="${x(fromMs).toFixed(1)}" y1="${yLeft(projection.from.entries).toFixed(1)}" x2="${x(endMs).toFixed(1)}" y2="${yLeft(endEntries).toFixed(1)}" stroke="${COLORS.count}" stroke-width="2" stroke-dasharray="3 4"><title>${escapeXml(`forecast: full at ${projection.fullAt}`)}</title></line>`,
+    '</g>',
+  ];
+}
 
-  // Timeline markers, labels staggered so that close events stay readable.
-  parts.push('<g data-part="markers">');
-  input.markers.forEach((marker, index) => {
+/** Timeline markers, labels staggered so that close events stay readable. */
+function markerLines(markers: readonly TimelineEvent[], { x }: ChartScales): string[] {
+  const parts = ['<g data-part="markers">'];
+  markers.forEach((marker, index) => {
     const mx = x(Date.parse(marker.at)).toFixed(1);
     const labelY = PLOT.top - 6 - (index % 4) * 12;
     parts.push(
@@ -208,10 +256,13 @@ export function renderChart(input: ChartInput): string {
     );
   });
   parts.push('</g>');
+  return parts;
+}
 
-  // Legend.
+/** The legend, and the end of the SVG. */
+function legend(): string[] {
   const legendY = HEIGHT - 22;
-  parts.push(
+  return [
     '<g data-part="legend">',
     `<line x1="${PLOT.left}" x2="${PLOT.left + 24}" y1="${legendY}" y2="${legendY}" stroke="${COLORS.count}" stroke-width="2.5"/>`,
     `<text x="${PLOT.left + 30}" y="${legendY}" dominant-baseline="middle" fill="${COLORS.text}">entries (nf_conntrack_count)</text>`,
@@ -221,8 +272,7 @@ export function renderChart(input: ChartInput): string {
     `<text x="${PLOT.left + 480}" y="${legendY}" dominant-baseline="middle" fill="${COLORS.text}">drops/s between samples (kernel counter)</text>`,
     '</g>',
     '</svg>',
-  );
-  return `${parts.join('\n')}\n`;
+  ];
 }
 
 export function escapeXml(text: string): string {
