@@ -1,4 +1,3 @@
-import { constants, crc32, createInflateRaw } from 'node:zlib';
 import { ResponderError } from '../core/errors.js';
 
 /**
@@ -141,6 +140,8 @@ function firstOf(emitter: NodeJS.EventEmitter, events: string[]): Promise<void> 
 
 /** Yields the decompressed bytes of every member; throws GzipError after the last good byte. */
 export async function* gunzipMembers(source: AsyncIterator<Buffer>): AsyncGenerator<Buffer> {
+  // Loaded here, not at the top: most inputs are plain text, and zlib costs every run start-up time.
+  const { constants, crc32, createInflateRaw } = await import('node:zlib');
   const input = new ByteQueue(source);
   for (let first = true; await readHeader(input, first); first = false) {
     // Z_SYNC_FLUSH on end: a member cut short still yields what it holds, then we say so.

@@ -8,7 +8,21 @@ export interface CliIo {
   readonly stderr: Writable;
 }
 
-export const processIo: CliIo = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr };
+/**
+ * The process's own streams, each created on first use: Node builds a stream the first time
+ * `process.stdin` (or stdout, stderr) is read, and `detect FILE` never needs standard input.
+ */
+export const processIo: CliIo = {
+  get stdin() {
+    return process.stdin;
+  },
+  get stdout() {
+    return process.stdout;
+  },
+  get stderr() {
+    return process.stderr;
+  },
+};
 
 /** A command of the `conntrack-responder` CLI: returns the process exit code. */
 export type Command = (args: string[], io: CliIo) => Promise<number>;

@@ -4,7 +4,6 @@
  * crafted payload cannot exhaust memory (a real delivery decodes to a few MB at most).
  */
 
-import { gunzipSync } from 'node:zlib';
 import { LogInputError } from './errors.js';
 
 /** The most one delivery may decode to (a real one decodes to a few MB at most). */
@@ -12,6 +11,8 @@ export const MAX_DECODED_BYTES = 64 * 1024 * 1024;
 
 export function decodeAwsLogsData(data: string): unknown {
   if (!/^[A-Za-z0-9+/]*={0,2}$/.test(data)) throw new LogInputError('awslogs.data is not base64');
+  // Loaded on first use: zlib costs the CLI's start-up time, and most inputs are not deliveries.
+  const { gunzipSync } = process.getBuiltinModule('node:zlib');
   let json: string;
   try {
     json = gunzipSync(Buffer.from(data, 'base64'), { maxOutputLength: MAX_DECODED_BYTES }).toString('utf8');

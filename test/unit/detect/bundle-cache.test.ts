@@ -22,7 +22,7 @@ describe('the cached bundle behind `conntrack-responder detect`', () => {
     const { readdir } = await import('node:fs/promises');
     const base = join(root, 'node_modules', '.cache', 'conntrack-responder');
     const [key] = await readdir(base);
-    return join(base, key as string, 'entry.mjs');
+    return join(base, key as string, 'entry.cjs');
   }
 
   it('builds once, reuses the bundle while sources are unchanged, and rebuilds when one changes', async () => {
