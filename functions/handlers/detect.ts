@@ -3,10 +3,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { parser } from '@aws-lambda-powertools/parser/middleware';
-import {
-  CloudWatchLogsDecodeSchema,
-  CloudWatchLogsSchema,
-} from '@aws-lambda-powertools/parser/schemas/cloudwatch';
+import { CloudWatchLogsDecodeSchema } from '@aws-lambda-powertools/parser/schemas/cloudwatch';
 import type { ParsedResult } from '@aws-lambda-powertools/parser/types';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -15,7 +12,7 @@ import { SNSClient } from '@aws-sdk/client-sns';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import middy from '@middy/core';
 import type { CloudWatchLogsEvent, Context } from 'aws-lambda';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { AllowanceBaselineStore } from '../adapters/allowance-baseline-store.js';
 import { sdkRetryConfig } from '../adapters/aws-retry.js';
 import { escalateBreakerOnce } from '../adapters/fleet-escalation.js';
@@ -24,7 +21,11 @@ import { IncidentStore, type RecordingOutcome } from '../adapters/incident-store
 import { type StartOutcome, startIncidentWorkflow } from '../adapters/incident-workflow.js';
 import { SampleWindowStore } from '../adapters/sample-window-store.js';
 import { DEFAULT_ALLOWANCE_DETECT_SETTINGS } from '../core/allowance/detect.js';
-import { detectInSubscription, type SubscriptionDetection } from '../core/detect/index.js';
+import {
+  detectInSubscription,
+  readCloudWatchLogsData,
+  type SubscriptionDetection,
+} from '../core/detect/index.js';
 import { ResponderError } from '../core/errors.js';
 import { eventsAtOpening } from '../core/events/lifecycle.js';
 import { forecastSettingsFromEnvironment, hostMetricsFromEnvironment } from '../core/forecast/index.js';
@@ -81,7 +82,33 @@ const escalation = {
   region: process.env.AWS_REGION,
 };
 
-type SubscriptionEvent = z.infer<typeof CloudWatchLogsSchema>;
+/**
+ * Powertools' CloudWatchLogsSchema, except that the log events are only required to be there: the
+ * detection core validates each one (readCloudWatchLogsData), so that one malformed event is
+ * refused alone and never costs the events beside it. Failures keep Powertools' wording, which
+ * describeParseFailure retraces.
+ */
+const SubscriptionEventSchema = z.object({
+  awslogs: z.object({
+    data: z.base64().transform((data, context) => {
+      try {
+        const decoded: unknown = JSON.parse(gunzipSync(Buffer.from(data, 'base64')).toString('utf8'));
+        return CloudWatchLogsDecodeSchema.extend({ logEvents: z.array(z.unknown()).nonempty() }).parse(
+          decoded,
+        );
+      } catch {
+        context.addIssue({
+          code: 'custom',
+          message: 'Failed to decompress CloudWatch log data',
+          fatal: true,
+        });
+        return z.NEVER;
+      }
+    }),
+  }),
+});
+
+type SubscriptionEvent = z.infer<typeof SubscriptionEventSchema>;
 
 /**
  * When the breaker episode this container last saw escalated (or closed) tripped: incidents held
@@ -121,7 +148,7 @@ export const lambdaHandler = async (
   parsed: ParsedResult<unknown, SubscriptionEvent>,
 ): Promise<DetectResult> => {
   if (!parsed.success) reject(describeParseFailure(parsed.error, parsed.originalEvent));
-  const data = parsed.data.awslogs.data;
+  const { data, refused } = readCloudWatchLogsData(parsed.data.awslogs.data);
   if (data.messageType === 'CONTROL_MESSAGE') {
     logger.info('Acknowledged a CloudWatch Logs control message');
     return {
@@ -133,7 +160,20 @@ export const lambdaHandler = async (
   if (data.messageType !== 'DATA_MESSAGE') reject(`unknown messageType ${quoted(data.messageType)}`);
 
   const now = new Date();
-  const detection = detectInSubscription(data, { instanceIdPattern: settings.instanceIdPattern, now });
+  const detection = detectInSubscription(
+    data,
+    { instanceIdPattern: settings.instanceIdPattern, now },
+    refused,
+  );
+  if (refused.length > 0) {
+    // Never the events' content: where they are in the delivery, and why they were refused.
+    metrics.addMetric('LogEventsRefused', MetricUnit.Count, refused.length);
+    logger.warn('Refused malformed log events; the other events of the delivery were read', {
+      logGroup: data.logGroup,
+      logStream: data.logStream,
+      refused: refused.slice(0, 5).map((event) => `${event.where}: ${event.reason}`),
+    });
+  }
   const incidents: DetectResult['incidents'][number][] = [];
   let tripped = false;
   /** Whether an incident of this delivery was held in an episode not known to be escalated. */
@@ -334,7 +374,7 @@ const middyfied = middy(lambdaHandler)
   .use(captureLambdaHandler(tracer))
   .use(injectLambdaContext(logger, { resetKeys: true }))
   .use(logMetrics(metrics, { captureColdStartMetric: true }))
-  .use(parser({ schema: CloudWatchLogsSchema, safeParse: true }));
+  .use(parser({ schema: SubscriptionEventSchema, safeParse: true }));
 
 /**
  * The Lambda entry point. It takes the raw subscription event (`awslogs.data` still encoded); the

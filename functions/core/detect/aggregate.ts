@@ -98,6 +98,11 @@ export class DropAggregator<Evidence = never> {
     return this.active.has(host);
   }
 
+  /** The hosts for which hasActiveHosts is true (a live view: do not change it). */
+  activeHosts(): ReadonlySet<string> {
+    return this.active;
+  }
+
   /**
    * A line the kernel wrote, `times` times in a row (syslogd's repeat lines). `message` is its
    * classification (null for any other kernel line). `evidence` is kept (up to the limit) with

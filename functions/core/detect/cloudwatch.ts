@@ -62,8 +62,23 @@ function field<T>(
 
 const isString = (value: unknown) => typeof value === 'string';
 
-/** Validates a decoded subscription payload (what the Powertools parser schema also checks). */
-export function parseCloudWatchLogsData(value: unknown): CloudWatchLogsData {
+/** A log event of a payload that was set aside because it is not a valid event. */
+export interface RefusedLogEvent {
+  /** `logEvents[N]`, with the event's id when it has a readable one. */
+  readonly where: string;
+  readonly reason: string;
+  /** The event as JSON, so the caller can count the drop text it carried. */
+  readonly text: string;
+}
+
+/** A payload whose valid events are kept, and whose malformed ones are set aside with the reason. */
+export interface CloudWatchLogsReading {
+  readonly data: CloudWatchLogsData;
+  readonly refused: RefusedLogEvent[];
+}
+
+/** Checks the payload's own fields (everything but the events): without them no event can be placed. */
+function payloadFields(value: unknown): Omit<CloudWatchLogsData, 'logEvents'> & { logEvents: unknown[] } {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new LogInputError('CloudWatch Logs payload is not a JSON object');
   }
@@ -80,16 +95,55 @@ export function parseCloudWatchLogsData(value: unknown): CloudWatchLogsData {
       (filters) => Array.isArray(filters) && filters.every(isString),
       'an array of strings',
     ),
-    logEvents: events.map((event, index) => {
-      if (typeof event !== 'object' || event === null) {
-        throw new LogInputError(`CloudWatch Logs payload: logEvents[${index}] is not an object`);
-      }
-      const item = event as Record<string, unknown>;
-      return {
-        id: field(item, 'id', isString, `a string (logEvents[${index}])`),
-        timestamp: field(item, 'timestamp', Number.isFinite, `a number (logEvents[${index}])`),
-        message: field(item, 'message', isString, `a string (logEvents[${index}])`),
-      };
-    }),
+    logEvents: events,
   };
+}
+
+function logEvent(event: unknown, index: number): CloudWatchLogEvent {
+  if (typeof event !== 'object' || event === null || Array.isArray(event)) {
+    throw new LogInputError(`CloudWatch Logs payload: logEvents[${index}] is not an object`);
+  }
+  const item = event as Record<string, unknown>;
+  return {
+    id: field(item, 'id', isString, `a string (logEvents[${index}])`),
+    timestamp: field(item, 'timestamp', Number.isFinite, `a number (logEvents[${index}])`),
+    message: field(item, 'message', isString, `a string (logEvents[${index}])`),
+  };
+}
+
+/** Validates a decoded subscription payload (what the Powertools parser schema also checks). */
+export function parseCloudWatchLogsData(value: unknown): CloudWatchLogsData {
+  const payload = payloadFields(value);
+  return { ...payload, logEvents: payload.logEvents.map(logEvent) };
+}
+
+/**
+ * Reads a decoded subscription payload as parseCloudWatchLogsData does, except that a malformed
+ * event costs only itself: it is set aside with the reason, and the events beside it are kept.
+ * The payload's own fields must be valid (they name the stream every event belongs to).
+ */
+export function readCloudWatchLogsData(value: unknown): CloudWatchLogsReading {
+  const payload = payloadFields(value);
+  const logEvents: CloudWatchLogEvent[] = [];
+  const refused: RefusedLogEvent[] = [];
+  for (const [index, event] of payload.logEvents.entries()) {
+    try {
+      logEvents.push(logEvent(event, index));
+    } catch (error) {
+      if (!(error instanceof LogInputError)) throw error;
+      const id = (event as { id?: unknown } | null)?.id;
+      refused.push({
+        where:
+          typeof id === 'string'
+            ? `logEvents[${index}] (id ${JSON.stringify(id.slice(0, 64))})`
+            : `logEvents[${index}]`,
+        reason: error.message
+          .replace(`CloudWatch Logs payload: logEvents[${index}] is`, 'the event is')
+          .replace('CloudWatch Logs payload: ', '')
+          .replace(` (logEvents[${index}])`, ''),
+        text: JSON.stringify(event) ?? '',
+      });
+    }
+  }
+  return { data: { ...payload, logEvents }, refused };
 }

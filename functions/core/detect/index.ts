@@ -13,13 +13,24 @@
  * this pure core.
  */
 import type { DetectionReport } from './aggregate.js';
-import type { CloudWatchLogsData } from './cloudwatch.js';
+import type { CloudWatchLogsData, RefusedLogEvent } from './cloudwatch.js';
 import { DetectionSession } from './session.js';
 
 export type { DetectionReport, DropGroup } from './aggregate.js';
 export { DropAggregator } from './aggregate.js';
-export type { AwsLogsEnvelope, CloudWatchLogEvent, CloudWatchLogsData } from './cloudwatch.js';
-export { DEFAULT_INSTANCE_ID_PATTERN, hostForLogStream, parseCloudWatchLogsData } from './cloudwatch.js';
+export type {
+  AwsLogsEnvelope,
+  CloudWatchLogEvent,
+  CloudWatchLogsData,
+  CloudWatchLogsReading,
+  RefusedLogEvent,
+} from './cloudwatch.js';
+export {
+  DEFAULT_INSTANCE_ID_PATTERN,
+  hostForLogStream,
+  parseCloudWatchLogsData,
+  readCloudWatchLogsData,
+} from './cloudwatch.js';
 export { LogInputError } from './errors.js';
 export { CONNTRACK_FILTER_PATTERN } from './filter-pattern.js';
 export { isJournalEntry, parseJournalEntry } from './journald.js';
@@ -50,18 +61,21 @@ export interface SubscriptionDetection extends DetectionReport {
  * event's timestamp. `now` is only the fallback reference for events without a usable timestamp.
  * A CONTROL_MESSAGE yields no groups. Lines without a syslog/journald header cannot be attributed
  * to the kernel and count as `not-kernel`. An event whose timestamp is not a real time is refused
- * (its drop text counts as `unreadable`), never the delivery.
+ * (its drop text counts as `unreadable`), never the delivery. `refused` are the payload's malformed
+ * events (readCloudWatchLogsData sets them aside): named in `problems`, their drop text counted as
+ * `unreadable`, the events beside them read as usual.
  */
 export function detectInSubscription(
   data: CloudWatchLogsData,
   options: { instanceIdPattern?: RegExp; now?: Date } = {},
+  refused: readonly RefusedLogEvent[] = [],
 ): SubscriptionDetection {
   const session = new DetectionSession({
     ...(options.instanceIdPattern === undefined ? {} : { instanceIdPattern: options.instanceIdPattern }),
     ...(options.now === undefined ? {} : { now: options.now }),
     evidenceLimit: EVIDENCE_EVENTS_PER_GROUP,
   });
-  const problems = session.subscription(data);
+  const problems = [...session.refusedEvents(refused), ...session.subscription(data)];
   const { groups, ignored, evidence } = session.aggregator.finish();
   return { groups, ignored, events: evidence, problems };
 }

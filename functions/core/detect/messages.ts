@@ -51,6 +51,7 @@ export const CANDIDATE_SUBSTRINGS = ['table full', 'suppressed'] as const;
 const KERNEL_TIMESTAMP_PREFIX = /^\[\s*\d+\.\d+\](?: ?\[\s*[TC]\d+\])?\s?/;
 
 export function stripKernelTimestamp(message: string): string {
+  if (message.charCodeAt(0) !== 0x5b /* [ */) return message;
   const match = KERNEL_TIMESTAMP_PREFIX.exec(message);
   return match === null ? message : message.slice(match[0].length);
 }

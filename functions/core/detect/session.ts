@@ -6,7 +6,8 @@ import {
   hostForLogStream,
   isAwsLogsEnvelope,
   isCloudWatchLogsData,
-  parseCloudWatchLogsData,
+  type RefusedLogEvent,
+  readCloudWatchLogsData,
 } from './cloudwatch.js';
 import { LogInputError } from './errors.js';
 import { isJournalEntry, parseJournalEntry } from './journald.js';
@@ -46,6 +47,14 @@ const UNKNOWN_WORDING =
 /** A line as far as phrases go: a no-break space copied from a web page reads as a space. */
 function phraseText(text: string): string {
   return text.includes('\u00a0') ? text.replaceAll('\u00a0', ' ') : text;
+}
+
+/** `text.trim() === ''`, without building the trimmed copy for the usual line that starts with a visible character. */
+function isBlank(text: string): boolean {
+  const first = text.charCodeAt(0);
+  // Every character String.prototype.trim removes is <= U+0020, U+00A0, or >= U+1680.
+  if (first > 0x20 && first !== 0xa0 && first < 0x1680) return false;
+  return text.trim() === '';
 }
 
 /** What the previous line of the current text input was, for syslogd's `last message repeated N times`. */
@@ -114,7 +123,7 @@ export class DetectionSession {
    * carries drop or suppression text that counts nowhere else (the caller names it), else null.
    */
   textLine(text: string): LineProblem | null {
-    if (text.trim() === '') {
+    if (isBlank(text)) {
       this.previous = null;
       return null;
     }
@@ -123,6 +132,7 @@ export class DetectionSession {
     if (this.inputTagged === null && !parsed.message.startsWith('-- ')) this.inputTagged = parsed.tagged;
     const host = parsed.host ?? this.defaultHost;
     if (parsed.repeatsPrevious !== null) {
+      if (parsed.refused !== null) return this.refusedRepeat(host, parsed.refused);
       this.repeatPrevious(host, parsed.repeatsPrevious, parsed.timeMs);
       return null;
     }
@@ -133,7 +143,13 @@ export class DetectionSession {
       this.aggregator.unreadableLine();
       return NO_HEADER_IN_SYSLOG;
     }
-    return this.logLine({ ...parsed, kernel }, host, parsed.timeMs, undefined, phraseText(text));
+    return this.logLine(
+      parsed.kernel === kernel ? parsed : { ...parsed, kernel },
+      host,
+      parsed.timeMs,
+      undefined,
+      text,
+    );
   }
 
   /**
@@ -209,7 +225,7 @@ export class DetectionSession {
           host,
           parsed.timeMs ?? event.timestamp,
           event,
-          parsed.format === 'journald-json' ? parsed.message : phraseText(trimmed),
+          parsed.format === 'journald-json' ? parsed.message : trimmed,
         );
         if (problem !== null) problems.push(`event ${event.id}: ${problem}`);
       }
@@ -233,9 +249,9 @@ export class DetectionSession {
       if (this.decodeAwsLogsData === undefined) {
         throw new LogInputError('a CloudWatch Logs Lambda event needs a decoder for awslogs.data');
       }
-      return this.subscription(parseCloudWatchLogsData(this.decodeAwsLogsData(data)));
+      return this.subscriptionValue(this.decodeAwsLogsData(data));
     }
-    if (isCloudWatchLogsData(value)) return this.subscription(parseCloudWatchLogsData(value));
+    if (isCloudWatchLogsData(value)) return this.subscriptionValue(value);
     if (isJournalEntry(value)) {
       const line = parseJournalEntry(value);
       const problem = this.logLine(line, line.host ?? this.defaultHost, line.timeMs);
@@ -244,6 +260,27 @@ export class DetectionSession {
     throw new LogInputError(
       'JSON object is neither a journald entry (journalctl -o json) nor a CloudWatch Logs subscription payload',
     );
+  }
+
+  /**
+   * A decoded payload not validated yet: a malformed event is named and its drop and suppression
+   * text counts as unreadable; the events beside it are read.
+   */
+  private subscriptionValue(value: unknown): LineProblem[] {
+    const { data, refused } = readCloudWatchLogsData(value);
+    return [...this.refusedEvents(refused), ...this.subscription(data)];
+  }
+
+  /**
+   * Malformed events of a payload (see readCloudWatchLogsData): their drop and suppression text
+   * counts as unreadable. Returns why each one was refused.
+   */
+  refusedEvents(refused: readonly RefusedLogEvent[]): LineProblem[] {
+    return refused.map((event) => {
+      const phrases = countKernelPhrases(phraseText(event.text));
+      for (let count = 0; count < phrases; count++) this.aggregator.unreadableLine();
+      return `${event.where}: ${event.reason}`;
+    });
   }
 
   private journalLineIn(text: string): LogLine | null {
@@ -273,8 +310,16 @@ export class DetectionSession {
     const phrase = () => mentionsKernelPhrase(phraseText(wholeText));
     if (line.refused !== null) {
       this.previous = null;
-      if (phrase()) this.aggregator.unreadableLine();
-      return `refused: ${line.refused}`;
+      if (phrase()) {
+        this.aggregator.unreadableLine();
+        return `refused: ${line.refused}`;
+      }
+      // Every JSON entry is read, so each refused one is named. A text line without drop text is
+      // named when it matters to the report (a kernel line that would have settled its host's
+      // attribution): the text scanner reads only those, and naming others would depend on
+      // whether the scanner happened to read them.
+      const named = line.format === 'journald-json' || (line.kernel && this.aggregator.isActive(host));
+      return named ? `refused: ${line.refused}` : null;
     }
     if (!line.kernel) {
       this.previous = { host, kernel: false, message: null, timeMs };
@@ -291,6 +336,20 @@ export class DetectionSession {
     }
     this.previous = { host, kernel: true, message, timeMs };
     return null;
+  }
+
+  /**
+   * A `last message repeated N times` line whose own timestamp is not a real time: refused, like
+   * any such line. It is named (and counted as unreadable when the repeated line carried drop or
+   * suppression text) when repeating would have changed the report.
+   */
+  private refusedRepeat(host: string, reason: string): LineProblem | null {
+    const previous = this.previous;
+    this.previous = null;
+    if (previous === null || previous.host !== host || !previous.kernel) return null;
+    if (previous.message !== null) this.aggregator.unreadableLine();
+    else if (!this.aggregator.isActive(host)) return null;
+    return `refused: ${reason}`;
   }
 
   /** syslogd's `last message repeated N times`: N more of the host's previous line. */

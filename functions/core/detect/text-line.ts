@@ -138,7 +138,8 @@ function splitTag(rest: string): Tagged {
     facility = level[1];
     text = text.slice(level[0].length);
   }
-  const repeated = LAST_MESSAGE_REPEATED.exec(text);
+  // The repeat patterns are tried only where their fixed start is (most lines are neither).
+  const repeated = text.startsWith('last message repeated') ? LAST_MESSAGE_REPEATED.exec(text) : null;
   if (repeated !== null)
     return { kernel: false, message: text, times: 1, repeatsPrevious: Number(repeated[1]) };
   const tag = SYSLOG_TAG.exec(text);
@@ -146,14 +147,16 @@ function splitTag(rest: string): Tagged {
   const kernel =
     tag[1] === 'kernel' && tag[2] === undefined && (facility === undefined || facility === 'kern');
   const message = text.slice(tag[0].length);
-  const again = RSYSLOG_REPEATED.exec(message);
+  const again = message.startsWith('message repeated') ? RSYSLOG_REPEATED.exec(message) : null;
   if (again !== null) {
     const times = Number(again[1]);
     if (Number.isSafeInteger(times) && times > 0) {
       return { kernel, message: again[2] ?? '', times, repeatsPrevious: null };
     }
   }
-  const lastRepeated = LAST_MESSAGE_REPEATED.exec(message);
+  const lastRepeated = message.startsWith('last message repeated')
+    ? LAST_MESSAGE_REPEATED.exec(message)
+    : null;
   return {
     kernel,
     message,

@@ -25,6 +25,7 @@ const TABLE_NBSP = Buffer.from('table\u00a0');
 // line was given to the session (see DetectionSession.skipped): so it is looked for only in the
 // line after one given to the session, not searched for through the whole input.
 const REPEATED = Buffer.from('repeated');
+const TIME = Buffer.from('time');
 const NEWLINE = 0x0a;
 const CARRIAGE_RETURN = 0x0d;
 const OPEN_BRACKET = 0x5b;
@@ -216,7 +217,9 @@ export class TextLogScanner {
       const lineEnd = lineEndOf(buffer, position, end);
       const candidate =
         this.nextCandidate(position) < lineEnd ||
-        (offset + position - start === this.fedUpTo && contains(buffer, position, lineEnd, REPEATED));
+        (offset + position - start === this.fedUpTo &&
+          endsWithTimes(buffer, position, lineEnd) &&
+          contains(buffer, position, lineEnd, REPEATED));
       // While some host is active, every kernel line counts, but a line that cannot be a kernel
       // line is still skipped undecoded.
       if (candidate || !this.session.inputFormatKnown || this.mayBeKernelLine(buffer, position, lineEnd)) {
@@ -263,8 +266,25 @@ export class TextLogScanner {
     if (this.kernelWord.next(start) >= end) return false;
     // A plain `Mmm dd hh:mm:ss host …` line can only be parsed as RFC 3164 (see parseTextLine),
     // and then its host is that token: a kernel line of a host with no state changes nothing.
-    const host = bsdHostToken(buffer, start, end);
-    return host === null || this.session.aggregator.isActive(host);
+    const host = bsdHostBounds(buffer, start, end);
+    return host < 0 || this.isActiveHost(buffer, start + 16, host);
+  }
+
+  /** Whether buffer[start, end), a host name, is an active host (compared without decoding the common ASCII name). */
+  private isActiveHost(buffer: Buffer, start: number, end: number): boolean {
+    for (const host of this.session.aggregator.activeHosts()) {
+      if (host.length !== end - start) continue;
+      let same = true;
+      for (let index = 0; index < host.length && same; index++)
+        same = host.charCodeAt(index) === buffer[start + index];
+      if (same) return true;
+    }
+    // A name with non-ASCII bytes has fewer characters than bytes: decode it to compare.
+    for (let index = start; index < end; index++) {
+      if ((buffer[index] as number) >= 0x80)
+        return this.session.aggregator.isActive(buffer.toString('utf8', start, end));
+    }
+    return false;
   }
 
   private line(buffer: Buffer, start: number, end: number, offset: number): void {
@@ -279,6 +299,17 @@ export class TextLogScanner {
       this.onProblem({ offset, line: this.countLines ? this.linesBefore + 1 : null, reason: problem, text });
     }
   }
+}
+
+/**
+ * True when the line in buffer[start, end) ends with `time` or `times` (before a carriage return),
+ * as syslogd's `last message repeated N times` does: a cheap test before searching the line.
+ */
+function endsWithTimes(buffer: Buffer, start: number, end: number): boolean {
+  let stop = end;
+  if (stop > start && buffer[stop - 1] === CARRIAGE_RETURN) stop--;
+  if (stop > start && buffer[stop - 1] === 0x73 /* s */) stop--;
+  return stop - start >= 4 && endsAt(buffer, stop, TIME);
 }
 
 /** Where the line starting at `start` ends: its newline, or `end`. */
@@ -323,21 +354,22 @@ function isLetter(byte: number | undefined, upper: boolean): boolean {
 }
 
 /**
- * The host of a line that starts exactly like `Mar 13 20:21:45 host ` (or `Mar  3 …`), else null
- * (any other shape is left to the full parser).
+ * Where the host of a line that starts exactly like `Mar 13 20:21:45 host ` (or `Mar  3 …`) ends
+ * (it starts at start + 16), else -1 (any other shape is left to the full parser).
  */
-function bsdHostToken(buffer: Buffer, start: number, end: number): string | null {
+function bsdHostBounds(buffer: Buffer, start: number, end: number): number {
   const at = (index: number) => buffer[start + index];
   if (end - start < 17 || !isLetter(at(0), true) || !isLetter(at(1), false) || !isLetter(at(2), false))
-    return null;
+    return -1;
   if (at(3) !== SPACE || !(at(4) === SPACE || isDigit(at(4))) || !isDigit(at(5)) || at(6) !== SPACE)
-    return null;
+    return -1;
   if (!isDigit(at(7)) || !isDigit(at(8)) || at(9) !== COLON || !isDigit(at(10)) || !isDigit(at(11)))
-    return null;
-  if (at(12) !== COLON || !isDigit(at(13)) || !isDigit(at(14)) || at(15) !== SPACE) return null;
-  const hostEnd = buffer.indexOf(SPACE, start + 16);
-  if (hostEnd < 0 || hostEnd >= end || hostEnd === start + 16) return null;
+    return -1;
+  if (at(12) !== COLON || !isDigit(at(13)) || !isDigit(at(14)) || at(15) !== SPACE) return -1;
+  let hostEnd = start + 16;
+  while (hostEnd < end && buffer[hostEnd] !== SPACE) hostEnd++;
+  if (hostEnd >= end || hostEnd === start + 16) return -1;
   // `Jul  3 10:07:53 kernel: …` names no host (the default one applies): let the parser decide.
-  if (buffer[hostEnd - 1] === COLON) return null;
-  return buffer.toString('utf8', start + 16, hostEnd);
+  if (buffer[hostEnd - 1] === COLON) return -1;
+  return hostEnd;
 }

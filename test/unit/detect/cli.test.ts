@@ -187,6 +187,43 @@ describe('conntrack-responder detect', () => {
     expect(JSON.parse(result.stdout).groups[0].host).toBe('web-01');
   });
 
+  it('reads a saved payload with a malformed event: the good events count, the bad one is named, the exit code is a warning', async () => {
+    const events = SEED_001_MESSAGES.map((message, index) => ({
+      id: `event-${index}`,
+      timestamp: 1773433305000,
+      message,
+    }));
+    const payload = {
+      messageType: 'DATA_MESSAGE',
+      owner: '123456789012',
+      logGroup: '/ec2/var/log/messages',
+      logStream: INSTANCE,
+      subscriptionFilters: ['conntrack-responder'],
+      logEvents: [
+        ...events.slice(0, 2),
+        { id: 'event-x', message: SEED_001_MESSAGES[2] },
+        ...events.slice(2),
+      ],
+    };
+    await writeFile(file('bad-event.json'), `${JSON.stringify(payload, null, 2)}\n`);
+    await writeFile(
+      file('bad-event-lambda.json'),
+      JSON.stringify({ awslogs: { data: gzipSync(JSON.stringify(payload)).toString('base64') } }),
+    );
+    for (const name of ['bad-event.json', 'bad-event-lambda.json']) {
+      const result = await run(['--json', file(name)]);
+      expect(JSON.parse(result.stdout)).toEqual({
+        groups: [expect.objectContaining({ host: INSTANCE, dropLines: 4, suppressed: 419 })],
+        ignored: { 'not-kernel': 0, unrelated: 0, unreadable: 1 },
+      });
+      expect(result.stderr).toBe(
+        `detect: ${file(name)}:1: logEvents[2] (id "event-x"): timestamp is not a number\n`,
+      );
+      expect(result.code).toBe(0);
+      expect((await run(['--json', '--strict', file(name)])).code).toBe(2);
+    }
+  });
+
   it('names the file and line that cannot be used, exits 2 for the file it cannot read, and still reports the other files', async () => {
     const result = await run([
       '--json',

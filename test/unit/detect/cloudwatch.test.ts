@@ -8,6 +8,7 @@ import {
   detectInSubscription,
   hostForLogStream,
   parseCloudWatchLogsData,
+  readCloudWatchLogsData,
 } from '../../../functions/core/detect/index.js';
 import { agentJournaldEvent, SEED_001_KEEPALIVED, SEED_001_MESSAGES } from './real-lines.js';
 
@@ -244,6 +245,43 @@ describe('decoding and validating payloads', () => {
         logEvents: [{ id: 'x', timestamp: 'soon', message: '' }],
       }),
     ).toThrow(/timestamp is not a number \(logEvents\[0\]\)/);
+  });
+
+  it('sets a malformed event aside, names it, and reads the events beside it (session and Lambda core)', () => {
+    const data = subscriptionData(SEED_001_MESSAGES);
+    // A third drop line whose event has a text timestamp, and an event that is not an object.
+    const payload = {
+      ...data,
+      logEvents: [
+        ...data.logEvents.slice(0, 3),
+        { id: 'bad-1', timestamp: 'soon', message: SEED_001_MESSAGES[2] },
+        42,
+        ...data.logEvents.slice(3),
+      ],
+    };
+    const named = [
+      'logEvents[3] (id "bad-1"): timestamp is not a number',
+      'logEvents[4]: the event is not an object',
+    ];
+    const expectedGroup = { host: INSTANCE, dropLines: 4, suppressed: 419 };
+
+    const session = new DetectionSession({ decodeAwsLogsData });
+    expect(session.jsonValue(payload)).toEqual(named);
+    expect(session.jsonValue(lambdaEvent(payload as CloudWatchLogsData))).toEqual(named);
+    const report = session.report();
+    expect(report.groups).toEqual([
+      expect.objectContaining({ ...expectedGroup, dropLines: 8, suppressed: 838 }),
+    ]);
+    expect(report.ignored).toEqual({ 'not-kernel': 0, unrelated: 0, unreadable: 2 });
+
+    const { data: valid, refused } = readCloudWatchLogsData(payload);
+    expect(valid.logEvents).toEqual(data.logEvents);
+    const result = detectInSubscription(valid, {}, refused);
+    expect(result.groups).toEqual([expect.objectContaining(expectedGroup)]);
+    expect(result.ignored).toEqual({ 'not-kernel': 0, unrelated: 0, unreadable: 1 });
+    expect(result.problems).toEqual(named);
+    // The payload's own fields still have to be right: without them no event can be placed.
+    expect(() => readCloudWatchLogsData({ ...payload, logStream: 7 })).toThrow(/logStream is not a string/);
   });
 
   it('takes the Lambda event through a session when a decoder is given, and refuses it without one', () => {

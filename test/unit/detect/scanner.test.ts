@@ -8,7 +8,7 @@ import {
 } from '../../../functions/core/detect/index.js';
 import { MAX_JSON_DEPTH, MAX_JSON_VALUE_CHARS } from '../../../functions/core/detect/json-values.js';
 import { MAX_LINE_BYTES } from '../../../functions/core/detect/text-scanner.js';
-import { generateLog, random } from './generated-logs.js';
+import { generateLog, pick, random } from './generated-logs.js';
 import { SEED_001_MESSAGES, SEED_003_DMESG } from './real-lines.js';
 
 const now = new Date('2026-11-21T12:00:00Z');
@@ -71,6 +71,34 @@ describe('TextLogScanner gives exactly the line-by-line result', () => {
             else expect(result.problems.every((problem) => problem.line === null)).toBe(true);
           }
         }
+      }
+    },
+  );
+
+  it.each(seeds)(
+    'generated log %i with lines whose timestamp is not a real time: the same lines refused and named as line by line',
+    (seed) => {
+      const { lines } = generateLog(seed, 2000, { repeats: true, firstLine: 'syslog' });
+      const next = random(seed * 53);
+      const hosts = ['web-01', 'web-02', 'cache-01', 'höst-ü', 'i-0a1b2c3d4e5f67890'];
+      // Feb 30 does not exist, in any year: each of these lines is refused.
+      const impossible = (host: string) =>
+        pick(next, [
+          `Feb 30 10:00:00 ${host} kernel: eth0: link becomes ready`,
+          `Feb 30 10:00:01 ${host} kernel: nf_conntrack: table full, dropping packet`,
+          `Feb 30 10:00:02 ${host} kernel: net_ratelimit: 1 callbacks suppressed`,
+          `Feb 30 10:00:03 ${host} last message repeated 4 times`,
+          `Feb 30 10:00:04 ${host} sshd[22]: Accepted publickey for deploy`,
+        ]);
+      const mixed = lines.flatMap((line) => (next() < 0.1 ? [impossible(pick(next, hosts)), line] : [line]));
+      const expected = lineByLine(mixed);
+      expect(expected.problems.length).toBeGreaterThan(20);
+      const bytes = Buffer.from(`${mixed.join('\n')}\n`);
+      const sizes = [() => 1 + Math.floor(next() * 64), () => 1 << 20];
+      for (const chunkSizes of sizes) {
+        const result = scanned(bytes, chunkSizes, true);
+        expect(result.report).toEqual(expected.report);
+        expect(result.problems.map((problem) => problem.line)).toEqual(expected.problems);
       }
     },
   );

@@ -368,6 +368,45 @@ describe('lines that say how often the line before them was repeated', () => {
   });
 });
 
+describe('lines whose timestamp is not a real time', () => {
+  function session() {
+    const detection = new DetectionSession({ now });
+    detection.beginInput();
+    return detection;
+  }
+
+  it('refuses a `last message repeated` line of an impossible date: named, its drops unreadable, never counted', () => {
+    const detection = session();
+    expect(
+      detection.textLine('Mar 13 20:21:45 web kernel: nf_conntrack: table full, dropping packet'),
+    ).toBeNull();
+    expect(detection.textLine('Feb 30 20:21:46 web last message repeated 5 times')).toMatch(
+      /^refused: its timestamp is not a real time/,
+    );
+    expect(detection.report()).toMatchObject({
+      groups: [expect.objectContaining({ host: 'web', dropLines: 1 })],
+      ignored: { 'not-kernel': 0, unrelated: 0, unreadable: 1 },
+    });
+  });
+
+  it('names a kernel line of an impossible date without drop text only when it would have settled an attribution', () => {
+    const detection = session();
+    // web has no state: the line changes nothing, whether it is read or not.
+    expect(detection.textLine('Feb 30 20:21:44 web kernel: eth0: link becomes ready')).toBeNull();
+    expect(
+      detection.textLine('Mar 13 20:21:45 web kernel: net_ratelimit: 7 callbacks suppressed'),
+    ).toBeNull();
+    // Now web's suppression line waits for its next kernel line: this one cannot be used.
+    expect(detection.textLine('Feb 30 20:21:46 web kernel: eth0: link becomes ready')).toMatch(/^refused: /);
+    expect(
+      detection.textLine('Mar 13 20:21:47 web kernel: nf_conntrack: table full, dropping packet'),
+    ).toBeNull();
+    expect(detection.report().groups).toEqual([
+      expect.objectContaining({ host: 'web', dropLines: 1, suppressed: 7 }),
+    ]);
+  });
+});
+
 describe('lines without any header', () => {
   it("are the kernel's in an input whose first line has no header either (dmesg -t, journalctl -k -o cat)", () => {
     const session = new DetectionSession({ now, defaultHost: 'db-1' });

@@ -156,6 +156,37 @@ describe('detect handler', () => {
     ]);
   });
 
+  it('refuses a malformed log event alone: the events beside it open the incident, the bad one is named without its content', async () => {
+    // Prepare
+    const warn = vi.spyOn(powertools.logger, 'warn');
+    const addMetric = vi.spyOn(powertools.metrics, 'addMetric');
+    const events: unknown[] = kernelEvents(3);
+    events.splice(1, 0, {
+      id: 'malformed-1',
+      timestamp: 'soon',
+      message: 'kernel: nf_conntrack: table full',
+    });
+    // Act
+    const result = await detect.handler(
+      subscriptionEvent(events as SubscriptionLogEvent[], INSTANCE),
+      lambdaContext,
+    );
+    // Assess
+    expect(result.incidents).toEqual([expect.objectContaining({ outcome: 'opened', workflow: 'started' })]);
+    expect(result.ignored).toEqual({ 'not-kernel': 0, unrelated: 0, unreadable: 1 });
+    expect(await storedIncidents()).toEqual([expect.objectContaining({ dropLines: 2, suppressed: 30 })]);
+    expect(addMetric).toHaveBeenCalledWith('LogEventsRefused', 'Count', 1);
+    const refusedWarning = warn.mock.calls.find(([message]) =>
+      String(message).startsWith('Refused malformed'),
+    );
+    expect(refusedWarning?.[1]).toEqual({
+      logGroup: expect.any(String),
+      logStream: INSTANCE,
+      refused: ['logEvents[1] (id "malformed-1"): timestamp is not a number'],
+    });
+    expect(JSON.stringify(warn.mock.calls)).not.toContain('kernel: nf_conntrack');
+  });
+
   it('adds a repeat within the cooldown to the open incident and starts nothing', async () => {
     // Act
     await detect.handler(subscriptionEvent(kernelEvents(3), INSTANCE), lambdaContext);
