@@ -122,4 +122,42 @@ describe('nothing vanishes: every line with a drop or suppression phrase is coun
       expect(counted + namedPhraseEntries).toBe(phraseEntries);
     },
   );
+
+  it.each(SEEDS.slice(0, 20))(
+    'journald JSON whose messages spell every character as a \\u escape, read in random chunks, mix %i: the report of the plain JSON',
+    (seed) => {
+      const { lines } = generateLog(seed, 300, { unitSuppressions: true });
+      const next = random(seed * 17);
+      const entries = lines.map((message) =>
+        journalEntry({ message, transport: next() < 0.8 ? 'kernel' : 'syslog' }),
+      );
+      // The bytes of `table full` or `suppressed` appear nowhere in the escaped input.
+      const unicodeEscaped = (text: string) =>
+        Array.from(
+          { length: text.length },
+          (_, index) => `\\u${text.charCodeAt(index).toString(16).padStart(4, '0')}`,
+        ).join('');
+      const escaped = entries.map((entry, index) =>
+        entry.replace(JSON.stringify(lines[index]), `"${unicodeEscaped(lines[index] ?? '')}"`),
+      );
+      expect(escaped.join('\n')).not.toMatch(/table full|suppressed/);
+      const read = (text: string) => {
+        const session = new DetectionSession({ now });
+        const splitter = new JsonValueSplitter();
+        const onPiece = (piece: Parameters<Parameters<JsonValueSplitter['push']>[1]>[0]) => {
+          if (!('error' in piece)) session.jsonValue(JSON.parse(piece.text));
+        };
+        for (let offset = 0; offset < text.length; ) {
+          const size = 1 + Math.floor(next() * 512);
+          splitter.push(text.slice(offset, offset + size), onPiece);
+          offset += size;
+        }
+        splitter.end(onPiece);
+        return session.report();
+      };
+      const plain = read(`${entries.join('\n')}\n`);
+      expect(plain.groups.length).toBeGreaterThan(0);
+      expect(read(`${escaped.join('\n')}\n`)).toEqual(plain);
+    },
+  );
 });
