@@ -8,13 +8,6 @@ import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import {
-  DEFAULT_SDK_RETRY,
-  RETRY_MODES,
-  type RetryMode,
-  SDK_MAX_ATTEMPTS_RANGE,
-  type SdkRetryConfig,
-} from '../functions/adapters/aws-retry.js';
 import { IAM_APPROVAL_ENVIRONMENT } from '../functions/core/chatops/iam-approval.js';
 import {
   DEFAULT_MANAGED_INSTANCE_TAG,
@@ -43,6 +36,13 @@ import {
   type ResponseMode,
 } from '../functions/core/incident/settings.js';
 import type { PolicyOverrides } from '../functions/core/plan/policy.js';
+import {
+  DEFAULT_SDK_RETRY,
+  RETRY_MODES,
+  type RetryMode,
+  SDK_MAX_ATTEMPTS_RANGE,
+  type SdkRetryConfig,
+} from '../functions/core/sdk-retry.js';
 import { ApprovalUrl, validateApproverProps } from './constructs/approval-url.js';
 import { Detection, LOG_GROUP_NAME } from './constructs/detection.js';
 import { EvidenceBucket } from './constructs/evidence-bucket.js';

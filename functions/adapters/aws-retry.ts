@@ -1,3 +1,6 @@
+import type { Environment } from '../core/environment.js';
+import { type SdkRetryConfig, sdkRetrySettingsFrom } from '../core/sdk-retry.js';
+
 /**
  * How every AWS SDK client of conntrack-responder retries: throttling (ThrottlingException,
  * ProvisionedThroughputExceededException, TooManyRequestsException, 429), transient 5xx and
@@ -10,46 +13,20 @@
  * here, then by the caller, and finally kept where a person sees it.
  */
 
-export const RETRY_MODES = ['standard', 'adaptive'] as const;
-export type RetryMode = (typeof RETRY_MODES)[number];
-
-export const SDK_RETRY_ENVIRONMENT = {
-  maxAttempts: 'AWS_MAX_ATTEMPTS',
-  retryMode: 'AWS_RETRY_MODE',
-} as const;
-
-export const DEFAULT_SDK_RETRY = { maxAttempts: 8, retryMode: 'standard' as RetryMode };
-export const SDK_MAX_ATTEMPTS_RANGE = { min: 1, max: 20 } as const;
-
-export interface SdkRetryConfig {
-  readonly maxAttempts: number;
-  readonly retryMode: RetryMode;
-}
+export {
+  DEFAULT_SDK_RETRY,
+  RETRY_MODES,
+  type RetryMode,
+  SDK_MAX_ATTEMPTS_RANGE,
+  SDK_RETRY_ENVIRONMENT,
+  type SdkRetryConfig,
+} from '../core/sdk-retry.js';
 
 /**
  * The retry settings from the environment (the variable names are the SDK's own, so that the
- * same setting also reaches any client built without this helper).
+ * same setting also reaches any client built without this helper); the reading is the core's
+ * (functions/core/sdk-retry.ts), the functions get it through their settings reader.
  */
-export function sdkRetryConfig(
-  env: Readonly<Record<string, string | undefined>> = process.env,
-): SdkRetryConfig {
-  const attemptsText = env[SDK_RETRY_ENVIRONMENT.maxAttempts]?.trim() || '';
-  const modeText = env[SDK_RETRY_ENVIRONMENT.retryMode]?.trim() || '';
-  const maxAttempts = attemptsText === '' ? DEFAULT_SDK_RETRY.maxAttempts : Number(attemptsText);
-  if (
-    !Number.isInteger(maxAttempts) ||
-    maxAttempts < SDK_MAX_ATTEMPTS_RANGE.min ||
-    maxAttempts > SDK_MAX_ATTEMPTS_RANGE.max
-  ) {
-    throw new Error(
-      `environment variable ${SDK_RETRY_ENVIRONMENT.maxAttempts} must be a whole number from ${SDK_MAX_ATTEMPTS_RANGE.min} to ${SDK_MAX_ATTEMPTS_RANGE.max}, got '${attemptsText}'`,
-    );
-  }
-  const retryMode = modeText === '' ? DEFAULT_SDK_RETRY.retryMode : modeText;
-  if (!(RETRY_MODES as readonly string[]).includes(retryMode)) {
-    throw new Error(
-      `environment variable ${SDK_RETRY_ENVIRONMENT.retryMode} must be one of ${RETRY_MODES.join(', ')}, got '${modeText}'`,
-    );
-  }
-  return { maxAttempts, retryMode: retryMode as RetryMode };
+export function sdkRetryConfig(env: Environment): SdkRetryConfig {
+  return sdkRetrySettingsFrom(env);
 }

@@ -1,9 +1,5 @@
 import { type KMSClient, SignCommand } from '@aws-sdk/client-kms';
-import {
-  type ManifestSigner,
-  SIGNING_ALGORITHMS,
-  type SigningAlgorithm,
-} from '../core/evidence/signature.js';
+import type { ManifestSigner, SigningAlgorithm } from '../core/evidence/signature.js';
 
 /**
  * Signs an evidence manifest with an asymmetric AWS KMS key: `kms:Sign` over the manifest's SHA-256
@@ -44,26 +40,5 @@ export function kmsManifestSigner(
   };
 }
 
-/** The settings of evidence signing in a function's environment (the CDK construct writes them). */
-export const EVIDENCE_SIGNING_ENVIRONMENT = {
-  keyId: 'EVIDENCE_SIGNING_KEY_ID',
-  algorithm: 'EVIDENCE_SIGNING_ALGORITHM',
-} as const;
-
-/**
- * The signing settings from a function's environment: null when no key is set (bundles are not
- * signed); an unknown algorithm fails at init, naming the variable.
- */
-export function evidenceSigningFrom(
-  env: Readonly<Record<string, string | undefined>>,
-): { readonly keyId: string; readonly algorithm: SigningAlgorithm } | null {
-  const keyId = env[EVIDENCE_SIGNING_ENVIRONMENT.keyId]?.trim() ?? '';
-  if (keyId === '') return null;
-  const algorithm = env[EVIDENCE_SIGNING_ENVIRONMENT.algorithm]?.trim() || 'ECDSA_SHA_256';
-  if (!(SIGNING_ALGORITHMS as readonly string[]).includes(algorithm)) {
-    throw new Error(
-      `${EVIDENCE_SIGNING_ENVIRONMENT.algorithm} must be one of ${SIGNING_ALGORITHMS.join(', ')}, got '${algorithm}'`,
-    );
-  }
-  return { keyId, algorithm: algorithm as SigningAlgorithm };
-}
+/** Read in the core; named here too for the callers that know signing by its adapter. */
+export { EVIDENCE_SIGNING_ENVIRONMENT, evidenceSigningFrom } from '../core/evidence/signing-settings.js';

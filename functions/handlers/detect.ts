@@ -14,7 +14,6 @@ import middy from '@middy/core';
 import type { CloudWatchLogsEvent, Context } from 'aws-lambda';
 import { z } from 'zod';
 import { AllowanceBaselineStore } from '../adapters/allowance-baseline-store.js';
-import { sdkRetryConfig } from '../adapters/aws-retry.js';
 import { escalateBreakerOnce } from '../adapters/fleet-escalation.js';
 import { GuardrailStore } from '../adapters/guardrail-store.js';
 import { IncidentStore, type RecordingOutcome } from '../adapters/incident-store.js';
@@ -28,11 +27,9 @@ import {
 } from '../core/detect/index.js';
 import { ResponderError } from '../core/errors.js';
 import { eventsAtOpening } from '../core/events/lifecycle.js';
-import { forecastSettingsFromEnvironment, hostMetricsFromEnvironment } from '../core/forecast/index.js';
+import { detectFunctionSettings } from '../core/function-settings.js';
 import type { IncidentAdmission } from '../core/guardrails/breaker.js';
-import { guardrailSettingsFromEnvironment } from '../core/guardrails/settings.js';
 import { type DropObservation, type IncidentPolicy, mayStartWorkflow } from '../core/incident/incident.js';
-import { detectSettingsFromEnvironment } from '../core/incident/settings.js';
 import { formatIssues } from '../core/zod-issues.js';
 import { hostSampleObservations } from './host-samples.js';
 import { putLifecycleEvents } from './lifecycle-events.js';
@@ -50,21 +47,25 @@ import { logger, METRICS_NAMESPACE, metrics, SERVICE_NAME, tracer } from './powe
  */
 
 // A misconfigured function fails at init, naming the variable, rather than on every event.
-const settings = detectSettingsFromEnvironment(process.env);
+const {
+  detect: settings,
+  guardrails,
+  forecast: forecastSettings,
+  hostMetrics: publishHostMetrics,
+  retry,
+  region,
+} = detectFunctionSettings(process.env);
 const policy: IncidentPolicy = {
   cooldownMinutes: settings.cooldownMinutes,
   defaultMode: settings.defaultMode,
   incidentRetentionDays: settings.incidentRetentionDays,
 };
-const guardrails = guardrailSettingsFromEnvironment(process.env);
-const forecastSettings = forecastSettingsFromEnvironment(process.env);
 // Per-instance metrics of the host samples: their own object, so the function's counts keep theirs.
-const hostMetrics = hostMetricsFromEnvironment(process.env)
+const hostMetrics = publishHostMetrics
   ? new Metrics({ namespace: METRICS_NAMESPACE, serviceName: SERVICE_NAME })
   : null;
 // Throttling and transient errors are retried by the SDK (backoff, full jitter) before they fail
 // the invocation, which Lambda then retries and finally keeps in the failed-events queue.
-const retry = sdkRetryConfig(process.env);
 const documents = DynamoDBDocumentClient.from(tracer.captureAWSv3Client(new DynamoDBClient(retry)));
 const store = new IncidentStore(documents, settings.incidentTableName);
 const guardrailStore = new GuardrailStore(documents, settings.incidentTableName, guardrails);
@@ -79,7 +80,7 @@ const escalation = {
   sns: tracer.captureAWSv3Client(new SNSClient(retry)),
   topicArn: settings.notificationTopicArn,
   tableName: settings.incidentTableName,
-  region: process.env.AWS_REGION,
+  region,
 };
 
 /**

@@ -3,10 +3,9 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { sdkRetryConfig } from '../adapters/aws-retry.js';
 import { GuardrailStore } from '../adapters/guardrail-store.js';
 import { readCalendarState, readModeTag } from '../adapters/instance-policy.js';
-import { guardrailFunctionSettingsFrom } from '../core/guardrails/settings.js';
+import { guardrailsFunctionSettings } from '../core/function-settings.js';
 import { type GuardrailPorts, type GuardrailState, runGuardrailStep } from '../core/guardrails/steps.js';
 import { withPowertools } from './middleware.js';
 import { logger, metrics, tracer } from './powertools.js';
@@ -22,9 +21,9 @@ const {
   guardrails: settings,
   incidentTableName: tableName,
   incidentRetentionDays: retentionDays,
-} = guardrailFunctionSettingsFrom(process.env);
+  retry,
+} = guardrailsFunctionSettings(process.env);
 
-const retry = sdkRetryConfig(process.env);
 const store = new GuardrailStore(
   DynamoDBDocumentClient.from(tracer.captureAWSv3Client(new DynamoDBClient(retry))),
   tableName,

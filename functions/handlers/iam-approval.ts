@@ -22,18 +22,17 @@ import {
   isFunctionUrlEvent,
   jsonResult,
 } from '../core/chatops/http.js';
-import { handleIamDecision, type IamApprovers, iamApproversFrom } from '../core/chatops/iam-approval.js';
-import { requiredSetting } from '../core/workflow/settings.js';
-import { chatopsRuntimeFrom, slackConfigured } from './chatops.js';
+import { handleIamDecision, type IamApprovers, iamApproversOf } from '../core/chatops/iam-approval.js';
+import { iamApprovalFunctionSettings } from '../core/function-settings.js';
+import { chatopsRuntimeFrom } from './chatops.js';
 import { withPowertools } from './middleware.js';
 import { logger, metrics, tracer } from './powertools.js';
 
-const env = process.env;
+const settings = iamApprovalFunctionSettings(process.env);
 const dynamo = tracer.captureAWSv3Client(new DynamoDBClient({}));
 const warn = (message: string, fields: Record<string, unknown>) => logger.warn(message, fields);
-const slack = slackConfigured(env) ? chatopsRuntimeFrom(env, dynamo, warn) : null;
-const store =
-  slack?.store ?? new DynamoApprovalStore(dynamo, requiredSetting(env, 'incidentTableName'), warn);
+const slack = settings.chatops ? chatopsRuntimeFrom(settings.chatops, dynamo, warn) : null;
+const store = slack?.store ?? new DynamoApprovalStore(dynamo, settings.incidentTableName, warn);
 const workflow = new StepFunctionsCallback(tracer.captureAWSv3Client(new SFNClient({})));
 
 let approvers: IamApprovers | undefined;
@@ -48,7 +47,7 @@ export const lambdaHandler = async (event: unknown, context?: Context): Promise<
     logger.error('Ignored an event that is not a Function URL request');
     return jsonResult(400, { result: 'bad-request', detail: 'not a Function URL request' });
   }
-  approvers ??= iamApproversFrom(env, accountOf(context));
+  approvers ??= iamApproversOf(settings.approvers, accountOf(context));
   const outcome = await handleIamDecision(event as FunctionUrlEvent, approvers, {
     store,
     workflow,

@@ -19,9 +19,8 @@ import {
   rawRequestFromEvent,
 } from '../core/chatops/http.js';
 import { handleInteraction, type InteractivityConfig } from '../core/chatops/interactivity.js';
-import { CHATOPS_ENVIRONMENT, ChatopsSettingsError } from '../core/chatops/settings.js';
 import { type BreakerPort, handleSlashCommand, isSlashCommandBody } from '../core/chatops/slash-command.js';
-import { guardrailSettingsFromEnvironment } from '../core/guardrails/settings.js';
+import { slackInteractivitySettings } from '../core/function-settings.js';
 import { chatopsRuntimeFrom } from './chatops.js';
 import { withPowertools } from './middleware.js';
 import { logger, metrics, tracer } from './powertools.js';
@@ -39,19 +38,13 @@ import { logger, metrics, tracer } from './powertools.js';
  * The log says what was decided or refused and why, never the payload, a secret or a task token.
  */
 
-const env = process.env;
-const functionName = env.AWS_LAMBDA_FUNCTION_NAME?.trim() ?? '';
-if (functionName === '')
-  throw new ChatopsSettingsError('AWS_LAMBDA_FUNCTION_NAME is not set (Lambda sets it)');
-const signingSecretArn = env[CHATOPS_ENVIRONMENT.signingSecretArn]?.trim() ?? '';
-if (signingSecretArn === '') {
-  throw new ChatopsSettingsError(
-    `${CHATOPS_ENVIRONMENT.signingSecretArn} must be set (the CDK construct sets it)`,
-  );
-}
+const settings = slackInteractivitySettings(process.env);
+const { functionName, signingSecretArn } = settings;
 
 const dynamo = tracer.captureAWSv3Client(new DynamoDBClient({}));
-const runtime = chatopsRuntimeFrom(env, dynamo, (message, fields) => logger.warn(message, fields));
+const runtime = chatopsRuntimeFrom(settings.chatops, dynamo, (message, fields) =>
+  logger.warn(message, fields),
+);
 const config: InteractivityConfig = {
   app: runtime.settings.app,
   approvers: runtime.settings.approvers,
@@ -74,8 +67,8 @@ const workflow = new StepFunctionsCallback(tracer.captureAWSv3Client(new SFNClie
 const followUps = new LambdaFollowUps(tracer.captureAWSv3Client(new LambdaClient({})), functionName);
 // The fleet breaker lives in the same incidents table (see the guardrails' store).
 const control = breakerControl(DynamoDBDocumentClient.from(dynamo), runtime.store.tableName, {
-  settings: guardrailSettingsFromEnvironment(env),
-  ...(env.AWS_REGION ? { region: env.AWS_REGION } : {}),
+  settings: settings.guardrails,
+  ...(settings.region ? { region: settings.region } : {}),
 });
 type BreakerReport = Awaited<ReturnType<typeof control.status>>;
 const stateOf = (report: BreakerReport) => ({ open: report.breaker.status === 'open', text: report.text });

@@ -14,12 +14,13 @@ import type { IncidentView } from '../core/chatops/messages.js';
 import { stepUpdateOf } from '../core/chatops/steps.js';
 import { decodeAwsLogsData } from '../core/detect/awslogs-decode.js';
 import { parseCloudWatchLogsData } from '../core/detect/cloudwatch.js';
+import { workflowProgressSettings } from '../core/function-settings.js';
 import { chatopsRuntimeFrom } from './chatops.js';
 import { withPowertools } from './middleware.js';
 import { logger, metrics, tracer } from './powertools.js';
 
 const runtime = chatopsRuntimeFrom(
-  process.env,
+  workflowProgressSettings(process.env).chatops,
   tracer.captureAWSv3Client(new DynamoDBClient({})),
   (message, fields) => logger.warn(message, fields),
 );

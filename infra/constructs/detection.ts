@@ -12,7 +12,6 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { ALLOWANCE_BASELINE_KEY_PREFIX } from '../../functions/adapters/allowance-baseline-store.js';
-import type { SdkRetryConfig } from '../../functions/adapters/aws-retry.js';
 import { GUARDRAIL_KEYS } from '../../functions/adapters/guardrail-table.js';
 import { INCIDENT_STORE_KEY_PREFIXES } from '../../functions/adapters/incident-store.js';
 import { SAMPLE_WINDOW_KEY_PREFIX } from '../../functions/adapters/sample-window-store.js';
@@ -20,6 +19,7 @@ import { CONNTRACK_FILTER_PATTERN } from '../../functions/core/detect/index.js';
 import { FORECAST_ENVIRONMENT, SAMPLE_FILTER_TERM } from '../../functions/core/forecast/index.js';
 import type { GuardrailSettings } from '../../functions/core/guardrails/settings.js';
 import { DETECT_ENVIRONMENT, type ResponseMode } from '../../functions/core/incident/settings.js';
+import type { SdkRetryConfig } from '../../functions/core/sdk-retry.js';
 import {
   IGNORED_DROP_TEXT_METRICS,
   METRICS_NAMESPACE,

@@ -5,8 +5,11 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { EVIDENCE_SIGNING_ENVIRONMENT } from '../../functions/adapters/kms-signer.js';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../../functions/core/evidence/signature.js';
+import {
+  DEFAULT_SIGNING_ALGORITHM,
+  EVIDENCE_SIGNING_ENVIRONMENT,
+} from '../../functions/core/evidence/signing-settings.js';
 import { responderFunctionProps } from './responder-function.js';
 
 /** The `evidenceSigning` prop: sign every bundle's manifest with an asymmetric KMS key. */
@@ -75,7 +78,7 @@ export class EvidenceSigning extends Construct {
 
   constructor(scope: Construct, id: string, props: EvidenceSigningConstructProps) {
     super(scope, id);
-    this.algorithm = props.algorithm ?? 'ECDSA_SHA_256';
+    this.algorithm = props.algorithm ?? DEFAULT_SIGNING_ALGORITHM;
     if (!SIGNING_ALGORITHMS.includes(this.algorithm)) {
       throw new Error(
         `ConntrackResponder evidenceSigning.algorithm must be one of ${SIGNING_ALGORITHMS.join(', ')}, got '${this.algorithm}'`,

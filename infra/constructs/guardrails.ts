@@ -7,9 +7,9 @@ import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import { SDK_RETRY_ENVIRONMENT, type SdkRetryConfig } from '../../functions/adapters/aws-retry.js';
 import { type GuardrailSettings, guardrailEnvironment } from '../../functions/core/guardrails/settings.js';
 import { DETECT_ENVIRONMENT } from '../../functions/core/incident/settings.js';
+import { SDK_RETRY_ENVIRONMENT, type SdkRetryConfig } from '../../functions/core/sdk-retry.js';
 import { responderFunctionProps } from './responder-function.js';
 
 export interface GuardrailsProps {

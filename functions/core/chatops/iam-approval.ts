@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { type Environment, matching, onOff, optionalText, textList } from '../environment.js';
 import { INCIDENT_ID_PATTERN } from '../workflow/incident.js';
 import { formatIssues } from '../zod-issues.js';
 import type { ApprovalRecord, Approver } from './approval.js';
@@ -345,29 +346,28 @@ export const IAM_APPROVAL_ENVIRONMENT = {
 } as const;
 
 /** The approval URL the approval request and the escalation print in their commands, when the stack has one. */
-export function approvalUrlFrom(env: Readonly<Record<string, string | undefined>>): string | null {
-  return env[IAM_APPROVAL_ENVIRONMENT.approvalUrl] ?? null;
+export function approvalUrlFrom(env: Environment): string | null {
+  return optionalText(env, IAM_APPROVAL_ENVIRONMENT.approvalUrl) ?? null;
 }
 
-export function iamApproversFrom(
-  env: Readonly<Record<string, string | undefined>>,
-  accountId: string,
-): IamApprovers {
-  const roleArns = (env[IAM_APPROVAL_ENVIRONMENT.roleArns] ?? '')
-    .split(',')
-    .map((arn) => arn.trim())
-    .filter((arn) => arn !== '');
-  for (const arn of roleArns) {
-    if (!ROLE_ARN_PATTERN.test(arn)) {
-      throw new Error(`${IAM_APPROVAL_ENVIRONMENT.roleArns}: '${arn}' is not an IAM role ARN`);
-    }
-  }
-  const holders = env[IAM_APPROVAL_ENVIRONMENT.policyHolders]?.trim() ?? '';
-  if (holders !== 'true' && holders !== 'false') {
-    throw new Error(`${IAM_APPROVAL_ENVIRONMENT.policyHolders} must be true or false, got '${holders}'`);
-  }
+/** Who may decide through the approval URL, as the environment says (the account comes at run time). */
+export type IamApprovalSettings = Omit<IamApprovers, 'accountId'>;
+
+export function iamApprovalSettingsFrom(env: Environment): IamApprovalSettings {
+  return {
+    roleArns: textList(env, IAM_APPROVAL_ENVIRONMENT.roleArns, matching(ROLE_ARN_PATTERN, 'IAM role ARNs')),
+    policyHolders: onOff(env, IAM_APPROVAL_ENVIRONMENT.policyHolders, { words: ['true', 'false'] }),
+  };
+}
+
+/** The approvers: the settings, and the function's own account (from its ARN at run time). */
+export function iamApproversOf(settings: IamApprovalSettings, accountId: string): IamApprovers {
   if (!/^\d{12}$/.test(accountId)) throw new Error(`'${accountId}' is not an AWS account id`);
-  return { roleArns, policyHolders: holders === 'true', accountId };
+  return { ...settings, accountId };
+}
+
+export function iamApproversFrom(env: Environment, accountId: string): IamApprovers {
+  return iamApproversOf(iamApprovalSettingsFrom(env), accountId);
 }
 
 /** A function URL as Lambda makes them (what the approval request may print in a command). */

@@ -1,4 +1,13 @@
-import { ResponderError } from '../errors.js';
+import {
+  type Environment,
+  EnvironmentSettingError,
+  matching,
+  optionalText,
+  requiredText,
+  type TextRule,
+  textList,
+  wholeNumber,
+} from '../environment.js';
 import {
   APP_ID_PATTERN,
   type ApproverRules,
@@ -33,32 +42,7 @@ export const CHATOPS_ENVIRONMENT = {
 export const DEFAULT_SLACK_API_BASE_URL = 'https://slack.com/api/';
 export const DEFAULT_GROUP_CACHE_SECONDS = 60;
 
-type Env = Readonly<Record<string, string | undefined>>;
-
-export class ChatopsSettingsError extends ResponderError {
-  override readonly name = 'ChatopsSettingsError';
-}
-
-function required(env: Env, name: string): string {
-  const value = env[name]?.trim() ?? '';
-  if (value === '') throw new ChatopsSettingsError(`${name} is not set`);
-  return value;
-}
-
-function matching(name: string, value: string, pattern: RegExp, what: string): string {
-  if (!pattern.test(value)) throw new ChatopsSettingsError(`${name}='${value}' is not ${what}`);
-  return value;
-}
-
-/** Comma- or space-separated user ids, each checked. */
-export function parseUserIds(name: string, text: string | undefined): string[] {
-  const ids = (text ?? '')
-    .split(/[\s,]+/)
-    .map((id) => id.trim())
-    .filter((id) => id !== '');
-  for (const id of ids) matching(name, id, USER_ID_PATTERN, 'a Slack user id (U… or W…)');
-  return [...new Set(ids)];
-}
+export const GROUP_CACHE_SECONDS_RANGE = { min: 0, max: 3600 } as const;
 
 export interface SlackSettings {
   readonly channelId: string;
@@ -68,53 +52,71 @@ export interface SlackSettings {
   readonly apiBaseUrl: string;
 }
 
+const URL_RULE: TextRule = {
+  rule: 'a URL',
+  test: (text) => URL.canParse(text.endsWith('/') ? text : `${text}/`),
+};
+
 /** The non-secret Slack settings; throws naming the variable that is missing or malformed. */
-export function slackSettingsFrom(env: Env): SlackSettings {
+export function slackSettingsFrom(env: Environment): SlackSettings {
   const E = CHATOPS_ENVIRONMENT;
-  const channelId = matching(
-    E.channelId,
-    required(env, E.channelId),
-    CHANNEL_ID_PATTERN,
-    'a channel id (C…)',
-  );
-  const teamId = matching(E.teamId, required(env, E.teamId), TEAM_ID_PATTERN, 'a workspace id (T…)');
-  const appId = matching(E.appId, required(env, E.appId), APP_ID_PATTERN, 'an app id (A…)');
-  const userIds = parseUserIds(E.approverUserIds, env[E.approverUserIds]);
-  const groupText = env[E.approverUserGroupId]?.trim() ?? '';
+  const channelId = requiredText(env, E.channelId, matching(CHANNEL_ID_PATTERN, 'a channel id (C…)'));
+  const app = {
+    teamId: requiredText(env, E.teamId, matching(TEAM_ID_PATTERN, 'a workspace id (T…)')),
+    appId: requiredText(env, E.appId, matching(APP_ID_PATTERN, 'an app id (A…)')),
+  };
+  const userIds = [
+    ...new Set(textList(env, E.approverUserIds, matching(USER_ID_PATTERN, 'Slack user ids (U… or W…)'))),
+  ];
   const userGroupId =
-    groupText === ''
-      ? null
-      : matching(E.approverUserGroupId, groupText, USER_GROUP_ID_PATTERN, 'a user group id (S…)');
+    optionalText(env, E.approverUserGroupId, matching(USER_GROUP_ID_PATTERN, 'a user group id (S…)')) ?? null;
   if (userIds.length === 0 && userGroupId === null) {
-    throw new ChatopsSettingsError(
-      `nobody could approve: set ${E.approverUserIds} (Slack user ids) and/or ${E.approverUserGroupId} (a user group id)`,
+    // Nobody could approve: one of the two is needed.
+    throw new EnvironmentSettingError(
+      E.approverUserIds,
+      `set (Slack user ids) when ${E.approverUserGroupId} is not`,
+      undefined,
     );
   }
-  const cacheText = env[E.groupCacheSeconds]?.trim() ?? '';
-  const groupCacheSeconds = cacheText === '' ? DEFAULT_GROUP_CACHE_SECONDS : Number(cacheText);
-  if (!Number.isInteger(groupCacheSeconds) || groupCacheSeconds < 0 || groupCacheSeconds > 3600) {
-    throw new ChatopsSettingsError(
-      `${E.groupCacheSeconds} must be whole seconds from 0 to 3600, got '${cacheText}'`,
-    );
-  }
-  const base = env[E.apiBaseUrl]?.trim() || DEFAULT_SLACK_API_BASE_URL;
-  let apiBaseUrl: string;
-  try {
-    apiBaseUrl = new URL(base.endsWith('/') ? base : `${base}/`).toString();
-  } catch {
-    throw new ChatopsSettingsError(`${E.apiBaseUrl}='${base}' is not a URL`);
-  }
+  const base = optionalText(env, E.apiBaseUrl, URL_RULE) ?? DEFAULT_SLACK_API_BASE_URL;
   return {
     channelId,
-    app: { teamId, appId },
+    app,
     approvers: { userIds, userGroupId },
-    groupCacheSeconds,
-    apiBaseUrl,
+    groupCacheSeconds: wholeNumber(
+      env,
+      E.groupCacheSeconds,
+      GROUP_CACHE_SECONDS_RANGE,
+      DEFAULT_GROUP_CACHE_SECONDS,
+    ),
+    apiBaseUrl: new URL(base.endsWith('/') ? base : `${base}/`).toString(),
+  };
+}
+
+/** Slack is optional for the workflow's functions: without a channel they only publish to SNS. */
+export function slackConfigured(env: Environment): boolean {
+  return optionalText(env, CHATOPS_ENVIRONMENT.channelId) !== undefined;
+}
+
+/** What a function that talks to Slack builds its runtime from (handlers/chatops.ts). */
+export interface ChatopsRuntimeSettings {
+  readonly slack: SlackSettings;
+  /** The bot token's secret, by ARN (read through the Powertools cache). */
+  readonly botTokenSecretArn: string;
+  /** Where approvals and threads are kept. */
+  readonly incidentTableName: string;
+}
+
+export function chatopsRuntimeSettingsFrom(env: Environment): ChatopsRuntimeSettings {
+  return {
+    slack: slackSettingsFrom(env),
+    botTokenSecretArn: requiredText(env, CHATOPS_ENVIRONMENT.botTokenSecretArn),
+    incidentTableName: requiredText(env, CHATOPS_ENVIRONMENT.incidentTable),
   };
 }
 
 /** True when the environment asks for a real Slack workspace (the local twin's switch). */
-export function realSlackConfigured(env: Env): boolean {
+export function realSlackConfigured(env: Environment): boolean {
   const E = CHATOPS_ENVIRONMENT;
-  return Boolean(env[E.botToken]?.trim() && env[E.signingSecret]?.trim());
+  return optionalText(env, E.botToken) !== undefined && optionalText(env, E.signingSecret) !== undefined;
 }

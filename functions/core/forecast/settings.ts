@@ -3,6 +3,9 @@
  * object for the detect function (from its environment), the local twin and the tests. The reasons
  * for each default are in docs/forecast.md.
  */
+
+import { type Environment, onOff, wholeNumber } from '../environment.js';
+
 export interface ForecastSettings {
   /** Open an incident when the table is predicted full within this many seconds. */
   readonly horizonSeconds: number;
@@ -51,11 +54,8 @@ export const FORECAST_ENVIRONMENT = {
 } as const;
 
 /** Whether the detect function publishes each sample as per-instance metrics (default on). */
-export function hostMetricsFromEnvironment(env: Readonly<Record<string, string | undefined>>): boolean {
-  const value = env[FORECAST_ENVIRONMENT.hostMetrics];
-  if (value === undefined || value === '' || value === 'on') return true;
-  if (value === 'off') return false;
-  throw new Error(`${FORECAST_ENVIRONMENT.hostMetrics} must be on or off, got ${JSON.stringify(value)}`);
+export function hostMetricsFromEnvironment(env: Environment): boolean {
+  return onOff(env, FORECAST_ENVIRONMENT.hostMetrics, { fallback: true });
 }
 
 export const HORIZON_MINUTES_RANGE = { min: 1, max: 1440 } as const;
@@ -65,25 +65,15 @@ export const USAGE_PERCENT_RANGE = { min: 50, max: 99 } as const;
  * The settings from the detect function's environment (defaults where unset); a value out of its
  * range throws, naming the variable, so a misconfigured function fails at init.
  */
-export function forecastSettingsFromEnvironment(
-  env: Readonly<Record<string, string | undefined>>,
-): ForecastSettings {
-  const read = (name: string, range: { min: number; max: number }, fallback: number): number => {
-    const text = env[name];
-    if (text === undefined || text === '') return fallback;
-    if (!/^[0-9]{1,5}$/.test(text) || Number(text) < range.min || Number(text) > range.max) {
-      throw new Error(
-        `${name} must be a whole number from ${range.min} to ${range.max}, got ${JSON.stringify(text)}`,
-      );
-    }
-    return Number(text);
-  };
-  const horizonMinutes = read(
+export function forecastSettingsFromEnvironment(env: Environment): ForecastSettings {
+  const horizonMinutes = wholeNumber(
+    env,
     FORECAST_ENVIRONMENT.horizonMinutes,
     HORIZON_MINUTES_RANGE,
     DEFAULT_FORECAST_SETTINGS.horizonSeconds / 60,
   );
-  const usagePercent = read(
+  const usagePercent = wholeNumber(
+    env,
     FORECAST_ENVIRONMENT.usagePercent,
     USAGE_PERCENT_RANGE,
     DEFAULT_FORECAST_SETTINGS.usageThreshold * 100,

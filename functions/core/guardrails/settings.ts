@@ -1,5 +1,13 @@
 import { DEFAULTS } from '../defaults.js';
 import {
+  type Environment,
+  matching,
+  optionalText,
+  requiredText,
+  type TextRule,
+  wholeNumber,
+} from '../environment.js';
+import {
   checkWholeNumberInRange,
   DETECT_ENVIRONMENT,
   INCIDENT_RETENTION_DAYS_RANGE,
@@ -65,8 +73,13 @@ export const GUARDRAIL_RANGES = {
 } as const;
 
 /** EC2 tag keys: 1 to 127 Unicode characters, not starting with `aws:`. */
+export const TAG_KEY_RULE: TextRule = {
+  rule: "1 to 127 characters not starting with 'aws:'",
+  test: (key) => key.length > 0 && key.length <= 127 && !/^aws:/i.test(key),
+};
+
 export function checkTagKey(name: string, key: string): string {
-  if (key.length === 0 || key.length > 127 || /^aws:/i.test(key)) {
+  if (!TAG_KEY_RULE.test(key)) {
     throw new Error(`${name} must be 1 to 127 characters and not start with 'aws:', got '${key}'`);
   }
   return key;
@@ -76,8 +89,13 @@ export function checkTagKey(name: string, key: string): string {
 const CALENDAR_NAME = /^[A-Za-z0-9_.-]{3,128}$/;
 const CALENDAR_ARN = /^arn:aws[a-z-]*:ssm:[a-z0-9-]+:[0-9]{12}:document\/[A-Za-z0-9_.-]{3,128}$/;
 
+export const CHANGE_CALENDAR_RULE: TextRule = {
+  rule: 'an SSM Change Calendar name ([A-Za-z0-9_.-], 3 to 128) or its document ARN',
+  test: (calendar) => CALENDAR_NAME.test(calendar) || CALENDAR_ARN.test(calendar),
+};
+
 export function checkChangeCalendar(name: string, calendar: string): string {
-  if (!CALENDAR_NAME.test(calendar) && !CALENDAR_ARN.test(calendar)) {
+  if (!CHANGE_CALENDAR_RULE.test(calendar)) {
     throw new Error(
       `${name} must be an SSM Change Calendar name ([A-Za-z0-9_.-], 3 to 128) or its document ARN, got '${calendar}'`,
     );
@@ -86,6 +104,7 @@ export function checkChangeCalendar(name: string, calendar: string): string {
 }
 
 const VERSION = /^[0-9]{1,9}(\.[0-9]{1,9}){1,3}$/;
+export const AGENT_VERSION_RULE = matching(VERSION, `a version such as ${ENV_VAR_MIN_AGENT_VERSION}`);
 
 export function checkAgentVersion(name: string, version: string): string {
   if (!VERSION.test(version)) {
@@ -173,35 +192,37 @@ export function guardrailEnvironment(settings: GuardrailSettings): Record<string
  * Reads the settings back. A variable that is absent takes its default (so a function deployed
  * before a setting existed keeps working); one that is present but wrong fails, naming it.
  */
-export function guardrailSettingsFromEnvironment(
-  env: Readonly<Record<string, string | undefined>>,
-): GuardrailSettings {
-  const text = (name: string): string | undefined => {
-    const value = env[name]?.trim();
-    return value === undefined || value === '' ? undefined : value;
-  };
-  const wholeNumber = (name: string, fallback: number): number => {
-    const value = text(name);
-    if (value === undefined) return fallback;
-    if (!/^[0-9]+$/.test(value))
-      throw new Error(`environment variable ${name} is not a whole number: '${value}'`);
-    return Number(value);
-  };
+export function guardrailSettingsFromEnvironment(env: Environment): GuardrailSettings {
   const E = GUARDRAIL_ENVIRONMENT;
   const D = DEFAULT_GUARDRAILS;
-  const settings: GuardrailSettings = {
+  const R = GUARDRAIL_RANGES;
+  return {
     breaker: {
-      maxInstances: wholeNumber(E.breakerMaxInstances, D.breaker.maxInstances),
-      windowMinutes: wholeNumber(E.breakerWindowMinutes, D.breaker.windowMinutes),
+      maxInstances: wholeNumber(env, E.breakerMaxInstances, R.breakerMaxInstances, D.breaker.maxInstances),
+      windowMinutes: wholeNumber(
+        env,
+        E.breakerWindowMinutes,
+        R.breakerWindowMinutes,
+        D.breaker.windowMinutes,
+      ),
     },
-    maxConcurrentRemediations: wholeNumber(E.maxConcurrentRemediations, D.maxConcurrentRemediations),
-    slotLeaseSeconds: wholeNumber(E.remediationSlotLeaseSeconds, D.slotLeaseSeconds),
-    remediationCooldownMinutes: wholeNumber(E.remediationCooldownMinutes, D.remediationCooldownMinutes),
-    modeTagKey: text(E.modeTagKey) ?? D.modeTagKey,
-    changeCalendar: text(E.changeCalendar) ?? null,
-    minAgentVersion: text(E.minSsmAgentVersion) ?? D.minAgentVersion,
+    maxConcurrentRemediations: wholeNumber(
+      env,
+      E.maxConcurrentRemediations,
+      R.maxConcurrentRemediations,
+      D.maxConcurrentRemediations,
+    ),
+    slotLeaseSeconds: wholeNumber(env, E.remediationSlotLeaseSeconds, R.slotLeaseSeconds, D.slotLeaseSeconds),
+    remediationCooldownMinutes: wholeNumber(
+      env,
+      E.remediationCooldownMinutes,
+      R.remediationCooldownMinutes,
+      D.remediationCooldownMinutes,
+    ),
+    modeTagKey: optionalText(env, E.modeTagKey, TAG_KEY_RULE) ?? D.modeTagKey,
+    changeCalendar: optionalText(env, E.changeCalendar, CHANGE_CALENDAR_RULE) ?? null,
+    minAgentVersion: optionalText(env, E.minSsmAgentVersion, AGENT_VERSION_RULE) ?? D.minAgentVersion,
   };
-  return checkGuardrailSettings(settings, (field) => `environment variable ${E[field]}`);
 }
 
 /** Everything the `guardrails` function reads from its environment (the Guardrails construct writes it). */
@@ -213,17 +234,15 @@ export interface GuardrailFunctionSettings {
   readonly incidentRetentionDays: number;
 }
 
-export function guardrailFunctionSettingsFrom(
-  env: Readonly<Record<string, string | undefined>>,
-): GuardrailFunctionSettings {
-  const guardrails = guardrailSettingsFromEnvironment(env);
-  const tableName = env[DETECT_ENVIRONMENT.incidentTableName]?.trim() ?? '';
-  if (tableName === '')
-    throw new Error(`environment variable ${DETECT_ENVIRONMENT.incidentTableName} is not set`);
-  const retentionDays = checkWholeNumberInRange(
-    `environment variable ${DETECT_ENVIRONMENT.incidentRetentionDays}`,
-    Number(env[DETECT_ENVIRONMENT.incidentRetentionDays] ?? String(DEFAULTS.incidentRetentionDays)),
-    INCIDENT_RETENTION_DAYS_RANGE,
-  );
-  return { guardrails, incidentTableName: tableName, incidentRetentionDays: retentionDays };
+export function guardrailFunctionSettingsFrom(env: Environment): GuardrailFunctionSettings {
+  return {
+    guardrails: guardrailSettingsFromEnvironment(env),
+    incidentTableName: requiredText(env, DETECT_ENVIRONMENT.incidentTableName),
+    incidentRetentionDays: wholeNumber(
+      env,
+      DETECT_ENVIRONMENT.incidentRetentionDays,
+      INCIDENT_RETENTION_DAYS_RANGE,
+      DEFAULTS.incidentRetentionDays,
+    ),
+  };
 }

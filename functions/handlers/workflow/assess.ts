@@ -2,13 +2,13 @@
 
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { EVENTS_AFTER_STEP } from '../../core/events/lifecycle.js';
+import { assessSettings } from '../../core/function-settings.js';
 import { assessIncident } from '../../core/workflow/assess.js';
-import { workflowSettingsFrom } from '../../core/workflow/settings.js';
 import { putLifecycleEvents } from '../lifecycle-events.js';
 import { logger, metrics } from '../powertools.js';
 import { workflowHandler } from './middleware.js';
 
-const settings = workflowSettingsFrom(process.env);
+const settings = assessSettings(process.env);
 
 export const lambdaHandler = async (event: unknown) => {
   const assessment = assessIncident(event, settings);

@@ -9,39 +9,28 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { sdkRetryConfig } from '../../adapters/aws-retry.js';
 import { ec2NetworkPort } from '../../adapters/ec2-network.js';
 import { DynamoEniChangeStore } from '../../adapters/eni-change-store.js';
 import { type NetworkStepContext, runNetworkStep } from '../../core/allowance/steps.js';
-import { checkWholeNumberInRange, INCIDENT_RETENTION_DAYS_RANGE } from '../../core/incident/settings.js';
-import { requiredSetting, WORKFLOW_ENVIRONMENT, workflowSettingsFrom } from '../../core/workflow/settings.js';
+import { networkFunctionSettings } from '../../core/function-settings.js';
 import { logger, metrics, tracer } from '../powertools.js';
 import { workflowHandler } from './middleware.js';
 
-const settings = workflowSettingsFrom(process.env);
-const tableName = requiredSetting(process.env, 'incidentTableName');
-const retentionDays = checkWholeNumberInRange(
-  `environment variable ${WORKFLOW_ENVIRONMENT.incidentRetentionDays}`,
-  Number(process.env[WORKFLOW_ENVIRONMENT.incidentRetentionDays] ?? '90'),
-  INCIDENT_RETENTION_DAYS_RANGE,
-);
-const retry = sdkRetryConfig(process.env);
+const settings = networkFunctionSettings(process.env);
+const retry = settings.retry;
 const now = () => new Date();
 
 const context: NetworkStepContext = {
   ec2: ec2NetworkPort(tracer.captureAWSv3Client(new EC2Client(retry))),
   store: new DynamoEniChangeStore(
     DynamoDBDocumentClient.from(tracer.captureAWSv3Client(new DynamoDBClient(retry))),
-    tableName,
-    retentionDays,
+    settings.incidentTableName,
+    settings.incidentRetentionDays,
     now,
   ),
   now,
-  optIn: {
-    key: requiredSetting(process.env, 'managedInstanceTagKey'),
-    value: requiredSetting(process.env, 'managedInstanceTagValue'),
-  },
-  policy: settings.policy,
+  optIn: settings.optIn,
+  policy: settings.workflow.policy,
 };
 
 export const lambdaHandler = async (event: unknown) => {

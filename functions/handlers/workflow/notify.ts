@@ -9,24 +9,25 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SNSClient } from '@aws-sdk/client-sns';
 import type { Context } from 'aws-lambda';
 import { SnsPublisher } from '../../adapters/sns-publisher.js';
-import { approvalUrlFrom } from '../../core/chatops/iam-approval.js';
 import { notifyOutcome } from '../../core/chatops/outcome.js';
 import { EVENTS_AFTER_STEP } from '../../core/events/lifecycle.js';
 import { evidenceReferenceOf } from '../../core/evidence/reference.js';
+import { notifySettings } from '../../core/function-settings.js';
 import { incidentNotification, type WorkflowState } from '../../core/workflow/notify.js';
-import { requiredSetting } from '../../core/workflow/settings.js';
-import { chatopsRuntimeFrom, slackConfigured } from '../chatops.js';
+import { chatopsRuntimeFrom } from '../chatops.js';
 import { putLifecycleEvents } from '../lifecycle-events.js';
 import { logger, tracer } from '../powertools.js';
 import { accountOf } from './account.js';
 import { workflowHandler } from './middleware.js';
 
-const topicArn = requiredSetting(process.env, 'notificationTopicArn');
-const approvalUrl = approvalUrlFrom(process.env);
-const sns = new SnsPublisher(tracer.captureAWSv3Client(new SNSClient({})), topicArn);
-const runtime = slackConfigured(process.env)
-  ? chatopsRuntimeFrom(process.env, tracer.captureAWSv3Client(new DynamoDBClient({})), (message, fields) =>
-      logger.warn(message, fields),
+const settings = notifySettings(process.env);
+const { approvalUrl } = settings;
+const sns = new SnsPublisher(tracer.captureAWSv3Client(new SNSClient({})), settings.notificationTopicArn);
+const runtime = settings.chatops
+  ? chatopsRuntimeFrom(
+      settings.chatops,
+      tracer.captureAWSv3Client(new DynamoDBClient({})),
+      (message, fields) => logger.warn(message, fields),
     )
   : null;
 

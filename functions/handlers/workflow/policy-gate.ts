@@ -1,13 +1,13 @@
 /** "Check the policy" and "Settle the approved changes". */
 
 import { EVENTS_AFTER_STEP } from '../../core/events/lifecycle.js';
+import { policyGateSettings } from '../../core/function-settings.js';
 import { gateIncident } from '../../core/workflow/gate.js';
-import { workflowSettingsFrom } from '../../core/workflow/settings.js';
 import { putLifecycleEvents } from '../lifecycle-events.js';
 import { logger } from '../powertools.js';
 import { workflowHandler } from './middleware.js';
 
-const settings = workflowSettingsFrom(process.env);
+const settings = policyGateSettings(process.env);
 
 export const lambdaHandler = async (event: unknown) => {
   const decision = gateIncident(event, settings);

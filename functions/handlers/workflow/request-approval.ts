@@ -12,24 +12,22 @@ import { SNSClient } from '@aws-sdk/client-sns';
 import type { Context } from 'aws-lambda';
 import { DynamoApprovalStore } from '../../adapters/approval-store.js';
 import { SnsPublisher } from '../../adapters/sns-publisher.js';
-import { approvalUrlFrom } from '../../core/chatops/iam-approval.js';
 import { openApproval } from '../../core/chatops/open-approval.js';
 import { EVENTS_AFTER_STEP } from '../../core/events/lifecycle.js';
-import { requiredSetting } from '../../core/workflow/settings.js';
-import { chatopsRuntimeFrom, slackConfigured } from '../chatops.js';
+import { requestApprovalSettings } from '../../core/function-settings.js';
+import { chatopsRuntimeFrom } from '../chatops.js';
 import { putLifecycleEvents } from '../lifecycle-events.js';
 import { logger, tracer } from '../powertools.js';
 import { accountOf } from './account.js';
 import { workflowHandler } from './middleware.js';
 
-const tableName = requiredSetting(process.env, 'incidentTableName');
-const topicArn = requiredSetting(process.env, 'notificationTopicArn');
-const approvalUrl = approvalUrlFrom(process.env);
+const settings = requestApprovalSettings(process.env);
+const { approvalUrl } = settings;
 const dynamo = tracer.captureAWSv3Client(new DynamoDBClient({}));
 const warn = (message: string, fields: Record<string, unknown>) => logger.warn(message, fields);
-const runtime = slackConfigured(process.env) ? chatopsRuntimeFrom(process.env, dynamo, warn) : null;
-const store = runtime?.store ?? new DynamoApprovalStore(dynamo, tableName, warn);
-const sns = new SnsPublisher(tracer.captureAWSv3Client(new SNSClient({})), topicArn);
+const runtime = settings.chatops ? chatopsRuntimeFrom(settings.chatops, dynamo, warn) : null;
+const store = runtime?.store ?? new DynamoApprovalStore(dynamo, settings.incidentTableName, warn);
+const sns = new SnsPublisher(tracer.captureAWSv3Client(new SNSClient({})), settings.notificationTopicArn);
 
 export const lambdaHandler = async (event: unknown, context?: Context) => {
   const opened = await openApproval(event, {

@@ -12,20 +12,22 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { executionHistory, putEvidenceBundle } from '../../adapters/evidence-store.js';
-import { evidenceSigningFrom, kmsManifestSigner } from '../../adapters/kms-signer.js';
+import { kmsManifestSigner } from '../../adapters/kms-signer.js';
 import { WorkflowStore } from '../../adapters/workflow-store.js';
 import { buildEvidenceBundle, type EvidenceBundle, signEvidenceBundle } from '../../core/evidence/bundle.js';
 import { evidenceFromWorkflow } from '../../core/evidence/from-workflow.js';
 import type { EvidenceReference } from '../../core/evidence/reference.js';
-import { requiredSetting } from '../../core/workflow/settings.js';
+import { writeEvidenceSettings } from '../../core/function-settings.js';
 import { logger, tracer } from '../powertools.js';
 import { workflowHandler } from './middleware.js';
 
-const bucket = requiredSetting(process.env, 'evidenceBucketName');
-const tableName = requiredSetting(process.env, 'incidentTableName');
+const {
+  evidenceBucketName: bucket,
+  incidentTableName: tableName,
+  signing,
+} = writeEvidenceSettings(process.env);
 const s3 = tracer.captureAWSv3Client(new S3Client({}));
 const stepFunctions = tracer.captureAWSv3Client(new SFNClient({}));
-const signing = evidenceSigningFrom(process.env);
 const signer = signing
   ? kmsManifestSigner(tracer.captureAWSv3Client(new KMSClient({})), signing.keyId, signing.algorithm)
   : null;

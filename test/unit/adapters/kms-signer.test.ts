@@ -158,6 +158,8 @@ describe('evidenceSigningFrom', () => {
         EVIDENCE_SIGNING_KEY_ID: KEY_ARN,
         EVIDENCE_SIGNING_ALGORITHM: 'RSASSA_PKCS1_V1_5_SHA_256',
       }),
-    ).toThrow(/^EVIDENCE_SIGNING_ALGORITHM must be one of ECDSA_SHA_256, RSASSA_PSS_SHA_256/);
+    ).toThrow(
+      /^environment variable EVIDENCE_SIGNING_ALGORITHM must be one of ECDSA_SHA_256, RSASSA_PSS_SHA_256, got 'RSASSA_PKCS1_V1_5_SHA_256'/,
+    );
   });
 });

@@ -153,7 +153,9 @@ describe('who may decide from the command line', () => {
     ).toEqual({ roleArns: [`arn:aws:iam::${ACCOUNT}:role/OnCall`], policyHolders: true, accountId: ACCOUNT });
     expect(() =>
       iamApproversFrom({ APPROVER_ROLE_ARNS: 'OnCall', APPROVER_POLICY_HOLDERS: 'true' }, ACCOUNT),
-    ).toThrow(/APPROVER_ROLE_ARNS: 'OnCall' is not an IAM role ARN/);
+    ).toThrow(
+      /environment variable APPROVER_ROLE_ARNS must be a list of IAM role ARNs, separated by commas, got 'OnCall'/,
+    );
     expect(() => iamApproversFrom({ APPROVER_POLICY_HOLDERS: 'yes' }, ACCOUNT)).toThrow(
       /APPROVER_POLICY_HOLDERS/,
     );

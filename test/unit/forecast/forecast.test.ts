@@ -298,7 +298,7 @@ describe('forecast settings from the environment', () => {
       forecastSettingsFromEnvironment({ NEAR_FULL_HORIZON_MINUTES: '10', NEAR_FULL_USAGE_PERCENT: '85' }),
     ).toMatchObject({ horizonSeconds: 600, usageThreshold: 0.85 });
     expect(() => forecastSettingsFromEnvironment({ NEAR_FULL_USAGE_PERCENT: '100' })).toThrow(
-      /NEAR_FULL_USAGE_PERCENT must be a whole number from 50 to 99, got "100"/,
+      /environment variable NEAR_FULL_USAGE_PERCENT must be a whole number from 50 to 99, got '100'/,
     );
   });
 });

@@ -25,15 +25,15 @@ describe('guardrailFunctionSettingsFrom', () => {
   });
 
   it.each([
-    [{ INCIDENT_TABLE_NAME: '  ' }, 'environment variable INCIDENT_TABLE_NAME is not set'],
-    [{}, 'environment variable INCIDENT_TABLE_NAME is not set'],
+    [{ INCIDENT_TABLE_NAME: '  ' }, 'environment variable INCIDENT_TABLE_NAME must be set, got nothing'],
+    [{}, 'environment variable INCIDENT_TABLE_NAME must be set, got nothing'],
     [
       { INCIDENT_TABLE_NAME: 'incidents', INCIDENT_RETENTION_DAYS: '0' },
-      'environment variable INCIDENT_RETENTION_DAYS must be a whole number from 1 to 3650, got 0',
+      "environment variable INCIDENT_RETENTION_DAYS must be a whole number from 1 to 3650, got '0'",
     ],
     [
       { INCIDENT_TABLE_NAME: 'incidents', BREAKER_MAX_INSTANCES: 'many' },
-      "environment variable BREAKER_MAX_INSTANCES is not a whole number: 'many'",
+      "environment variable BREAKER_MAX_INSTANCES must be a whole number from 0 to 100000, got 'many'",
     ],
   ])('names what is wrong: %j', (env, message) => {
     expect(() => guardrailFunctionSettingsFrom(env)).toThrow(message);
