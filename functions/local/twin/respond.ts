@@ -5,7 +5,7 @@ import { DEFAULT_MANAGED_INSTANCE_TAG } from '../../core/defaults.js';
 import type { ResponseMode } from '../../core/incident/settings.js';
 import { resolvePolicy, withMode } from '../../core/plan/index.js';
 import { OUTCOME_STATUSES, type Outcome } from '../../core/workflow/outcome.js';
-import { workflowSettingsFrom } from '../../core/workflow/settings.js';
+import { type WorkflowSettings, workflowSettingsFrom } from '../../core/workflow/settings.js';
 import { askOnTerminal, startLocalChatops } from '../chatops/local-chatops.js';
 import { namespaceExists, namespaceInode } from '../netns.js';
 import { type AllowanceTwin, allowanceTwinPort, startAllowanceTwin } from './allowance-twin.js';
@@ -134,54 +134,12 @@ export async function respond(
   const outDir = resolve(options.outDir ?? join(options.outRoot ?? 'out', incidentId));
   await mkdir(outDir, { recursive: true });
 
-  const envSettings = workflowSettingsFrom({
-    ...process.env,
-    SOAK_SECONDS: String(options.soakSeconds ?? 5),
-  });
-  const basePolicy = options.policy === undefined ? envSettings.policy : resolvePolicy(options.policy);
-  const settings = {
-    ...envSettings,
-    policy: options.mode === undefined ? basePolicy : withMode(basePolicy, options.mode),
-  };
-  const trigger = options.trigger;
-  const input = {
-    incidentId,
-    host: netns,
-    // The namespace plays the instance; its name is its local "instance id".
-    instanceId: netns,
-    kind: options.ena ? 'ec2-allowance' : (trigger?.kind ?? 'table-full'),
-    mode: options.mode ?? 'auto',
-    openedAt: started.toISOString(),
-    trigger: {
-      owner: 'local',
-      logGroup: trigger?.kind === 'near-full' ? 'host-sampler' : 'kernel',
-      logStream: netns,
-      netns: inode,
-      dropLines: trigger?.dropLines ?? 0,
-      suppressed: trigger?.suppressed ?? 0,
-      firstSeen: trigger?.firstSeen ?? null,
-      lastSeen: trigger?.lastSeen ?? null,
-      events: (trigger?.events ?? []).map((event, index) => ({ id: String(index), ...event })),
-      eventsOmitted: 0,
-      ...(trigger?.forecast === undefined ? {} : { forecast: trigger.forecast }),
-    },
-  };
+  const settings = respondSettings(options);
+  const input = executionInput(options, { incidentId, started, inode });
   await writeFile(join(outDir, 'execution-input.json'), `${JSON.stringify(input, null, 2)}\n`);
 
   const hostStateDir = options.hostStateDir ?? join('/run/conntrack-responder-twin', netns);
-  let allowance: AllowanceTwin | null = null;
-  if (options.ena) {
-    allowance = await startAllowanceTwin({
-      netns,
-      statsDir: join(hostStateDir, 'ena-stats'),
-      exceededPerSecond: options.ena.exceededPerSecond,
-      relief: options.ena.relief,
-      optIn: DEFAULT_MANAGED_INSTANCE_TAG,
-    });
-    say(
-      `respond: EC2's allowance exhausted on ${allowance.exhausted.interface} (${allowance.exhausted.networkInterfaceId}, ${options.ena.exceededPerSecond} packets/s${options.ena.relief ? ', relieved by shorter ENI timeouts' : ', whatever is changed'}); local EC2 at ${allowance.ec2.endpoint}`,
-    );
-  }
+  const allowance = options.ena ? await startAllowance(netns, options.ena, hostStateDir, say) : null;
   const ssm = localSsm({
     netns,
     env: {
@@ -271,16 +229,7 @@ export async function respond(
   const ended = await execution.result.finally(() => chatops.close());
   options.signal?.removeEventListener('abort', abort);
   await ssm.settle();
-  let ec2: RespondResult['ec2'] = null;
-  if (allowance) {
-    await allowance.close();
-    await allowance.ec2.save(join(outDir, 'local-ec2.json'));
-    ec2 = {
-      initial: allowance.initial,
-      final: structuredClone(allowance.ec2.model.enis),
-      calls: allowance.ec2.calls(),
-    };
-  }
+  const ec2 = allowance ? await closeAllowance(allowance, outDir) : null;
   const state = 'output' in ended ? (ended.output as Record<string, unknown>) : null;
   const rawOutcome = state?.outcome as Outcome | undefined;
   const outcome =
@@ -302,5 +251,79 @@ export async function respond(
     startedAt: started.toISOString(),
     endedAt: now().toISOString(),
     ec2,
+  };
+}
+
+/** The workflow's settings from the environment, with the run's soak, policy and mode. */
+function respondSettings(options: RespondOptions): WorkflowSettings {
+  const envSettings = workflowSettingsFrom({
+    ...process.env,
+    SOAK_SECONDS: String(options.soakSeconds ?? 5),
+  });
+  const basePolicy = options.policy === undefined ? envSettings.policy : resolvePolicy(options.policy);
+  return {
+    ...envSettings,
+    policy: options.mode === undefined ? basePolicy : withMode(basePolicy, options.mode),
+  };
+}
+
+/** The execution input, as detection would open the incident for this namespace. */
+function executionInput(
+  options: RespondOptions,
+  run: { readonly incidentId: string; readonly started: Date; readonly inode: string | number },
+) {
+  const { netns, trigger } = options;
+  return {
+    incidentId: run.incidentId,
+    host: netns,
+    // The namespace plays the instance; its name is its local "instance id".
+    instanceId: netns,
+    kind: options.ena ? 'ec2-allowance' : (trigger?.kind ?? 'table-full'),
+    mode: options.mode ?? 'auto',
+    openedAt: run.started.toISOString(),
+    trigger: {
+      owner: 'local',
+      logGroup: trigger?.kind === 'near-full' ? 'host-sampler' : 'kernel',
+      logStream: netns,
+      netns: run.inode,
+      dropLines: trigger?.dropLines ?? 0,
+      suppressed: trigger?.suppressed ?? 0,
+      firstSeen: trigger?.firstSeen ?? null,
+      lastSeen: trigger?.lastSeen ?? null,
+      events: (trigger?.events ?? []).map((event, index) => ({ id: String(index), ...event })),
+      eventsOmitted: 0,
+      ...(trigger?.forecast === undefined ? {} : { forecast: trigger.forecast }),
+    },
+  };
+}
+
+/** EC2's allowance exhausted on the namespace's first interface, and the local EC2 that plays it. */
+async function startAllowance(
+  netns: string,
+  ena: NonNullable<RespondOptions['ena']>,
+  hostStateDir: string,
+  say: (line: string) => void,
+): Promise<AllowanceTwin> {
+  const allowance = await startAllowanceTwin({
+    netns,
+    statsDir: join(hostStateDir, 'ena-stats'),
+    exceededPerSecond: ena.exceededPerSecond,
+    relief: ena.relief,
+    optIn: DEFAULT_MANAGED_INSTANCE_TAG,
+  });
+  say(
+    `respond: EC2's allowance exhausted on ${allowance.exhausted.interface} (${allowance.exhausted.networkInterfaceId}, ${ena.exceededPerSecond} packets/s${ena.relief ? ', relieved by shorter ENI timeouts' : ', whatever is changed'}); local EC2 at ${allowance.ec2.endpoint}`,
+  );
+  return allowance;
+}
+
+/** Stops the allowance twin, keeps its EC2 under local-ec2.json, and returns the ENIs before and after. */
+async function closeAllowance(allowance: AllowanceTwin, outDir: string): Promise<RespondResult['ec2']> {
+  await allowance.close();
+  await allowance.ec2.save(join(outDir, 'local-ec2.json'));
+  return {
+    initial: allowance.initial,
+    final: structuredClone(allowance.ec2.model.enis),
+    calls: allowance.ec2.calls(),
   };
 }
