@@ -41,6 +41,85 @@ interface FunctionSpec {
   readonly environment: Record<string, string>;
 }
 
+/** Each function's handler, sizing and environment. */
+function functionSpecs(props: WorkflowFunctionsProps): Record<WorkflowOwnRole, FunctionSpec> {
+  const settings = {
+    [WORKFLOW_ENVIRONMENT.policy]: JSON.stringify(props.policy),
+    [WORKFLOW_ENVIRONMENT.soakSeconds]: String(props.soak.toSeconds()),
+  };
+  const table = { [WORKFLOW_ENVIRONMENT.incidentTableName]: props.incidentTable.tableName };
+  const topic = { [WORKFLOW_ENVIRONMENT.notificationTopicArn]: props.notificationTopic.topicArn };
+  const bucket = { [WORKFLOW_ENVIRONMENT.evidenceBucketName]: props.evidenceBucket.bucketName };
+  return {
+    assess: {
+      entry: 'assess.ts',
+      description: 'Confirms a conntrack alert from the host counters and plans the remediation',
+      memorySize: 512,
+      timeout: Duration.seconds(30),
+      environment: settings,
+    },
+    policyGate: {
+      entry: 'policy-gate.ts',
+      description: 'Decides which planned changes run now, wait for approval, or are only recorded',
+      memorySize: 256,
+      timeout: Duration.seconds(15),
+      environment: settings,
+    },
+    requestApproval: {
+      entry: 'request-approval.ts',
+      description: 'Stores the task token under a single-use approval id and announces the request',
+      memorySize: 256,
+      timeout: Duration.seconds(30),
+      environment: { ...table, ...topic },
+    },
+    verify: {
+      entry: 'verify.ts',
+      description: 'Verifies a conntrack fix from the diagnostics before and after the soak',
+      memorySize: 512,
+      timeout: Duration.seconds(30),
+      environment: {},
+    },
+    announce: {
+      entry: 'announce.ts',
+      description: 'Puts the lifecycle event of a change applied on the host',
+      memorySize: 256,
+      timeout: Duration.seconds(15),
+      environment: {},
+    },
+    notify: {
+      entry: 'notify.ts',
+      description: "Publishes an incident's outcome",
+      memorySize: 256,
+      // SNS first, then Slack, whose rate limit may be waited out.
+      timeout: Duration.seconds(30),
+      // Where the evidence went comes from the evidence step's output ($.evidence).
+      environment: { ...topic },
+    },
+    network: {
+      entry: 'network.ts',
+      description:
+        "Describes an instance's network interfaces and changes or restores their idle tracking timeouts (EC2)",
+      memorySize: 256,
+      // A few EC2 calls, each retried on throttling by the SDK.
+      timeout: Duration.seconds(60),
+      environment: {
+        ...settings,
+        ...table,
+        [WORKFLOW_ENVIRONMENT.incidentRetentionDays]: String(props.incidentRetentionDays),
+        [WORKFLOW_ENVIRONMENT.managedInstanceTagKey]: props.managedInstanceTag.key,
+        [WORKFLOW_ENVIRONMENT.managedInstanceTagValue]: props.managedInstanceTag.value,
+      },
+    },
+    writeEvidence: {
+      entry: 'write-evidence.ts',
+      description: "Writes an incident's evidence bundle to S3 and closes the incident record",
+      memorySize: 1024,
+      timeout: Duration.seconds(90),
+      environment: { ...bucket, ...table },
+    },
+  };
+}
+
 /**
  * The Lambda functions behind the workflow's Task states: thin handlers over the pure core in
  * functions/core/workflow, one role each with only what that function calls.
@@ -51,118 +130,58 @@ export class WorkflowFunctions extends Construct {
 
   constructor(scope: Construct, id: string, props: WorkflowFunctionsProps) {
     super(scope, id);
-    const settings = {
-      [WORKFLOW_ENVIRONMENT.policy]: JSON.stringify(props.policy),
-      [WORKFLOW_ENVIRONMENT.soakSeconds]: String(props.soak.toSeconds()),
-    };
-    const table = { [WORKFLOW_ENVIRONMENT.incidentTableName]: props.incidentTable.tableName };
-    const topic = { [WORKFLOW_ENVIRONMENT.notificationTopicArn]: props.notificationTopic.topicArn };
-    const bucket = { [WORKFLOW_ENVIRONMENT.evidenceBucketName]: props.evidenceBucket.bucketName };
-    const specs: Record<WorkflowOwnRole, FunctionSpec> = {
-      assess: {
-        entry: 'assess.ts',
-        description: 'Confirms a conntrack alert from the host counters and plans the remediation',
-        memorySize: 512,
-        timeout: Duration.seconds(30),
-        environment: settings,
-      },
-      policyGate: {
-        entry: 'policy-gate.ts',
-        description: 'Decides which planned changes run now, wait for approval, or are only recorded',
-        memorySize: 256,
-        timeout: Duration.seconds(15),
-        environment: settings,
-      },
-      requestApproval: {
-        entry: 'request-approval.ts',
-        description: 'Stores the task token under a single-use approval id and announces the request',
-        memorySize: 256,
-        timeout: Duration.seconds(30),
-        environment: { ...table, ...topic },
-      },
-      verify: {
-        entry: 'verify.ts',
-        description: 'Verifies a conntrack fix from the diagnostics before and after the soak',
-        memorySize: 512,
-        timeout: Duration.seconds(30),
-        environment: {},
-      },
-      announce: {
-        entry: 'announce.ts',
-        description: 'Puts the lifecycle event of a change applied on the host',
-        memorySize: 256,
-        timeout: Duration.seconds(15),
-        environment: {},
-      },
-      notify: {
-        entry: 'notify.ts',
-        description: "Publishes an incident's outcome",
-        memorySize: 256,
-        // SNS first, then Slack, whose rate limit may be waited out.
-        timeout: Duration.seconds(30),
-        // Where the evidence went comes from the evidence step's output ($.evidence).
-        environment: { ...topic },
-      },
-      network: {
-        entry: 'network.ts',
-        description:
-          "Describes an instance's network interfaces and changes or restores their idle tracking timeouts (EC2)",
-        memorySize: 256,
-        // A few EC2 calls, each retried on throttling by the SDK.
-        timeout: Duration.seconds(60),
-        environment: {
-          ...settings,
-          ...table,
-          [WORKFLOW_ENVIRONMENT.incidentRetentionDays]: String(props.incidentRetentionDays),
-          [WORKFLOW_ENVIRONMENT.managedInstanceTagKey]: props.managedInstanceTag.key,
-          [WORKFLOW_ENVIRONMENT.managedInstanceTagValue]: props.managedInstanceTag.value,
-        },
-      },
-      writeEvidence: {
-        entry: 'write-evidence.ts',
-        description: "Writes an incident's evidence bundle to S3 and closes the incident record",
-        memorySize: 1024,
-        timeout: Duration.seconds(90),
-        environment: { ...bucket, ...table },
-      },
-    };
-
     const functions = {} as Record<WorkflowOwnRole, nodejs.NodejsFunction>;
     const roles = {} as Record<WorkflowOwnRole, iam.Role>;
-    for (const [role, spec] of Object.entries(specs) as Array<[WorkflowOwnRole, FunctionSpec]>) {
-      const logGroup = new logs.LogGroup(this, `${role}Logs`, {
-        retention: props.logRetention,
-        removalPolicy: RemovalPolicy.DESTROY,
-      });
-      const functionRole = new iam.Role(this, `${role}Role`, {
-        assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-        description: `conntrack-responder workflow: ${spec.description}`,
-      });
-      logGroup.grantWrite(functionRole);
-      Validations.of(functionRole).acknowledge({
-        id: 'AwsSolutions-IAM5[Resource::*]',
-        reason:
-          'X-Ray trace writes (PutTraceSegments, PutTelemetryRecords) have no resource-level permissions.',
-      });
-
-      const fn = new nodejs.NodejsFunction(this, `${role}Function`, {
-        ...responderFunctionProps(`functions/handlers/workflow/${spec.entry}`, spec.environment),
-        description: spec.description,
-        memorySize: spec.memorySize,
-        timeout: spec.timeout,
-        role: functionRole,
-        logGroup,
-      });
-      Validations.of(fn).acknowledge({
-        id: 'Serverless-LambdaDLQ',
-        reason:
-          'Step Functions invokes this function synchronously and catches its errors; there is no event to keep.',
-      });
-      functions[role] = fn;
-      roles[role] = functionRole;
+    const specs = functionSpecs(props);
+    for (const name of Object.keys(specs) as WorkflowOwnRole[]) {
+      const { fn, role } = this.addFunction(name, specs[name], props.logRetention);
+      functions[name] = fn;
+      roles[name] = role;
     }
+    this.grantLeastPrivilege(roles, props);
+    this.functions = functions;
+    this.roles = roles;
+  }
 
-    // Least privilege, per function.
+  /** One function with its own log group and role. */
+  private addFunction(
+    role: WorkflowOwnRole,
+    spec: FunctionSpec,
+    logRetention: logs.RetentionDays,
+  ): { fn: nodejs.NodejsFunction; role: iam.Role } {
+    const logGroup = new logs.LogGroup(this, `${role}Logs`, {
+      retention: logRetention,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    const functionRole = new iam.Role(this, `${role}Role`, {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: `conntrack-responder workflow: ${spec.description}`,
+    });
+    logGroup.grantWrite(functionRole);
+    Validations.of(functionRole).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason:
+        'X-Ray trace writes (PutTraceSegments, PutTelemetryRecords) have no resource-level permissions.',
+    });
+
+    const fn = new nodejs.NodejsFunction(this, `${role}Function`, {
+      ...responderFunctionProps(`functions/handlers/workflow/${spec.entry}`, spec.environment),
+      description: spec.description,
+      memorySize: spec.memorySize,
+      timeout: spec.timeout,
+      role: functionRole,
+      logGroup,
+    });
+    Validations.of(fn).acknowledge({
+      id: 'Serverless-LambdaDLQ',
+      reason:
+        'Step Functions invokes this function synchronously and catches its errors; there is no event to keep.',
+    });
+    return { fn, role: functionRole };
+  }
+
+  /** Least privilege, per function. */
+  private grantLeastPrivilege(roles: Record<WorkflowOwnRole, iam.Role>, props: WorkflowFunctionsProps): void {
     // The lifecycle events each step puts (functions/core/events/lifecycle.ts EVENTS_AFTER_STEP).
     for (const role of ['assess', 'policyGate', 'requestApproval', 'announce', 'verify', 'notify'] as const) {
       allowPuttingLifecycleEvents(roles[role]);
@@ -207,8 +226,6 @@ export class WorkflowFunctions extends Construct {
       reason:
         'Each incident writes its own bundle files under the incidents/ prefix; their names are known only at run time.',
     });
-    this.functions = functions;
-    this.roles = roles;
   }
 
   /**
