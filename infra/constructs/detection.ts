@@ -95,13 +95,24 @@ export class Detection extends Construct {
 
   constructor(scope: Construct, id: string, props: DetectionProps) {
     super(scope, id);
+    this.failedEventsQueue = this.failedEventsStore();
+    const { fn, role } = this.detectFunction(props, this.failedEventsQueue);
+    this.function = fn;
+    this.grantDetect(role, props);
+    this.subscribedLogGroups = [];
+    const created = this.subscribeKernelLogs(props);
+    if (created !== undefined) this.createdLogGroup = created;
+    this.addAlarms(props);
+  }
 
-    this.failedEventsQueue = new sqs.Queue(this, 'FailedEvents', {
+  /** Where an event the function could not process is kept, with its error. */
+  private failedEventsStore(): sqs.Queue {
+    const queue = new sqs.Queue(this, 'FailedEvents', {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       retentionPeriod: Duration.days(14),
     });
-    Validations.of(this.failedEventsQueue).acknowledge(
+    Validations.of(queue).acknowledge(
       {
         id: 'AwsSolutions-SQS3',
         reason:
@@ -113,7 +124,14 @@ export class Detection extends Construct {
           'This queue is itself the dead-letter store of the detect function; an alarm reports every message.',
       },
     );
+    return queue;
+  }
 
+  /** The detect function, with its own log group and role. */
+  private detectFunction(
+    props: DetectionProps,
+    failedEventsQueue: sqs.IQueue,
+  ): { fn: nodejs.NodejsFunction; role: iam.Role } {
     const functionLogs = new logs.LogGroup(this, 'FunctionLogs', {
       retention: props.logRetention,
       removalPolicy: RemovalPolicy.DESTROY,
@@ -124,7 +142,7 @@ export class Detection extends Construct {
     });
     functionLogs.grantWrite(role);
 
-    this.function = new nodejs.NodejsFunction(this, 'Function', {
+    const fn = new nodejs.NodejsFunction(this, 'Function', {
       ...responderFunctionProps('functions/handlers/detect.ts', {
         [DETECT_ENVIRONMENT.incidentTableName]: props.incidentTable.tableName,
         [DETECT_ENVIRONMENT.stateMachineArn]: props.stateMachine.stateMachineArn,
@@ -147,14 +165,17 @@ export class Detection extends Construct {
       // Subscription deliveries are asynchronous: two retries, then the event and its error are kept.
       retryAttempts: 2,
       maxEventAge: Duration.hours(6),
-      onFailure: new lambdaDestinations.SqsDestination(this.failedEventsQueue),
+      onFailure: new lambdaDestinations.SqsDestination(failedEventsQueue),
     });
-    Validations.of(this.function).acknowledge({
+    Validations.of(fn).acknowledge({
       id: 'Serverless-LambdaDLQ',
       reason:
         'The asynchronous on-failure destination (SQS) keeps failed events with their error, superseding a dead-letter queue.',
     });
+    return { fn, role };
+  }
 
+  private grantDetect(role: iam.Role, props: DetectionProps): void {
     // Least privilege: read and conditionally write incident items and the breaker's records
     // (BatchGetItem: the fleet view reads the window's incidents), start this workflow, publish
     // the breaker's one escalation, nothing more. Only the items it owns (DETECT_LEADING_KEYS):
@@ -187,27 +208,33 @@ export class Detection extends Construct {
       reason:
         'X-Ray trace writes (PutTraceSegments, PutTelemetryRecords) have no resource-level permissions.',
     });
+  }
 
-    this.subscribedLogGroups = [];
+  /** The kernel log groups subscribed: the ones named, or one the construct makes (returned). */
+  private subscribeKernelLogs(props: DetectionProps): logs.LogGroup | undefined {
     if (props.logGroupNames.length === 0) {
       // Kept when the stack is deleted: the hosts' kernel lines are their own record of an
       // outage. Kept under a generated name, a second deployment gets a new group instead of
       // failing on the old one ("already exists"); a fixed name is the operator's choice.
-      this.createdLogGroup = new logs.LogGroup(this, 'KernelLogs', {
+      const created = new logs.LogGroup(this, 'KernelLogs', {
         ...(props.createdLogGroupName === undefined ? {} : { logGroupName: props.createdLogGroupName }),
         retention: props.logRetention,
         removalPolicy: RemovalPolicy.RETAIN,
       });
-      this.subscribe(this.createdLogGroup, 'KernelLogs', props.subscriptionFilterName);
-    } else {
-      for (const name of uniqueLogGroupNames(props.logGroupNames)) {
-        // The id derives from the name alone, so adding or reordering names never replaces a filter
-        // (a replacement is create-before-delete and fails on a log group already at its filter limit).
-        const id = `LogGroup${encodeURIComponent(name)}`;
-        this.subscribe(logs.LogGroup.fromLogGroupName(this, id, name), id, props.subscriptionFilterName);
-      }
+      this.subscribe(created, 'KernelLogs', props.subscriptionFilterName);
+      return created;
     }
+    for (const name of uniqueLogGroupNames(props.logGroupNames)) {
+      // The id derives from the name alone, so adding or reordering names never replaces a filter
+      // (a replacement is create-before-delete and fails on a log group already at its filter limit).
+      const id = `LogGroup${encodeURIComponent(name)}`;
+      this.subscribe(logs.LogGroup.fromLogGroupName(this, id, name), id, props.subscriptionFilterName);
+    }
+    return undefined;
+  }
 
+  /** Failed events, and drop text that did not count as the kernel's, reported on the alarm topic. */
+  private addAlarms(props: DetectionProps): void {
     const failedEvents = new cloudwatch.Alarm(this, 'FailedEventsAlarm', {
       alarmDescription:
         'A kernel log delivery could not be processed by the detect function; it is kept in the failed-events queue.',
